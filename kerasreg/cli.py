@@ -1,0 +1,115 @@
+"""The `kerasreg` command: argument parsing only; the work is in the public API."""
+
+import argparse
+import sys
+
+
+def _shape(text):
+    """Parse `40` or `28,28,1` into a tuple of ints."""
+    try:
+        return tuple(int(d) for d in text.replace("x", ",").split(",") if d)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"Expected comma-separated ints such as 40 or 28,28,1. Received: {text!r}"
+        ) from None
+
+
+def _first_doc_line(obj):
+    return ((obj.__doc__ or "").strip().splitlines() or [""])[0]
+
+
+def cmd_list(args):
+    import kerasreg
+    from kerasreg import layers, zoo
+
+    print("Models:")
+    for name in kerasreg.list_models():
+        print(f"  {name:<16} {_first_doc_line(zoo.get_model_fn(name))}")
+    print("\nPlacements:")
+    for name in kerasreg.list_placements():
+        p = kerasreg.get_placement(name)
+        print(f"  {name:<16} {p.block_text():<48} {p.description}")
+    print("\nDropout kinds:")
+    for name in kerasreg.list_dropout_kinds():
+        print(f"  {name:<16} {_first_doc_line(layers.get_dropout_kind(name))}")
+    print("\nNorm kinds:")
+    for name in kerasreg.list_norm_kinds():
+        print(f"  {name:<16} {_first_doc_line(layers.get_norm_kind(name))}")
+    return 0
+
+
+def add_model_flags(parser):
+    """Flags for every `build_model` option, shared by `build`, `train` and `study`."""
+    parser.add_argument("--placement", default=None, help="placement name (default bn_act_drop)")
+    parser.add_argument("--dropout", default=None, help="dropout kind (default: the placement's, else standard)")
+    parser.add_argument("--dropout-rate", type=float, default=None, help="fraction dropped, in [0, 1) (default 0.2)")
+    parser.add_argument("--norm", default=None, help="norm kind (default batch)")
+    parser.add_argument("--bn-preset", default=None, help="keras or torch (default keras)")
+    parser.add_argument("--api", default=None, help="functional or sequential (default functional)")
+    parser.add_argument("--widths", type=_shape, default=None, help="mlp/tutorial_net hidden widths, e.g. 100,100")
+    parser.add_argument("--filters", type=_shape, default=None, help="cnn filters per block, e.g. 32,64")
+
+
+def model_kwargs(args):
+    """`build_model` keyword arguments given on the command line (unset ones left out)."""
+    names = {"placement": "placement", "dropout": "dropout", "dropout_rate": "dropout_rate",
+             "norm": "norm", "bn_preset": "bn_preset", "api": "api", "widths": "widths"}
+    kwargs = {key: getattr(args, attr) for key, attr in names.items() if getattr(args, attr) is not None}
+    if args.filters is not None:
+        kwargs["filters"] = args.filters[0] if args.model == "resnet_small" else args.filters
+    return kwargs
+
+
+def cmd_build(args):
+    import kerasreg
+
+    model = kerasreg.build_model(
+        args.model, input_shape=args.input_shape, num_classes=args.num_classes,
+        seed=args.seed, **model_kwargs(args),
+    )
+    model.summary()
+    print(kerasreg.describe(model))
+    return 0
+
+
+def make_parser():
+    """The argument parser of the `kerasreg` command.
+
+    Example:
+
+    >>> make_parser().parse_args(["list"]).command
+    'list'
+    """
+    parser = argparse.ArgumentParser(
+        prog="kerasreg",
+        description="Where should Dropout and BatchNormalization go? Build, train, export and compare.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="list models, placements, dropout kinds and norm kinds")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("build", help="build a model and print its summary")
+    p.add_argument("model", help="architecture name (see `kerasreg list`)")
+    p.add_argument("--input-shape", type=_shape, required=True, help="e.g. 40 or 8,8,1")
+    p.add_argument("--num-classes", type=int, required=True)
+    p.add_argument("--seed", type=int, default=None)
+    add_model_flags(p)
+    p.set_defaults(func=cmd_build)
+    return parser
+
+
+def main(argv=None):
+    """Run the `kerasreg` command; returns the exit code.
+
+    Example:
+
+    >>> main(["list"])  # doctest: +SKIP
+    0
+    """
+    args = make_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"kerasreg {args.command}: error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,372 @@
+"""build_model: architecture x placement x dropout kind/rate x norm kind -> keras.Model.
+
+This is the one place where a placement is applied: `BlockBuilder` turns a
+placement's token order into layers, and `build_model` assembles the body
+an architecture returns into a Sequential or functional model that carries
+its kerasreg configuration through `.keras` save and load.
+"""
+
+import inspect
+
+import keras
+
+from kerasreg import layers as kinds
+from kerasreg import placements, zoo
+
+APIS = ("functional", "sequential")
+
+
+class BlockBuilder:
+    """Makes the layers of one block in the order a placement prescribes.
+
+    Architectures call `dense`, `conv`, `flatten` and `reshape`; the
+    builder names layers `<block>_<token>` so Sequential and functional
+    builds have identical layer names, orders and weights.
+
+    Example:
+
+    >>> b = BlockBuilder(placements.get_placement("bn_act_drop"), dropout="standard",
+    ...                  dropout_rate=0.2, norm="batch", bn_preset="keras", seed=0)
+    >>> [l.name for l in b.dense("block1", 8)]
+    ['block1_weight', 'block1_norm', 'block1_act', 'block1_drop']
+    """
+
+    def __init__(self, placement, *, dropout, dropout_rate, norm, bn_preset, seed, activation="relu"):
+        self.placement = placement
+        self.dropout = kinds.get_dropout_kind(dropout)
+        self.dropout_rate = dropout_rate
+        self.norm = kinds.get_norm_kind(norm)
+        self.bn_preset = bn_preset
+        self.activation = activation
+        self._seed = seed
+        self._draws = 0
+
+    def next_seed(self):
+        """A distinct seed per random layer, or None when unseeded."""
+        if self._seed is None:
+            return None
+        self._draws += 1
+        return self._seed + self._draws
+
+    def dropout_layer(self, name, rank):
+        """The dropout layer, or None when the rate is 0."""
+        if self.dropout_rate == 0:
+            return None
+        return self.dropout(self.dropout_rate, seed=self.next_seed(), rank=rank, name=name)
+
+    def _block(self, prefix, weight, channels, rank):
+        made = {
+            "weight": lambda: weight,
+            "norm": lambda: self.norm(channels, bn_preset=self.bn_preset, name=f"{prefix}_norm"),
+            "act": lambda: keras.layers.Activation(self.activation, name=f"{prefix}_act"),
+            "drop": lambda: self.dropout_layer(f"{prefix}_drop", rank),
+        }
+        layers = [made[token]() for token in self.placement.block]
+        return [layer for layer in layers if layer is not None]
+
+    def dense(self, prefix, units):
+        """A block around `Dense(units)`."""
+        weight = keras.layers.Dense(
+            units, name=f"{prefix}_weight",
+            kernel_initializer=keras.initializers.GlorotUniform(seed=self.next_seed()),
+        )
+        return self._block(prefix, weight, units, rank=2)
+
+    def conv(self, prefix, filters, *, kernel_size, strides, dims):
+        """A block around `Conv1D`/`Conv2D(filters)` with "same" padding."""
+        conv = {1: keras.layers.Conv1D, 2: keras.layers.Conv2D}[dims]
+        weight = conv(
+            filters, kernel_size, strides=strides, padding="same", name=f"{prefix}_weight",
+            kernel_initializer=keras.initializers.GlorotUniform(seed=self.next_seed()),
+        )
+        return self._block(prefix, weight, filters, rank=dims + 2)
+
+    def flatten(self, input_shape):
+        """A Flatten layer when the input is not already a vector."""
+        return [keras.layers.Flatten(name="flatten")] if len(input_shape) > 1 else []
+
+    def reshape(self, input_shape, target_shape):
+        """A Reshape layer when the input lacks the channel axis."""
+        if tuple(input_shape) == tuple(target_shape):
+            return []
+        return [keras.layers.Reshape(target_shape, name="reshape")]
+
+    def head(self, num_classes):
+        """Optional head-only dropout, then the softmax classifier."""
+        head = []
+        if self.placement.dropout_scope == "head_only":
+            head.append(self.dropout_layer("head_drop", rank=2))
+        head.append(keras.layers.Dense(
+            num_classes, activation="softmax", name="head",
+            kernel_initializer=keras.initializers.GlorotUniform(seed=self.next_seed()),
+        ))
+        return [layer for layer in head if layer is not None]
+
+
+class _CarriesKerasregConfig:
+    """Adds `kerasreg_config` to a Keras model's config so `.keras` files keep it."""
+
+    def get_config(self):
+        return {**super().get_config(), "kerasreg_config": self.kerasreg_config}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        kerasreg_config = config.pop("kerasreg_config", None)
+        model = super().from_config(config, custom_objects=custom_objects)
+        model.kerasreg_config = kerasreg_config
+        return model
+
+
+@keras.saving.register_keras_serializable(package="kerasreg")
+class ZooSequential(_CarriesKerasregConfig, keras.Sequential):
+    """A `keras.Sequential` that remembers how kerasreg built it."""
+
+    def __init__(self, layers=None, kerasreg_config=None, **kwargs):
+        super().__init__(layers, **kwargs)
+        self.kerasreg_config = kerasreg_config
+
+
+@keras.saving.register_keras_serializable(package="kerasreg")
+class ZooFunctional(_CarriesKerasregConfig, keras.Model):
+    """A functional `keras.Model` that remembers how kerasreg built it."""
+
+    def __init__(self, *args, kerasreg_config=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kerasreg_config = kerasreg_config
+
+
+def _check_shape(input_shape, num_classes):
+    if isinstance(input_shape, int):
+        input_shape = (input_shape,)
+    try:
+        input_shape = tuple(int(d) for d in input_shape)
+    except (TypeError, ValueError):
+        input_shape = None
+    if not input_shape or min(input_shape) < 1:
+        raise ValueError(
+            "Invalid value received for argument `input_shape`. Expected a tuple of "
+            f"positive ints without the batch axis, e.g. (40,). Received: input_shape={input_shape!r}"
+        )
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(
+            "Invalid value received for argument `num_classes`. Expected an int >= 2. "
+            f"Received: num_classes={num_classes!r}"
+        )
+    return input_shape
+
+
+def _resolve_dropout_kind(placement, dropout):
+    if dropout is None:
+        return placement.dropout_kind or "standard"
+    if placement.dropout_kind and dropout != placement.dropout_kind:
+        raise ValueError(
+            f"Placement {placement.name!r} implies dropout={placement.dropout_kind!r}. "
+            f"Received: dropout={dropout!r}. Leave `dropout` unset, or pick another placement."
+        )
+    kinds.get_dropout_kind(dropout)
+    return dropout
+
+
+def _check_arch_kwargs(name, arch_kwargs):
+    valid = zoo.model_options(name)
+    unknown = sorted(set(arch_kwargs) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"Unknown option(s) {', '.join(unknown)} for model {name!r}. "
+            f"Valid options: {', '.join(valid) or 'none'}."
+        )
+
+
+def _assemble(name, body, head, input_shape, api, kerasreg_config):
+    inputs = keras.Input(shape=input_shape, name="inputs")
+    if api == "sequential":
+        if any(isinstance(item, zoo.Residual) for item in body):
+            raise ValueError(
+                f"Model {name!r} has residual connections, which a Sequential model "
+                "cannot hold. Use api='functional'."
+            )
+        return ZooSequential([inputs, *body, *head], name=name, kerasreg_config=kerasreg_config)
+    x = inputs
+    for item in body:
+        if isinstance(item, zoo.Residual):
+            y = x
+            for layer in item.branch:
+                y = layer(y)
+            x = keras.layers.Add(name=f"{item.name}_add")([x, y])
+        else:
+            x = item(x)
+    for layer in head:
+        x = layer(x)
+    return ZooFunctional(inputs=inputs, outputs=x, name=name, kerasreg_config=kerasreg_config)
+
+
+def build_model(
+    name,
+    *,
+    placement="bn_act_drop",
+    dropout=None,
+    dropout_rate=0.2,
+    norm="batch",
+    bn_preset="keras",
+    api="functional",
+    input_shape,
+    num_classes,
+    seed=None,
+    **arch_kwargs,
+):
+    """Build a zoo architecture with a Dropout/normalisation placement.
+
+    Training vs inference: the returned model contains Dropout (active only
+    when called with `training=True`, e.g. inside `fit`) and normalisation
+    layers (BatchNormalization uses batch statistics in training and its
+    moving averages in inference). Where they sit relative to each other is
+    what `placement` chooses.
+
+    Args:
+        name: str. Architecture name, see `list_models()`.
+        placement: str or `Placement`. See `list_placements()`.
+            Defaults to `"bn_act_drop"`.
+        dropout: str or None. Dropout kind, see `list_dropout_kinds()`.
+            Defaults to the placement's own kind (`"uout"` for the `uout`
+            placement), else `"standard"`.
+        dropout_rate: float in [0, 1). Fraction dropped (as in Keras and
+            PyTorch); 0 adds no dropout layer. Defaults to `0.2`.
+        norm: str. Norm kind, see `list_norm_kinds()`. Defaults to `"batch"`.
+        bn_preset: str. `"keras"` (momentum 0.99, epsilon 1e-3) or
+            `"torch"` (momentum 0.9, epsilon 1e-5, PyTorch's defaults).
+            Defaults to `"keras"`.
+        api: str. `"functional"` or `"sequential"`. Defaults to `"functional"`.
+        input_shape: tuple of int. Input shape without the batch axis.
+        num_classes: int. Number of classes of the softmax head.
+        seed: int or None. Seeds initializers and random layers. Defaults to `None`.
+        **arch_kwargs: options of the architecture, e.g. `widths=(64, 64)`
+            for `mlp`; see `model_options(name)`. `None` values are dropped
+            so the architecture's defaults apply.
+
+    Returns:
+        A `keras.Model` (uncompiled) with a `kerasreg_config` dict.
+
+    Example:
+
+    >>> import kerasreg
+    >>> model = kerasreg.build_model("mlp", placement="bn_before_act", dropout_rate=0.2,
+    ...                              input_shape=(40,), num_classes=10)
+    >>> model.output_shape
+    (None, 10)
+    """
+    fn = zoo.get_model_fn(name)
+    placement = placements.get_placement(placement)
+    dropout = _resolve_dropout_kind(placement, dropout)
+    dropout_rate = kinds.check_rate(dropout_rate, "dropout_rate")
+    kinds.get_norm_kind(norm)
+    kinds.get_bn_preset(bn_preset)
+    if api not in APIS:
+        raise ValueError(
+            f"Invalid value received for argument `api`. Expected one of {', '.join(APIS)}. "
+            f"Received: api={api!r}"
+        )
+    input_shape = _check_shape(input_shape, num_classes)
+    arch_kwargs = {k: v for k, v in arch_kwargs.items() if v is not None}
+    _check_arch_kwargs(name, arch_kwargs)
+
+    blocks = BlockBuilder(
+        placement, dropout=dropout, dropout_rate=dropout_rate, norm=norm,
+        bn_preset=bn_preset, seed=seed,
+    )
+    body = fn(blocks, input_shape=input_shape, **arch_kwargs)
+    head = blocks.head(num_classes)
+
+    options = {**zoo.model_options(name), **arch_kwargs}
+    kerasreg_config = {
+        "model": name,
+        "placement": placement.name,
+        "block": list(placement.block),
+        "dropout_scope": placement.dropout_scope,
+        "dropout": dropout,
+        "dropout_rate": dropout_rate,
+        "norm": norm,
+        "bn_preset": bn_preset,
+        "api": api,
+        "input_shape": list(input_shape),
+        "num_classes": num_classes,
+        "seed": seed,
+        "options": {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()},
+    }
+    return _assemble(name, body, head, input_shape, api, kerasreg_config)
+
+
+def _layer_label(layer):
+    """Short text of one layer, e.g. `Dense(100)` or `Dropout(0.2)`."""
+    kind = type(layer).__name__
+    if isinstance(layer, keras.layers.Dense):
+        return f"Dense({layer.units})"
+    if hasattr(layer, "filters") and hasattr(layer, "kernel_size"):
+        return f"{kind}({layer.filters}, {'x'.join(map(str, layer.kernel_size))})"
+    if isinstance(layer, keras.layers.BatchNormalization):
+        return "BatchNorm"
+    if isinstance(layer, keras.layers.LayerNormalization):
+        return "LayerNorm"
+    if isinstance(layer, keras.layers.GroupNormalization):
+        return f"GroupNorm({layer.groups})"
+    if isinstance(layer, keras.layers.Activation):
+        names = {"relu": "ReLU", "softmax": "Softmax"}
+        fn = keras.activations.serialize(layer.activation)
+        fn = fn if isinstance(fn, str) else layer.activation.__name__
+        return names.get(fn, fn)
+    if hasattr(layer, "rate"):
+        return f"{kind}({layer.rate:g})"
+    if isinstance(layer, keras.layers.Add):
+        return "+ skip"
+    return kind
+
+
+def describe(model):
+    """A readable block structure of a model, read from its layers.
+
+    Layers are grouped by the block prefix of their names; repeated
+    identical blocks are shown once with a count.
+
+    Args:
+        model: keras.Model. Any model; kerasreg models get block grouping.
+
+    Returns:
+        str, e.g. `Dense(100) > BatchNorm > ReLU > Dropout(0.2)  x2 > Dense(10)`.
+
+    Example:
+
+    >>> import kerasreg
+    >>> m = kerasreg.build_model("mlp", input_shape=(40,), num_classes=10)
+    >>> kerasreg.describe(m)
+    'Dense(100) > BatchNorm > ReLU > Dropout(0.2)  x2 > Dense(10)'
+    """
+    groups = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        prefix = layer.name.rsplit("_", 1)[0] if "_" in layer.name else layer.name
+        if layer.name.startswith("res") and prefix[-1:] in ("a", "b"):
+            prefix = prefix[:-1]
+        if groups and groups[-1][0] == prefix:
+            groups[-1][1].append(_layer_label(layer))
+        else:
+            groups.append((prefix, [_layer_label(layer)]))
+    parts = []
+    for _, labels in groups:
+        text = " > ".join(labels)
+        if parts and parts[-1][0] == text:
+            parts[-1][1] += 1
+        else:
+            parts.append([text, 1])
+    return " > ".join(text if n == 1 else f"{text}  x{n}" for text, n in parts)
+
+
+def signature_params(name):
+    """Names of `build_model`'s keyword arguments (for CLIs and config files).
+
+    Example:
+
+    >>> "dropout_rate" in signature_params("build_model")
+    True
+    """
+    return [p for p in inspect.signature(build_model).parameters if p not in ("name", "arch_kwargs")]
