@@ -9,3 +9,14 @@ Example:
 from kerasreg import _backend  # noqa: F401  (must run before Keras is imported)
 
 __version__ = "0.1.0"
+
+from kerasreg.placements import Placement, get_placement, list_placements, register_placement
+from kerasreg.layers import (
+    Uout,
+    list_dropout_kinds,
+    list_norm_kinds,
+    register_dropout_kind,
+    register_norm_kind,
+)
+from kerasreg.zoo import list_models, model_options, register_model
+from kerasreg.factory import build_model, describe
