@@ -180,7 +180,8 @@ def list_placements(filter="*"):
 
 
 _LI_2019 = "Li et al., CVPR 2019"
-_BUILT_INS = [
+# The placements kerasreg ships, in the order of the DESIGN table.
+BUILT_INS = (
     Placement("none", "weight act", description="Baseline without regularisation."),
     Placement("dropout", "weight act drop", description="Classic dropout after each activation.",
               reference="Srivastava et al., JMLR 2014"),
@@ -199,6 +200,6 @@ _BUILT_INS = [
               description="BatchNorm in every block, dropout only after the last one.", reference=_LI_2019),
     Placement("uout", "weight norm act drop", dropout_kind="uout",
               description="Variance-stable uniform multiplicative noise instead of dropout.", reference=_LI_2019),
-]
-for _placement in _BUILT_INS:
+)
+for _placement in BUILT_INS:
     register_placement(_placement)
