@@ -20,3 +20,4 @@ from kerasreg.layers import (
 )
 from kerasreg.zoo import list_models, model_options, register_model
 from kerasreg.factory import build_model, describe
+from kerasreg.callbacks import OverfittingGap, GapEarlyStopping, VarianceShiftMonitor
