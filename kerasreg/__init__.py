@@ -21,3 +21,16 @@ from kerasreg.layers import (
 from kerasreg.zoo import list_models, model_options, register_model
 from kerasreg.factory import build_model, describe
 from kerasreg.callbacks import OverfittingGap, GapEarlyStopping, VarianceShiftMonitor
+from kerasreg.export import (
+    ExportExistsError,
+    ExportIntegrityError,
+    NotAnExportError,
+    check_export_target,
+    export_run,
+    fold_batch_norm,
+    load,
+    run_name,
+    verify_export,
+)
+from kerasreg.compare import compare_exports
+from kerasreg.mc_dropout import predict_mc

@@ -72,6 +72,21 @@ def cmd_build(args):
     return 0
 
 
+def cmd_compare(args):
+    import kerasreg
+    from kerasreg import compare
+
+    comparison = kerasreg.compare_exports(args.paths, sort=args.sort, data_dir=args.data_dir)
+    skipped = [str(path) for path in comparison.skipped if path.is_dir()]
+    if skipped:
+        print(f"skipped (no export inside): {', '.join(skipped)}", file=sys.stderr)
+    print(comparison.format_table())
+    out = args.out or compare.default_output_dir(args.paths)
+    written = comparison.write(out, plots=not args.no_plots)
+    print(f"\nWrote {len(written)} files to {out}: {', '.join(p.name for p in written)}")
+    return 0
+
+
 def make_parser():
     """The argument parser of the `kerasreg` command.
 
@@ -96,6 +111,16 @@ def make_parser():
     p.add_argument("--seed", type=int, default=None)
     add_model_flags(p)
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("compare", help="re-evaluate exported runs and compare them side by side")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="export folders, or folders holding exports")
+    p.add_argument("--out", default=None,
+                   help="where compare.csv, compare.md and plots go (default: the folder given, else ./compare)")
+    p.add_argument("--sort", default="clean_gap", help="column to sort by, best first (default clean_gap)")
+    p.add_argument("--data-dir", default=None,
+                   help="TFDS data directory (default $KERASREG_DATA_DIR or ~/tensorflow_datasets)")
+    p.add_argument("--no-plots", action="store_true", help="write only compare.csv and compare.md")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 

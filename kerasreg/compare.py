@@ -1,0 +1,483 @@
+"""Compare exported runs side by side: which placement overfits least?
+
+Each export is verified and re-evaluated through its SavedModel on the test
+split of the dataset named in its manifest (reloaded with the same
+validation split and seed), then shown in one table per dataset, since
+numbers from different datasets are not comparable:
+
+| column | meaning |
+|---|---|
+| run | export folder name |
+| architecture, placement, dropout, dropout_rate, norm | how the model was built (`dropout` is `none` with rate 0 when the placement has no dropout layer) |
+| parameters | `model.count_params()` |
+| val_accuracy | final validation accuracy, from the manifest |
+| test_accuracy | test accuracy, re-evaluated now through the SavedModel |
+| clean_gap | final train accuracy in inference mode minus val accuracy (the honest gap) |
+| reported_gap | final running training-mode accuracy minus val accuracy (what Keras shows) |
+| variance_shift_max | final largest BatchNorm variance shift (Li et al., CVPR 2019) |
+| size_kb | size of `saved_model/` on disk |
+| latency_ms | median time of one SavedModel call on a batch of 256 |
+
+Written files: `compare.csv` (every column plus dataset, test loss,
+manifest test accuracy and path), `compare.md` (one table per dataset) and,
+per dataset, PNG plots: clean-gap curves over epochs, test accuracy against
+clean gap, and train/val accuracy curves of every run.
+"""
+
+import csv
+import dataclasses
+import math
+import pathlib
+import re
+import statistics
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from kerasreg.export import SAVED_MODEL, load
+
+# column -> (header, direction): +1 higher is better, -1 lower is better, 0 text (A to Z).
+COLUMNS = {
+    "run": ("run", 0),
+    "architecture": ("arch", 0),
+    "placement": ("placement", 0),
+    "dropout": ("dropout", 0),
+    "dropout_rate": ("rate", -1),
+    "norm": ("norm", 0),
+    "parameters": ("params", -1),
+    "val_accuracy": ("val_acc", +1),
+    "test_accuracy": ("test_acc", +1),
+    "clean_gap": ("clean_gap", -1),
+    "reported_gap": ("reported_gap", -1),
+    "variance_shift_max": ("var_shift_max", -1),
+    "size_kb": ("size_kb", -1),
+    "latency_ms": ("latency_ms", -1),
+}
+EXTRA_CSV_COLUMNS = ("dataset", "test_loss", "manifest_test_accuracy", "clean_gap_loss",
+                     "reported_gap_loss", "epochs_run", "seed", "path")
+DEFAULT_SORT = "clean_gap"
+LATENCY_BATCH = 256
+UNKNOWN_DATASET = "(no dataset)"
+
+
+class NoExportsError(ValueError):
+    """No kerasreg export was found in the paths given to compare."""
+
+
+def check_sort_column(sort):
+    """Raise a ValueError listing the valid columns unless `sort` is one.
+
+    Example:
+
+    >>> check_sort_column("clean_gap")
+    'clean_gap'
+    """
+    if sort not in COLUMNS:
+        raise ValueError(
+            f"Invalid value received for argument `sort`. Expected one of {', '.join(COLUMNS)}. "
+            f"Received: sort={sort!r}"
+        )
+    return sort
+
+
+def find_exports(paths):
+    """Export folders among `paths`: each path is an export or a folder of exports.
+
+    Hidden folders (e.g. an export still being written) are never picked
+    up from a folder; files and folders holding no export are skipped.
+
+    Args:
+        paths: str or path, or a list of them.
+
+    Returns:
+        `(exports, skipped)`: two lists of `pathlib.Path`.
+
+    Raises:
+        FileNotFoundError: a path does not exist.
+
+    Example:
+
+    >>> exports, skipped = find_exports(["saved_models"])  # doctest: +SKIP
+    """
+    if isinstance(paths, (str, pathlib.PurePath)):
+        paths = [paths]
+    exports, skipped, seen = [], [], set()
+
+    def add(path):
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            exports.append(path)
+
+    for path in map(pathlib.Path, paths):
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist.")
+        if not path.is_dir():
+            skipped.append(path)
+        elif (path / "manifest.json").is_file():
+            add(path)
+        else:
+            children = sorted(
+                child for child in path.iterdir()
+                if child.is_dir() and not child.name.startswith(".") and (child / "manifest.json").is_file()
+            )
+            if not children:
+                skipped.append(path)
+            for child in children:
+                add(child)
+    return exports, skipped
+
+
+def default_output_dir(paths):
+    """Where compare writes by default: the folder given when it is one folder of exports, else `compare`.
+
+    Example:
+
+    >>> default_output_dir(["a/run1", "a/run2"])
+    PosixPath('compare')
+    """
+    if isinstance(paths, (str, pathlib.PurePath)):
+        paths = [paths]
+    if len(paths) == 1:
+        path = pathlib.Path(paths[0])
+        if path.is_dir() and not (path / "manifest.json").is_file():
+            return path
+    return pathlib.Path("compare")
+
+
+def _directory_kb(path):
+    return sum(f.stat().st_size for f in pathlib.Path(path).rglob("*") if f.is_file()) / 1024
+
+
+def _latency_ms(export, x, repeats):
+    fn = export.serving_signature()
+    batch = np.resize(x, (LATENCY_BATCH, *x.shape[1:])).astype(export.manifest["input"]["dtype"])
+    batch = tf.constant(batch)
+    for _ in range(2):
+        fn(inputs=batch)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(inputs=batch)
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def _test_split(dataset, data_dir, cache):
+    key = (dataset["name"], dataset.get("validation_split"), dataset.get("split_seed"),
+           bool(dataset.get("standardize")))
+    if key not in cache:
+        from kerasreg.data import load_dataset  # TFDS is slow to import; only compare needs it here
+
+        kwargs = {}
+        if dataset.get("validation_split") is not None:
+            kwargs["validation_split"] = dataset["validation_split"]
+        if dataset.get("split_seed") is not None:
+            kwargs["seed"] = dataset["split_seed"]
+        data = load_dataset(dataset["name"], data_dir=data_dir,
+                            standardize=bool(dataset.get("standardize")), **kwargs)
+        cache[key] = data.as_numpy("test")
+    return cache[key]
+
+
+def _row(path, export, data_dir, cache, latency_repeats):
+    manifest = export.manifest
+    model = manifest.get("model") or {}
+    metrics = manifest.get("metrics") or {}
+    dataset = manifest.get("dataset")
+    block = model.get("block")
+    has_dropout = block is None or "drop" in block or model.get("dropout_scope") == "head_only"
+    rate = model.get("dropout_rate")
+    effective = has_dropout and bool(rate)
+    known = model.get("placement") is not None  # else not built by kerasreg: nothing to say
+    test_accuracy = test_loss = None
+    if dataset:
+        x, y = _test_split(dataset, data_dir, cache)
+        probs = export.predict(x)
+        test_accuracy = float(np.mean(np.argmax(probs, axis=-1) == y))
+        picked = probs[np.arange(len(y)), y.astype(int)]
+        test_loss = float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0))))
+    else:
+        shape = manifest["input"]["shape"]
+        x = np.random.default_rng(0).normal(size=(LATENCY_BATCH, *shape))
+    return {
+        "run": path.name,
+        "architecture": model.get("architecture"),
+        "placement": model.get("placement"),
+        "dropout": (model.get("dropout") if effective else "none") if known else None,
+        "dropout_rate": (rate if effective else 0.0) if known else None,
+        "norm": model.get("norm"),
+        "parameters": model.get("parameters"),
+        "val_accuracy": metrics.get("val_accuracy"),
+        "test_accuracy": test_accuracy,
+        "clean_gap": metrics.get("clean_gap_accuracy"),
+        "reported_gap": metrics.get("reported_gap_accuracy"),
+        "variance_shift_max": metrics.get("variance_shift_max"),
+        "size_kb": _directory_kb(path / SAVED_MODEL),
+        "latency_ms": _latency_ms(export, x, latency_repeats),
+        "dataset": dataset["name"] if dataset else UNKNOWN_DATASET,
+        "test_loss": test_loss,
+        "manifest_test_accuracy": metrics.get("test_accuracy"),
+        "clean_gap_loss": metrics.get("clean_gap_loss"),
+        "reported_gap_loss": metrics.get("reported_gap_loss"),
+        "epochs_run": metrics.get("epochs_run"),
+        "seed": manifest.get("seed"),
+        "path": str(path),
+    }
+
+
+def _missing(value):
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _sort_rows(rows, sort):
+    direction = COLUMNS[sort][1]
+
+    def key(row):
+        value = row[sort]
+        if _missing(value):
+            return (1, 0, row["run"])
+        if direction == 0:
+            return (0, str(value), row["run"])
+        return (0, -direction * value, row["run"])
+
+    return sorted(rows, key=key)
+
+
+def _format(column, value):
+    if _missing(value):
+        return "-"
+    if column in ("val_accuracy", "test_accuracy"):
+        return f"{value:.4f}"
+    if column in ("clean_gap", "reported_gap"):
+        return f"{value:+.4f}"
+    if column == "variance_shift_max":
+        return f"{value:.3f}"
+    if column == "size_kb":
+        return f"{value:.1f}"
+    if column == "latency_ms":
+        return f"{value:.2f}"
+    if column == "dropout_rate":
+        return f"{value:g}"
+    return str(value)
+
+
+def _slug(text):
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "dataset"
+
+
+def _figure(size):
+    # A Figure with its own Agg canvas: no pyplot, no global backend switch.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _plot_gap_curves(dataset, rows, histories):
+    curves = [(row["run"], h["clean_gap_accuracy"]) for row, h in zip(rows, histories)
+              if h.get("clean_gap_accuracy")]
+    if not curves:
+        return None
+    fig = _figure((7, 4.5))
+    ax = fig.add_subplot()
+    for run, gap in curves:
+        ax.plot(range(1, len(gap) + 1), gap, marker=".", label=run)
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set(xlabel="epoch", ylabel="clean gap (train acc in inference mode - val acc)",
+           title=f"Clean overfitting gap per epoch ({dataset})")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def _plot_accuracy_vs_gap(dataset, rows):
+    points = [row for row in rows if not _missing(row["clean_gap"]) and not _missing(row["test_accuracy"])]
+    if not points:
+        return None
+    fig = _figure((7, 4.5))
+    ax = fig.add_subplot()
+    for row in points:
+        ax.scatter(row["clean_gap"], row["test_accuracy"])
+        ax.annotate(row["run"], (row["clean_gap"], row["test_accuracy"]), fontsize="x-small",
+                    xytext=(3, 3), textcoords="offset points")
+    ax.set(xlabel="final clean gap", ylabel="test accuracy (re-evaluated)",
+           title=f"Test accuracy against clean gap ({dataset})")
+    return fig
+
+
+def _plot_train_val(dataset, rows, histories):
+    curves = [("accuracy", "train (running, training mode)"),
+              ("train_clean_accuracy", "train (inference mode)"), ("val_accuracy", "val")]
+    runs = [(row, h) for row, h in zip(rows, histories) if any(h.get(key) for key, _ in curves)]
+    if not runs:
+        return None
+    columns = min(3, len(runs))
+    lines = math.ceil(len(runs) / columns)
+    fig = _figure((4.5 * columns, 3.2 * lines))
+    for i, (row, history) in enumerate(runs, start=1):
+        ax = fig.add_subplot(lines, columns, i)
+        for key, label in curves:
+            if history.get(key):
+                ax.plot(range(1, len(history[key]) + 1), history[key], label=label)
+        ax.set_title(row["run"], fontsize="small")
+        ax.set(xlabel="epoch", ylabel="accuracy")
+        if i == 1:
+            ax.legend(fontsize="x-small")
+    fig.suptitle(f"Train and validation accuracy ({dataset})")
+    return fig
+
+
+@dataclasses.dataclass
+class Comparison:
+    """Re-evaluated exports, grouped by dataset and sorted best first.
+
+    Attributes:
+        groups: dict mapping a dataset name to its rows (dicts keyed by
+            `COLUMNS` and `EXTRA_CSV_COLUMNS`), sorted by `sort`.
+        sort: str. The column the rows are sorted by.
+        histories: dict mapping an export path to its per-epoch history.
+        skipped: list of paths given that were not exports.
+    """
+
+    groups: dict
+    sort: str
+    histories: dict
+    skipped: list = dataclasses.field(default_factory=list)
+
+    @property
+    def rows(self):
+        """All rows, dataset by dataset."""
+        return [row for rows in self.groups.values() for row in rows]
+
+    def _header(self, dataset, rows):
+        direction = COLUMNS[self.sort][1]
+        order = "best first" if direction else "A to Z"
+        runs = "1 run" if len(rows) == 1 else f"{len(rows)} runs"
+        return f"dataset: {dataset} ({runs}, sorted by {self.sort}, {order})"
+
+    def format_table(self):
+        """The comparison as aligned plain text, one table per dataset."""
+        blocks = []
+        for dataset, rows in self.groups.items():
+            cells = [[COLUMNS[c][0] for c in COLUMNS]]
+            cells += [[_format(c, row[c]) for c in COLUMNS] for row in rows]
+            widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
+            text = [self._header(dataset, rows)]
+            for line in cells:
+                text.append("  ".join(
+                    cell.ljust(width) if COLUMNS[column][1] == 0 else cell.rjust(width)
+                    for cell, width, column in zip(line, widths, COLUMNS)
+                ).rstrip())
+            blocks.append("\n".join(text))
+        return "\n\n".join(blocks)
+
+    def to_markdown(self, plots=None):
+        """The comparison as Markdown, one section (and its plots) per dataset."""
+        parts = ["# kerasreg compare", ""]
+        for dataset, rows in self.groups.items():
+            parts += [f"## {dataset}", "", self._header(dataset, rows), ""]
+            parts.append("| " + " | ".join(COLUMNS[c][0] for c in COLUMNS) + " |")
+            parts.append("|" + "|".join("---" if COLUMNS[c][1] == 0 else "---:" for c in COLUMNS) + "|")
+            for row in rows:
+                parts.append("| " + " | ".join(_format(c, row[c]) for c in COLUMNS) + " |")
+            parts.append("")
+            for plot in (plots or {}).get(dataset, []):
+                parts += [f"![{plot.stem}]({plot.name})", ""]
+        return "\n".join(parts)
+
+    def write_csv(self, path):
+        """Write every row, with all columns, to a CSV file."""
+        columns = list(COLUMNS) + list(EXTRA_CSV_COLUMNS)
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            for row in self.rows:
+                writer.writerow({c: "" if _missing(row[c]) else row[c] for c in columns})
+        return pathlib.Path(path)
+
+    def plot(self, out):
+        """Write the PNG plots of every dataset into `out`; returns `{dataset: [paths]}`.
+
+        Plots without anything to show (e.g. exports of bare models, which
+        have no history) are not written.
+        """
+        out = pathlib.Path(out)
+        written = {}
+        for dataset, rows in self.groups.items():
+            slug = _slug(dataset)
+            histories = [self.histories.get(row["path"]) or {} for row in rows]
+            figures = [
+                (f"clean_gap_curves-{slug}.png", _plot_gap_curves(dataset, rows, histories)),
+                (f"accuracy_vs_gap-{slug}.png", _plot_accuracy_vs_gap(dataset, rows)),
+                (f"train_val_curves-{slug}.png", _plot_train_val(dataset, rows, histories)),
+            ]
+            written[dataset] = []
+            for name, fig in figures:
+                if fig is not None:
+                    fig.savefig(out / name, dpi=100, bbox_inches="tight")
+                    written[dataset].append(out / name)
+        return written
+
+    def write(self, out, *, plots=True):
+        """Write `compare.csv`, `compare.md` and (with `plots`) the PNGs into `out`; returns the paths."""
+        out = pathlib.Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        written = self.plot(out) if plots else {}
+        paths = [self.write_csv(out / "compare.csv")]
+        (out / "compare.md").write_text(self.to_markdown(written))
+        paths.append(out / "compare.md")
+        return paths + [p for group in written.values() for p in group]
+
+
+def compare_exports(paths, *, sort=DEFAULT_SORT, data_dir=None, latency_repeats=10):
+    """Verify, re-evaluate and tabulate exported runs, grouped by dataset.
+
+    Training vs inference: test accuracy is measured through each export's
+    SavedModel, i.e. in inference mode; `clean_gap` (inference-mode train
+    accuracy minus val accuracy) is the column to rank placements by,
+    `reported_gap` is what the Keras progress bar suggests.
+
+    Args:
+        paths: str or path, or a list of them: export folders and/or folders
+            holding exports (e.g. `"saved_models"`).
+        sort: str. Column to sort by, best first (accuracies descending;
+            gaps, variance shift, size, latency and parameters ascending;
+            text A to Z). One of `COLUMNS`. Defaults to `"clean_gap"`.
+        data_dir: str or None. Where datasets are prepared; `None` means
+            `kerasreg.data.default_data_dir()`. Defaults to `None`.
+        latency_repeats: int. Timed SavedModel calls per export (after two
+            warm-up calls); the median is reported. Defaults to `10`.
+
+    Returns:
+        `Comparison`; `.format_table()` for text, `.write(out)` for files.
+
+    Raises:
+        ValueError: `sort` is not a column (the message lists them).
+        NoExportsError: no export was found.
+        ExportIntegrityError: an export failed its checksum verification.
+
+    Example:
+
+    >>> comparison = kerasreg.compare_exports("saved_models", sort="test_accuracy")  # doctest: +SKIP
+    >>> print(comparison.format_table())  # doctest: +SKIP
+    """
+    check_sort_column(sort)
+    exports, skipped = find_exports(paths)
+    if not exports:
+        given = ", ".join(str(p) for p in ([paths] if isinstance(paths, (str, pathlib.PurePath)) else paths))
+        raise NoExportsError(
+            f"No kerasreg exports found in {given or 'the paths given'} (an export is a folder "
+            "with a manifest.json; `kerasreg train` writes them to saved_models/)."
+        )
+    cache, groups, histories = {}, {}, {}
+    for path in exports:
+        export = load(path)
+        row = _row(path, export, data_dir, cache, latency_repeats)
+        groups.setdefault(row["dataset"], []).append(row)
+        histories[row["path"]] = export.history
+    order = sorted(groups, key=lambda name: (name == UNKNOWN_DATASET, name))
+    groups = {name: _sort_rows(groups[name], sort) for name in order}
+    return Comparison(groups=groups, sort=sort, histories=histories, skipped=skipped)
