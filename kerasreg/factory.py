@@ -7,6 +7,8 @@ its kerasreg configuration through `.keras` save and load.
 """
 
 import inspect
+import math
+import numbers
 
 import keras
 
@@ -40,6 +42,9 @@ class BlockBuilder:
         self.activation = activation
         self._seed = seed
         self._draws = 0
+        # Channels entering the next block: a norm placed before the weight
+        # (e.g. "norm act weight") normalises these, not the weight's output.
+        self._in_channels = None
 
     def next_seed(self):
         """A distinct seed per random layer, or None when unseeded."""
@@ -55,13 +60,17 @@ class BlockBuilder:
         return self.dropout(self.dropout_rate, seed=self.next_seed(), rank=rank, name=name)
 
     def _block(self, prefix, weight, channels, rank):
+        block = self.placement.block
+        norm_first = "norm" in block and block.index("norm") < block.index("weight")
+        norm_channels = (self._in_channels or channels) if norm_first else channels
         made = {
             "weight": lambda: weight,
-            "norm": lambda: self.norm(channels, bn_preset=self.bn_preset, name=f"{prefix}_norm"),
+            "norm": lambda: self.norm(norm_channels, bn_preset=self.bn_preset, name=f"{prefix}_norm"),
             "act": lambda: keras.layers.Activation(self.activation, name=f"{prefix}_act"),
             "drop": lambda: self.dropout_layer(f"{prefix}_drop", rank),
         }
-        layers = [made[token]() for token in self.placement.block]
+        layers = [made[token]() for token in block]
+        self._in_channels = channels
         return [layer for layer in layers if layer is not None]
 
     def dense(self, prefix, units):
@@ -83,10 +92,12 @@ class BlockBuilder:
 
     def flatten(self, input_shape):
         """A Flatten layer when the input is not already a vector."""
+        self._in_channels = math.prod(input_shape)
         return [keras.layers.Flatten(name="flatten")] if len(input_shape) > 1 else []
 
     def reshape(self, input_shape, target_shape):
         """A Reshape layer when the input lacks the channel axis."""
+        self._in_channels = target_shape[-1]
         if tuple(input_shape) == tuple(target_shape):
             return []
         return [keras.layers.Reshape(target_shape, name="reshape")]
@@ -136,24 +147,37 @@ class ZooFunctional(_CarriesKerasregConfig, keras.Model):
         self.kerasreg_config = kerasreg_config
 
 
+def _is_int(value):
+    """True for Python and NumPy integers, False for bools."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _check_shape(input_shape, num_classes):
-    if isinstance(input_shape, int):
-        input_shape = (input_shape,)
+    shape = (input_shape,) if _is_int(input_shape) else input_shape
     try:
-        input_shape = tuple(int(d) for d in input_shape)
-    except (TypeError, ValueError):
-        input_shape = None
-    if not input_shape or min(input_shape) < 1:
+        shape = tuple(shape)
+    except TypeError:
+        shape = ()
+    if not shape or not all(_is_int(d) and d >= 1 for d in shape):
         raise ValueError(
             "Invalid value received for argument `input_shape`. Expected a tuple of "
             f"positive ints without the batch axis, e.g. (40,). Received: input_shape={input_shape!r}"
         )
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+    if not _is_int(num_classes) or num_classes < 2:
         raise ValueError(
             "Invalid value received for argument `num_classes`. Expected an int >= 2. "
             f"Received: num_classes={num_classes!r}"
         )
-    return input_shape
+    return tuple(int(d) for d in shape), int(num_classes)
+
+
+def _check_seed(seed):
+    if seed is not None and not _is_int(seed):
+        raise ValueError(
+            "Invalid value received for argument `seed`. Expected an int or None. "
+            f"Received: seed={seed!r}"
+        )
+    return None if seed is None else int(seed)
 
 
 def _resolve_dropout_kind(placement, dropout):
@@ -266,7 +290,8 @@ def build_model(
             f"Invalid value received for argument `api`. Expected one of {', '.join(APIS)}. "
             f"Received: api={api!r}"
         )
-    input_shape = _check_shape(input_shape, num_classes)
+    input_shape, num_classes = _check_shape(input_shape, num_classes)
+    seed = _check_seed(seed)
     arch_kwargs = {k: v for k, v in arch_kwargs.items() if v is not None}
     _check_arch_kwargs(name, arch_kwargs)
 

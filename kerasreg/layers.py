@@ -13,6 +13,7 @@ References:
 """
 
 import math
+import numbers
 
 import keras
 
@@ -37,7 +38,7 @@ def check_rate(rate, name="rate"):
     >>> check_rate(0.2)
     0.2
     """
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
         raise ValueError(
             f"Invalid value received for argument `{name}`. Expected a float in [0, 1). "
             f"Received: {name}={rate!r}"
@@ -141,9 +142,10 @@ def spatial(rate, *, seed, rank, name):
     layers = {3: keras.layers.SpatialDropout1D, 4: keras.layers.SpatialDropout2D}
     if rank not in layers:
         raise ValueError(
-            "Dropout kind 'spatial' needs 1-D or 2-D feature maps (inputs of rank 3 or 4 "
-            f"including the batch axis). Received: rank={rank}. Use a conv architecture, "
-            "or dropout='standard'."
+            "Dropout kind 'spatial' drops whole channels of 1-D or 2-D feature maps (inputs "
+            f"of rank 3 or 4 including the batch axis), but layer {name!r} receives inputs of "
+            f"rank {rank}. Use a conv architecture with an every-block placement, or "
+            "dropout='standard'."
         )
     return layers[rank](rate, seed=seed, name=name)
 
