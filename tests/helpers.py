@@ -1,0 +1,168 @@
+"""Shared test helpers (plain functions, importable as `from helpers import ...`).
+
+`run_python` runs code in a fresh process; the rest builds small zoo models
+and reads a built model's block structure from its layers.
+"""
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+
+def run_python(code, *args, timeout=120, env=None, check=True):
+    """Run `code` with `python -c` in a fresh process and return the CompletedProcess.
+
+    The child starts with no state of the test process: nothing imported and
+    nothing registered, which is what a user loading a saved model has.
+    `KERAS_BACKEND` is `tensorflow` unless `env` says otherwise. With
+    `check=True` a non-zero exit fails the test and shows the child's
+    stdout and stderr.
+
+    Args:
+        code: str. Python source to run.
+        *args: str. Command-line arguments, available as `sys.argv[1:]`.
+        timeout: float. Seconds before the child is killed. Defaults to `120`.
+        env: dict or None. Variables added to (or overriding) the environment.
+        check: bool. Fail the test on a non-zero exit code. Defaults to `True`.
+
+    Example:
+
+    >>> run_python("import sys; print(sys.argv[1])", "hi").stdout  # doctest: +SKIP
+    'hi\\n'
+    """
+    child_env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    child_env.update(env or {})
+    result = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
+        capture_output=True, text=True, timeout=timeout, env=child_env,
+    )
+    if check and result.returncode != 0:
+        pytest.fail(
+            f"Fresh Python process exited with code {result.returncode}.\n"
+            f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}",
+            pytrace=False,
+        )
+    return result
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelCase:
+    """A small, fast configuration of one zoo architecture for structure tests.
+
+    `blocks` is how many placement blocks the configuration has; `sequential`
+    is False for architectures that cannot be Sequential (residual ones).
+    """
+
+    input_shape: tuple
+    kwargs: dict
+    blocks: int
+    sequential: bool = True
+
+
+MODEL_CASES = {
+    "mlp": ModelCase((10,), {"widths": (8, 8)}, blocks=2),
+    "tutorial_net": ModelCase((10,), {}, blocks=1),
+    "cnn1d": ModelCase((16,), {"filters": (4, 8), "kernel_size": 3}, blocks=2),
+    "cnn2d": ModelCase((8, 8, 1), {"filters": (4, 8)}, blocks=2),
+    "resnet_small": ModelCase((16,), {"filters": 4}, blocks=5, sequential=False),
+}
+CONV_MODELS = ("cnn1d", "cnn2d", "resnet_small")
+APIS = ("functional", "sequential")
+
+
+def model_case(name):
+    """The small configuration of `name`; a new zoo entry must add one here."""
+    if name not in MODEL_CASES:
+        pytest.fail(f"Model {name!r} is registered but has no small test case in tests/helpers.py MODEL_CASES.")
+    return MODEL_CASES[name]
+
+
+def build_small(name, *, num_classes=3, **kwargs):
+    """`build_model` with the small configuration of `name` (kwargs override)."""
+    import kerasreg
+
+    case = model_case(name)
+    kwargs = {"input_shape": case.input_shape, **case.kwargs, **kwargs}
+    return kerasreg.build_model(name, num_classes=num_classes, **kwargs)
+
+
+def small_inputs(name, batch=4, seed=0):
+    """Random float32 inputs for the small configuration of `name`."""
+    shape = (batch, *model_case(name).input_shape)
+    return np.random.default_rng(seed).normal(size=shape).astype("float32")
+
+
+def api_cases(models, placements):
+    """(model, placement, api) triples, leaving out Sequential builds of residual nets."""
+    return [
+        (m, p, api)
+        for m in models
+        for p in placements
+        for api in APIS
+        if api == "functional" or model_case(m).sequential
+    ]
+
+
+def layer_token(layer):
+    """The placement token of a layer, judged by its class only (None for glue layers)."""
+    import keras
+
+    from kerasreg import Uout
+
+    token_classes = {
+        "weight": (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D),
+        "norm": (keras.layers.BatchNormalization, keras.layers.LayerNormalization,
+                 keras.layers.GroupNormalization),
+        "act": (keras.layers.Activation, keras.layers.ReLU, keras.layers.ELU,
+                keras.layers.LeakyReLU, keras.layers.PReLU, keras.layers.Softmax),
+        # SpatialDropout1D/2D/3D subclass Dropout.
+        "drop": (keras.layers.Dropout, keras.layers.GaussianDropout, keras.layers.AlphaDropout, Uout),
+    }
+    for token, classes in token_classes.items():
+        if isinstance(layer, classes):
+            return token
+    return None
+
+
+def block_tokens(model):
+    """[(block, tokens)] in layer order: token layers grouped by the block prefix of their names.
+
+    Tokens come from the layer classes (`layer_token`), never from kerasreg's
+    own config; the name prefix (`block1` of `block1_norm`, `head` of
+    `head_drop`) only says which block a layer belongs to.
+    """
+    groups = []
+    for layer in model.layers:
+        token = layer_token(layer)
+        if token is None:
+            continue
+        prefix = layer.name.rsplit("_", 1)[0]
+        if groups and groups[-1][0] == prefix:
+            groups[-1][1].append(token)
+        else:
+            groups.append((prefix, [token]))
+    prefixes = [p for p, _ in groups]
+    assert len(prefixes) == len(set(prefixes)), f"Layers of a block are not contiguous: {prefixes}"
+    return [(p, tuple(tokens)) for p, tokens in groups]
+
+
+def assert_placement_order(model, placement, n_blocks, *, drop=True, norm=True):
+    """Assert the model's blocks follow `placement` (minus tokens that add no layer)."""
+    expected = tuple(
+        t for t in placement.block if (drop or t != "drop") and (norm or t != "norm")
+    )
+    *body, (head_name, head) = block_tokens(model)
+    assert head_name == "head"
+    assert [tokens for _, tokens in body] == [expected] * n_blocks, block_tokens(model)
+    tokens = [layer_token(layer) for layer in model.layers]
+    if placement.dropout_scope == "head_only" and drop:
+        assert head == ("drop", "weight")
+        assert tokens.count("drop") == 1
+        assert tokens[-2:] == ["drop", "weight"], "head-only dropout must sit right before the head"
+    else:
+        assert head == ("weight",)
+        assert tokens.count("drop") == (n_blocks * ("drop" in expected))
