@@ -21,6 +21,7 @@ from kerasreg.layers import (
 from kerasreg.zoo import list_models, model_options, register_model
 from kerasreg.factory import build_model, describe
 from kerasreg.callbacks import OverfittingGap, GapEarlyStopping, VarianceShiftMonitor
+from kerasreg.training import RunResult, TrainingFailed, seed_everything, train
 from kerasreg.export import (
     ExportExistsError,
     ExportIntegrityError,
@@ -34,3 +35,5 @@ from kerasreg.export import (
 )
 from kerasreg.compare import compare_exports
 from kerasreg.mc_dropout import predict_mc
+from kerasreg.runs import RunConfig, run
+from kerasreg.study import StudyConfig, run_study

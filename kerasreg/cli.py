@@ -1,6 +1,7 @@
 """The `kerasreg` command: argument parsing only; the work is in the public API."""
 
 import argparse
+import pathlib
 import sys
 
 
@@ -52,9 +53,8 @@ def add_model_flags(parser):
 
 def model_kwargs(args):
     """`build_model` keyword arguments given on the command line (unset ones left out)."""
-    names = {"placement": "placement", "dropout": "dropout", "dropout_rate": "dropout_rate",
-             "norm": "norm", "bn_preset": "bn_preset", "api": "api", "widths": "widths"}
-    kwargs = {key: getattr(args, attr) for key, attr in names.items() if getattr(args, attr) is not None}
+    names = ("placement", "dropout", "dropout_rate", "norm", "bn_preset", "api", "widths")
+    kwargs = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     if args.filters is not None:
         kwargs["filters"] = args.filters[0] if args.model == "resnet_small" else args.filters
     return kwargs
@@ -72,6 +72,26 @@ def cmd_build(args):
     return 0
 
 
+def cmd_train(args):
+    from kerasreg import runs
+
+    flags = {
+        "model": args.model, "dataset": args.dataset, "data_dir": args.data_dir,
+        "validation_split": args.validation_split, "epochs": args.epochs,
+        "batch_size": args.batch_size, "optimizer": args.optimizer,
+        "learning_rate": args.learning_rate, "seed": args.seed, "name": args.name,
+        **model_kwargs(args),
+    }
+    if args.config:
+        config = runs.RunConfig.from_toml(args.config, **flags)
+    else:
+        config = runs.RunConfig.from_dict({k: v for k, v in flags.items() if v is not None})
+    path = runs.run(config, out=args.out, overwrite=args.overwrite, resume=args.resume,
+                    fold_bn=args.fold_bn, verbose=0 if args.quiet else 1)
+    print(f"Exported {path}")
+    return 0
+
+
 def cmd_compare(args):
     import kerasreg
     from kerasreg import compare
@@ -85,6 +105,20 @@ def cmd_compare(args):
     written = comparison.write(out, plots=not args.no_plots)
     print(f"\nWrote {len(written)} files to {out}: {', '.join(p.name for p in written)}")
     return 0
+
+
+def cmd_study(args):
+    from kerasreg import study
+
+    config = study.StudyConfig.preset(args.preset)
+    if args.config:
+        config = study.StudyConfig.from_toml(args.config, base=config)
+    out = args.out or f"studies/{args.preset if not args.config else pathlib.Path(args.config).stem}"
+    report = study.run_study(config, out, workers=args.workers, resume=args.resume,
+                             verbose=0 if args.quiet else 1)
+    print("\n".join(f"- {line}" for line in report.findings))
+    print(f"Report: {report.files[0]} and {report.files[1]}")
+    return 1 if report.failures else 0
 
 
 def make_parser():
@@ -112,6 +146,37 @@ def make_parser():
     add_model_flags(p)
     p.set_defaults(func=cmd_build)
 
+    p = sub.add_parser("train", help="train one configuration and export it")
+    p.add_argument("--model", default=None, help="architecture (default mlp)")
+    add_model_flags(p)
+    p.add_argument("--dataset", default=None, help="dataset name (default mnist1d)")
+    p.add_argument("--data-dir", default=None, help="TFDS data directory (default $KERASREG_DATA_DIR or ~/tensorflow_datasets)")
+    p.add_argument("--validation-split", type=float, default=None, help="fraction of train held out (default 0.1)")
+    p.add_argument("--epochs", type=int, default=None, help="default 50")
+    p.add_argument("--batch-size", type=int, default=None, help="default 100")
+    p.add_argument("--optimizer", default=None, help="default adam")
+    p.add_argument("--learning-rate", type=float, default=None, help="default 1e-3")
+    p.add_argument("--seed", type=int, default=None, help="default 0")
+    p.add_argument("--out", default="saved_models", help="export directory (default saved_models)")
+    p.add_argument("--name", default=None, help="run name (default derived from the configuration)")
+    p.add_argument("--config", default=None, help="TOML file with the same keys as the flags (flags override it)")
+    p.add_argument("--resume", action="store_true", help="continue a killed run from its last completed epoch")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing export of the same name")
+    p.add_argument("--fold-bn", action="store_true", help="also export a BatchNorm-folded SavedModel")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("study", help="run a placements x rates x seeds grid and write a report")
+    p.add_argument("--preset", default="quick", help="quick (default; ~5 min on 2 cores) or full")
+    p.add_argument("--config", default=None, help="TOML study file; keys it leaves out come from the preset")
+    p.add_argument("--out", default=None, help="study folder (default studies/<preset or config name>)")
+    p.add_argument("--workers", type=int, default=1, help="parallel training processes (default 1)")
+    p.add_argument("--resume", action="store_true",
+                   help="also continue half-trained runs of a killed study from their last epoch "
+                        "(exported runs are always skipped)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_study)
+
     p = sub.add_parser("compare", help="re-evaluate exported runs and compare them side by side")
     p.add_argument("paths", nargs="+", metavar="PATH", help="export folders, or folders holding exports")
     p.add_argument("--out", default=None,
@@ -135,6 +200,9 @@ def main(argv=None):
     args = make_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
         print(f"kerasreg {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:  # TrainingFailed: the run diverged
+        print(f"kerasreg {args.command}: failed: {exc}", file=sys.stderr)
+        return 1

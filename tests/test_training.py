@@ -1,0 +1,184 @@
+"""train(): honest gaps, determinism, divergence, resume after SIGKILL, and the train CLI."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+import kerasreg
+from kerasreg import cli, runs, training
+
+
+@pytest.fixture(scope="module")
+def mnist1d():
+    return kerasreg.load_dataset("mnist1d")
+
+
+def small_mlp(dataset, seed=0, **kwargs):
+    training.seed_everything(seed)
+    return kerasreg.build_model("mlp", widths=(32, 32), input_shape=dataset.input_shape,
+                                num_classes=dataset.num_classes, seed=seed, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def finished_run(mnist1d, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    result = kerasreg.train(small_mlp(mnist1d), mnist1d, epochs=3, run_dir=run_dir, verbose=0)
+    return result, run_dir
+
+
+def test_run_dir_holds_history_gaps_logs_and_model(finished_run):
+    result, run_dir = finished_run
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "gaps.jsonl", "history.csv", "logs", "model.keras", "status.json", "variance_shift.jsonl"]
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "completed"
+    assert len((run_dir / "gaps.jsonl").read_text().splitlines()) == 3
+    assert len(result.epoch_times) == 3 and all(t > 0 for t in result.epoch_times)
+    for key in ("clean_gap_accuracy", "reported_gap_loss", "train_clean_loss", "variance_shift_max"):
+        assert len(result.history[key]) == 3
+    assert any((run_dir / "logs").rglob("events.out.tfevents*"))
+
+
+def test_gaps_recomputed_from_saved_model_match_logged(finished_run, mnist1d):
+    result, run_dir = finished_run
+    model = keras.saving.load_model(run_dir / "model.keras")
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x, y = mnist1d.as_numpy("train")
+    idx = result.clean_subset_indices
+    assert len(idx) == len(mnist1d.as_numpy("val")[1])
+    train_clean = model.evaluate(x[idx], y[idx], verbose=0, return_dict=True)
+    val = model.evaluate(*mnist1d.as_numpy("val"), verbose=0, return_dict=True)
+    test = model.evaluate(*mnist1d.as_numpy("test"), verbose=0, return_dict=True)
+    h = result.history
+    np.testing.assert_allclose(h["train_clean_loss"][-1], train_clean["loss"], rtol=1e-4)
+    np.testing.assert_allclose(h["val_loss"][-1], val["loss"], rtol=1e-4)
+    np.testing.assert_allclose(result.gaps["clean_gap_loss"], val["loss"] - train_clean["loss"], atol=1e-4)
+    np.testing.assert_allclose(result.gaps["clean_gap_accuracy"],
+                               train_clean["accuracy"] - val["accuracy"], atol=1e-6)
+    np.testing.assert_allclose(result.gaps["reported_gap_accuracy"],
+                               h["accuracy"][-1] - h["val_accuracy"][-1], atol=1e-6)
+    np.testing.assert_allclose(result.test_metrics["accuracy"], test["accuracy"], atol=1e-6)
+
+
+def test_same_seed_gives_identical_weights_and_history(mnist1d):
+    first = kerasreg.train(small_mlp(mnist1d, seed=3), mnist1d, epochs=2, seed=3, verbose=0)
+    second = kerasreg.train(small_mlp(mnist1d, seed=3), mnist1d, epochs=2, seed=3, verbose=0)
+    for a, b in zip(first.model.get_weights(), second.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    for key in ("loss", "val_loss", "clean_gap_loss"):
+        assert first.history[key] == second.history[key]
+    other = kerasreg.train(small_mlp(mnist1d, seed=4), mnist1d, epochs=2, seed=4, verbose=0)
+    assert other.history["loss"] != first.history["loss"]
+
+
+def test_divergence_stops_with_clear_error_and_is_never_exported(tmp_path):
+    config = runs.RunConfig(placement="none", widths=(32,), optimizer="sgd", learning_rate=1e6,
+                            epochs=5, name="diverges")
+    with pytest.raises(training.TrainingFailed, match=r"Training diverged: loss became (nan|inf) at epoch 1"):
+        runs.run(config, out=tmp_path, verbose=0)
+    assert not (tmp_path / "diverges").exists()
+    status = json.loads((tmp_path / runs.WORK_DIR / "diverges" / "status.json").read_text())
+    assert status["status"] == "failed" and "diverged" in status["reason"]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"epochs": 0}, r"`epochs`.*Received: epochs=0"),
+    ({"batch_size": 2.5}, r"`batch_size`.*Received: batch_size=2.5"),
+    ({"optimizer": "adamm"}, r"`optimizer`.*adam.*Received: optimizer='adamm'"),
+    ({"learning_rate": -1.0}, r"`learning_rate`.*Received: learning_rate=-1.0"),
+    ({"resume": True}, r"needs a `run_dir`"),
+])
+def test_bad_train_arguments_fail_before_training(mnist1d, kwargs, match):
+    model = small_mlp(mnist1d)
+    with pytest.raises(ValueError, match=match):
+        kerasreg.train(model, mnist1d, **kwargs)
+    assert model.optimizer is None  # never compiled, so never trained
+
+
+def _cli(*args, **popen):
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    return subprocess.Popen([sys.executable, "-m", "kerasreg", *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+
+
+TRAIN_ARGS = ["train", "--widths", "32,32", "--epochs", "40", "--batch-size", "20", "--quiet"]
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
+    out = tmp_path / "exports"
+    proc = _cli(*TRAIN_ARGS, "--out", str(out), "--name", "killed")
+    metadata = out / runs.WORK_DIR / "killed" / "backup" / "training_metadata.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if metadata.exists() and json.loads(metadata.read_text() or '{"epoch": 0}')["epoch"] >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (out / "killed").exists()
+    epochs_done = json.loads(metadata.read_text())["epoch"]
+    assert 3 <= epochs_done < 40
+
+    resumed = _cli(*TRAIN_ARGS, "--out", str(out), "--name", "killed", "--resume")
+    uninterrupted = _cli(*TRAIN_ARGS, "--out", str(out), "--name", "straight")
+    for proc in (resumed, uninterrupted):
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    a = json.loads((out / "killed" / "manifest.json").read_text())["metrics"]
+    b = json.loads((out / "straight" / "manifest.json").read_text())["metrics"]
+    for key in ("val_loss", "val_accuracy", "test_loss", "test_accuracy", "clean_gap_loss", "reported_gap_loss"):
+        assert a[key] == b[key], key
+    resumed_history = training.read_history(out / "killed" / "history.csv")
+    straight_history = training.read_history(out / "straight" / "history.csv")
+    assert len(resumed_history["loss"]) == 40
+    for key in set(straight_history) - {"epoch_time"}:
+        assert resumed_history[key] == straight_history[key], key
+
+
+def test_train_cli_end_to_end_with_toml_config_and_flag_override(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text('placement = "dropout"\nwidths = [16]\nepochs = 5\ndropout_rate = 0.3\n')
+    proc = _cli("train", "--config", str(config), "--epochs", "2", "--seed", "1", "--out", str(tmp_path / "out"))
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    name = "mlp-dropout-standard0.3-seed1"
+    assert f"Exported {tmp_path / 'out' / name}" in out
+    progress = [line for line in err.splitlines() if line.startswith("epoch ")]
+    assert len(progress) == 2 and "val_acc" in progress[0] and "clean_gap_acc" in progress[0]
+    manifest = json.loads((tmp_path / "out" / name / "manifest.json").read_text())
+    assert manifest["model"]["placement"] == "dropout" and manifest["model"]["dropout_rate"] == 0.3
+    assert manifest["training"]["epochs"] == 2
+    assert not (tmp_path / "out" / runs.WORK_DIR / name).exists()
+
+    again = _cli("train", "--config", str(config), "--epochs", "2", "--seed", "1", "--out", str(tmp_path / "out"))
+    _, err = again.communicate(timeout=300)
+    assert again.returncode == 2 and name in err and "overwrite" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--placement", "bn_befor_act"], "Did you mean 'bn_before_act'"),
+    (["--dropout-rate", "1.5"], "dropout_rate=1.5"),
+    (["--dataset", "mnist1f"], "Did you mean 'mnist1d'"),
+    (["--config", "missing.toml"], "missing.toml"),
+])
+def test_train_cli_rejects_bad_input_before_training(tmp_path, capsys, args, message):
+    code = cli.main(["train", *args, "--out", str(tmp_path), "--quiet"])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_toml_key_is_named(tmp_path, capsys):
+    config = tmp_path / "run.toml"
+    config.write_text("placemnt = 'ic'\n")
+    assert cli.main(["train", "--config", str(config), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "'placemnt'" in err and "placement" in err
