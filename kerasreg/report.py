@@ -1,0 +1,312 @@
+"""The study report: per-configuration means and 95% confidence intervals over seeds, ranked,
+with plots and findings generated from the measured numbers.
+
+A configuration is a run without its seed (architecture, placement,
+dropout kind and rate, norm). For each, `report.md` and `report.html` show
+mean and 95% confidence interval (Student's t over seeds) of test
+accuracy, clean gap, reported gap, BatchNorm variance-shift ratio (Li et
+al., CVPR 2019) and training time, ranked by mean test accuracy. Findings
+compare configurations with Welch's t-test (p < 0.05) so that differences
+within seed noise are called so.
+"""
+
+import base64
+import dataclasses
+import html
+import json
+import math
+import pathlib
+
+import numpy as np
+from scipy import stats
+
+from kerasreg import compare
+
+CONFIG_KEYS = ("architecture", "placement", "dropout", "dropout_rate", "norm")
+METRICS = {
+    # key: (label, format, higher is better)
+    "test_accuracy": ("test accuracy", "{:.2%}", True),
+    "clean_gap": ("clean gap", "{:+.2%}", False),
+    "reported_gap": ("reported gap", "{:+.2%}", False),
+    "variance_shift_max": ("variance shift", "{:.3f}", False),
+    "train_time": ("train time (s)", "{:.1f}", False),
+}
+ALPHA = 0.05
+
+
+@dataclasses.dataclass
+class ConfigSummary:
+    """Seeds of one configuration, aggregated."""
+
+    label: str
+    config: dict
+    values: dict  # metric -> list of per-seed values (None where not measured)
+
+    def stat(self, metric):
+        """`(mean, half-width of the 95% CI, n)`; the half-width is NaN with one seed."""
+        values = [v for v in self.values[metric] if v is not None and math.isfinite(v)]
+        if not values:
+            return float("nan"), float("nan"), 0
+        n = len(values)
+        mean = float(np.mean(values))
+        if n < 2:
+            return mean, float("nan"), n
+        half = stats.t.ppf(1 - ALPHA / 2, n - 1) * float(np.std(values, ddof=1)) / math.sqrt(n)
+        return mean, float(half), n
+
+
+def _label(row):
+    placement, dropout, rate, norm = row["placement"], row["dropout"], row["dropout_rate"], row["norm"]
+    text = f"{row['architecture']} / {placement}"
+    if rate:
+        text += f" / {dropout} {rate:g}"
+    if norm not in ("batch", None):
+        text += f" / norm={norm}"
+    return text
+
+
+def summarize(rows):
+    """Group compare rows by configuration; returns summaries ranked by mean test accuracy.
+
+    Example:
+
+    >>> rows = [{"architecture": "mlp", "placement": "none", "dropout": "none", "dropout_rate": 0,
+    ...          "norm": "batch", "test_accuracy": a, "clean_gap": 0.1, "reported_gap": 0.1,
+    ...          "variance_shift_max": None, "train_time": 1.0} for a in (0.8, 0.9)]
+    >>> round(summarize(rows)[0].stat("test_accuracy")[0], 2)
+    0.85
+    """
+    groups = {}
+    for row in rows:
+        key = tuple(row[k] for k in CONFIG_KEYS)
+        summary = groups.setdefault(key, ConfigSummary(_label(row), dict(zip(CONFIG_KEYS, key)),
+                                                       {m: [] for m in METRICS}))
+        for metric in METRICS:
+            summary.values[metric].append(row.get(metric))
+    return sorted(groups.values(), key=lambda s: -np.nan_to_num(s.stat("test_accuracy")[0], nan=-1))
+
+
+def _cell(summary, metric):
+    mean, half, n = summary.stat(metric)
+    if n == 0:
+        return "n/a"
+    fmt = METRICS[metric][1]
+    text = fmt.format(mean)
+    if math.isfinite(half):
+        text += " ± " + fmt.format(half).lstrip("+")
+    return text
+
+
+def _differs(a, b, metric):
+    """Welch's t-test between two configurations' seeds; None when it cannot be run."""
+    xs = [v for v in a.values[metric] if v is not None]
+    ys = [v for v in b.values[metric] if v is not None]
+    if len(xs) < 2 or len(ys) < 2:
+        return None
+    if np.std(xs) == 0 and np.std(ys) == 0:
+        return xs[0] != ys[0]
+    return bool(stats.ttest_ind(xs, ys, equal_var=False).pvalue < ALPHA)
+
+
+def findings(summaries):
+    """Sentences about the measured numbers: best, worst, and what is within noise.
+
+    Example:
+
+    >>> findings([])
+    ['No completed runs to report.']
+    """
+    measured = [s for s in summaries if s.stat("test_accuracy")[2]]
+    if not measured:
+        return ["No completed runs to report."]
+    lines = []
+    best = max(measured, key=lambda s: s.stat("test_accuracy")[0])
+    tied = [s.label for s in measured if s is not best and _differs(best, s, "test_accuracy") is False]
+    lines.append(f"Best test accuracy: **{best.label}** ({_cell(best, 'test_accuracy')}).")
+    if tied:
+        lines.append(f"Within seed noise of it (Welch's t-test, p >= {ALPHA}): {', '.join(tied)}.")
+    elif len(measured) > 1 and all(_differs(best, s, "test_accuracy") is None for s in measured if s is not best):
+        lines.append("With one seed per configuration, no difference can be told apart from noise.")
+    smallest = min(measured, key=lambda s: s.stat("clean_gap")[0])
+    largest = max(measured, key=lambda s: s.stat("clean_gap")[0])
+    lines.append(f"Smallest clean gap: **{smallest.label}** ({_cell(smallest, 'clean_gap')}); "
+                 f"largest: **{largest.label}** ({_cell(largest, 'clean_gap')}).")
+    tied_gap = [s.label for s in measured if s is not smallest and _differs(smallest, s, "clean_gap") is False]
+    if tied_gap:
+        lines.append(f"Clean gaps within seed noise of the smallest: {', '.join(tied_gap)}.")
+    shifted = sorted((s for s in measured if s.stat("variance_shift_max")[2]),
+                     key=lambda s: -s.stat("variance_shift_max")[0])
+    if shifted:
+        top = ", ".join(f"{s.label} ({_cell(s, 'variance_shift_max')})" for s in shifted[:3])
+        low = shifted[-1]
+        lines.append(f"Largest BatchNorm variance shift (max(r, 1/r), 1 = none): {top}; "
+                     f"smallest: {low.label} ({_cell(low, 'variance_shift_max')}).")
+    by_placement = {(s.config["architecture"], s.config["placement"]): s for s in measured}
+    for arch in sorted({s.config["architecture"] for s in measured}):
+        plain, with_drop = by_placement.get((arch, "bn_before_act")), by_placement.get((arch, "bn_act_drop"))
+        if plain and with_drop:
+            delta = with_drop.stat("test_accuracy")[0] - plain.stat("test_accuracy")[0]
+            gap = with_drop.stat("clean_gap")[0] - plain.stat("clean_gap")[0]
+            noise = {True: "a significant difference", False: "within seed noise",
+                     None: "not testable with one seed"}[_differs(with_drop, plain, "test_accuracy")]
+            lines.append(
+                f"Does BatchNorm reduce the need for dropout ({arch})? Adding dropout after BatchNorm "
+                f"(bn_act_drop vs bn_before_act) changes test accuracy by {delta:+.2%} ({noise}) "
+                f"and the clean gap by {gap:+.2%}."
+            )
+    reported = [s for s in measured if s.stat("reported_gap")[0] < s.stat("clean_gap")[0] - 0.005]
+    if reported:
+        lines.append(f"The reported gap understates the clean gap for {len(reported)} of {len(measured)} "
+                     "configurations: Keras's running training accuracy is measured with dropout on.")
+    return lines
+
+
+def _table_rows(summaries):
+    return [[str(i), s.label, *(_cell(s, m) for m in METRICS), str(s.stat("test_accuracy")[2])]
+            for i, s in enumerate(summaries, start=1)]
+
+
+def _headers():
+    return ["rank", "configuration", *(METRICS[m][0] for m in METRICS), "seeds"]
+
+
+def _plot_summaries(summaries, out):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    labels = [s.label for s in summaries]
+    for metric in ("test_accuracy", "clean_gap", "variance_shift_max"):
+        stats_ = [s.stat(metric) for s in summaries]
+        if not any(n for _, _, n in stats_):
+            continue
+        fig, ax = plt.subplots(figsize=(8, 0.4 * len(labels) + 1.5))
+        means = [m for m, _, _ in stats_]
+        errors = [h if math.isfinite(h) else 0 for _, h, _ in stats_]
+        ax.barh(range(len(labels)), means, xerr=errors, color="tab:blue", alpha=0.8, capsize=3)
+        ax.set_yticks(range(len(labels)), labels)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"{METRICS[metric][0]} (mean, 95% CI over seeds)")
+        if metric == "variance_shift_max":
+            ax.axvline(1.0, color="grey", lw=1)
+        path = out / f"study_{metric}.png"
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        paths.append(path)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for s in summaries:
+        (gx, gh, _), (ax_, ah, _) = s.stat("clean_gap"), s.stat("test_accuracy")
+        ax.errorbar(gx, ax_, xerr=gh if math.isfinite(gh) else None, yerr=ah if math.isfinite(ah) else None,
+                    fmt="o", capsize=3, label=s.label)
+    ax.set_xlabel("clean gap (train acc in inference mode - val acc)")
+    ax.set_ylabel("test accuracy")
+    ax.legend(fontsize=7, loc="best")
+    path = out / "study_accuracy_vs_gap.png"
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return paths + [path]
+
+
+@dataclasses.dataclass
+class StudyReport:
+    """What a study produced: ranked summaries, findings, failures and the files written."""
+
+    summaries: list
+    findings: list
+    failures: dict
+    files: list
+
+    def markdown(self):
+        """The report as Markdown (what `report.md` holds)."""
+        return (pathlib.Path(self.files[0])).read_text()
+
+
+def _markdown(title, config_text, summaries, lines, failures, plots, comparison_md):
+    parts = [f"# {title}", "", config_text, "", "## Ranking", "",
+             "Mean and 95% confidence interval over seeds, ranked by mean test accuracy. "
+             "Clean gap = train accuracy re-measured in inference mode minus validation accuracy; "
+             "reported gap = Keras's running training accuracy minus validation accuracy; "
+             "variance shift = max(r, 1/r) of the BatchNorm input variance at inference over its moving "
+             "variance (1 = none).", ""]
+    headers = _headers()
+    parts.append("| " + " | ".join(headers) + " |")
+    parts.append("|" + "|".join(["---:", "---"] + ["---:"] * (len(headers) - 2)) + "|")
+    parts += ["| " + " | ".join(row) + " |" for row in _table_rows(summaries)]
+    parts += ["", "## Findings", ""] + [f"- {line}" for line in lines]
+    if failures:
+        parts += ["", "## Failed runs", ""] + [f"- `{name}`: {error}" for name, error in sorted(failures.items())]
+    parts += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
+    parts += ["", "## Per-run comparison", "", comparison_md.split("\n", 2)[-1].strip(), ""]
+    return "\n".join(parts)
+
+
+def _html(title, config_text, summaries, lines, failures, plots):
+    def inline(path):
+        data = base64.b64encode(path.read_bytes()).decode()
+        return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in _headers())
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                   for row in _table_rows(summaries))
+    items = "".join(f"<li>{html.escape(line).replace('**', '')}</li>" for line in lines)
+    failed = "".join(f"<li><code>{html.escape(n)}</code>: {html.escape(e)}</li>" for n, e in sorted(failures.items()))
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+        "td:nth-child(2){text-align:left}img{max-width:100%}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1><p>{html.escape(config_text)}</p>"
+        f"<h2>Ranking</h2><table><tr>{head}</tr>{body}</table>"
+        f"<h2>Findings</h2><ul>{items}</ul>"
+        + (f"<h2>Failed runs</h2><ul>{failed}</ul>" if failures else "")
+        + "<h2>Plots</h2>" + "".join(inline(p) for p in plots)
+        + "</body></html>"
+    )
+
+
+def _config_text(config):
+    return (f"Dataset `{config.dataset}`; models {', '.join(config.models)}; "
+            f"{len(config.placements)} placement(s); dropout rates {', '.join(f'{r:g}' for r in config.rates)}; "
+            f"norms {', '.join(config.norms)}; seeds {', '.join(map(str, config.seeds))}; "
+            f"{config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.learning_rate:g}.")
+
+
+def write_report(out, config, *, failures=None, latency_repeats=3):
+    """Compare the study's exports and write `report.md`, `report.html`, plots and compare files.
+
+    Args:
+        out: str or path. The study folder (exports in `out/runs/`).
+        config: `StudyConfig` the study ran.
+        failures: dict run name -> error text. Defaults to none.
+        latency_repeats: int. Timed SavedModel calls per export in compare. Defaults to `3`.
+
+    Returns:
+        `StudyReport`.
+
+    Example:
+
+    >>> report = write_report("studies/quick", kerasreg.StudyConfig.preset("quick"))  # doctest: +SKIP
+    """
+    out = pathlib.Path(out)
+    failures = dict(failures or {})
+    names = {c.run_name() for c in config.runs()}
+    paths = [out / "runs" / name for name in sorted(names) if (out / "runs" / name / "manifest.json").exists()]
+    rows, comparison_md = [], "# none\n\nNo run completed."
+    if paths:
+        comparison = compare.compare_exports(paths, sort="test_accuracy", data_dir=config.data_dir,
+                                             latency_repeats=latency_repeats)
+        comparison.write(out)
+        comparison_md = (out / "compare.md").read_text()
+        for row in comparison.rows:
+            manifest = json.loads((pathlib.Path(row["path"]) / "manifest.json").read_text())
+            rows.append({**row, "train_time": (manifest.get("metrics") or {}).get("epoch_time_total")})
+    summaries = summarize(rows)
+    lines = findings(summaries)
+    plots = _plot_summaries(summaries, out) if summaries else []
+    title = f"kerasreg study: {config.dataset}"
+    config_text = _config_text(config)
+    (out / "report.md").write_text(_markdown(title, config_text, summaries, lines, failures, plots, comparison_md))
+    (out / "report.html").write_text(_html(title, config_text, summaries, lines, failures, plots))
+    return StudyReport(summaries, lines, failures, [out / "report.md", out / "report.html", *plots])
