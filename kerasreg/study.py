@@ -21,7 +21,6 @@ import multiprocessing
 import os
 import pathlib
 import sys
-import time
 import tomllib
 
 from kerasreg import placements
@@ -213,15 +212,35 @@ def _limit_threads(threads):
 
 
 def _run_one(config, runs_dir, resume):
-    """Train and export one grid point; returns `(name, error or None, seconds)`."""
+    """Train and export one grid point; returns `(name, error or None)`."""
     from kerasreg import runs
 
-    start = time.perf_counter()
     try:
         runs.run(config, out=runs_dir, resume=resume, verbose=0)
-        return config.run_name(), None, time.perf_counter() - start
+        return config.run_name(), None
     except Exception as exc:  # one failed run must not stop the study
-        return config.run_name(), f"{type(exc).__name__}: {exc}", time.perf_counter() - start
+        return config.run_name(), f"{type(exc).__name__}: {exc}"
+
+
+def _execute(configs, runs_dir, resume, workers):
+    """Yield `(name, error)` per run as runs finish.
+
+    One worker trains in this process, so placements and kinds registered
+    in it are available; more workers are spawned processes, each importing
+    kerasreg afresh (register custom entries in an imported module then).
+    """
+    if workers == 1:
+        for config in configs:
+            yield _run_one(config, runs_dir, resume)
+        return
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+        initializer=_limit_threads, initargs=(threads,),
+    ) as pool:
+        futures = [pool.submit(_run_one, c, runs_dir, resume) for c in configs]
+        for future in concurrent.futures.as_completed(futures):
+            yield future.result()
 
 
 def _progress(total, initial):
@@ -234,8 +253,8 @@ def _progress(total, initial):
 def run_study(config, out, *, workers=1, resume=False, verbose=1):
     """Run a study grid, skipping exported runs, then write its report.
 
-    Workers are separate processes (spawned, each with TensorFlow limited to
-    `max(1, cpu_count // workers)` threads). A failed run is recorded in
+    With `workers > 1` runs train in separate spawned processes, each with
+    TensorFlow limited to `max(1, cpu_count // workers)` threads. A failed run is recorded in
     `failures.jsonl` and the report; the others go on.
 
     Args:
@@ -271,20 +290,13 @@ def run_study(config, out, *, workers=1, resume=False, verbose=1):
 
     failures = {}
     bar = _progress(len(grid), len(grid) - len(todo)) if verbose else None
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    with concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-        initializer=_limit_threads, initargs=(threads,),
-    ) as pool:
-        futures = [pool.submit(_run_one, c, runs_dir, resume) for c in todo]
-        for future in concurrent.futures.as_completed(futures):
-            name, error, _ = future.result()
-            if error:
-                failures[name] = error
-                if bar is not None:
-                    bar.write(f"run {name} failed: {error}")
+    for name, error in _execute(todo, runs_dir, resume, workers):
+        if error:
+            failures[name] = error
             if bar is not None:
-                bar.update(1)
+                bar.write(f"run {name} failed: {error}")
+        if bar is not None:
+            bar.update(1)
     if bar is not None:
         bar.close()
     with open(out / FAILURES, "w") as f:
