@@ -20,6 +20,7 @@ from kerasreg.layers import (
 )
 from kerasreg.zoo import list_models, model_options, register_model
 from kerasreg.factory import build_model, describe
+from kerasreg.data import Dataset, DatasetNotPreparedError, dataset_info, default_data_dir, list_datasets, load_dataset
 from kerasreg.callbacks import OverfittingGap, GapEarlyStopping, VarianceShiftMonitor
 from kerasreg.training import RunResult, TrainingFailed, seed_everything, train
 from kerasreg.export import (

@@ -72,6 +72,20 @@ def cmd_build(args):
     return 0
 
 
+def cmd_data_list(args):
+    from kerasreg import data
+
+    print(data.format_dataset_list(data.list_datasets(data_dir=args.data_dir), data_dir=args.data_dir))
+    return 0
+
+
+def cmd_data_info(args):
+    from kerasreg import data
+
+    print(data.dataset_info(args.name, data_dir=args.data_dir))
+    return 0
+
+
 def cmd_train(args):
     from kerasreg import runs
 
@@ -145,6 +159,16 @@ def make_parser():
     p.add_argument("--seed", type=int, default=None)
     add_model_flags(p)
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("data", help="list datasets or describe one")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    q = data_sub.add_parser("list", help="built-in datasets and TFDS datasets prepared in the data directory")
+    q.add_argument("--data-dir", default=None, help="default $KERASREG_DATA_DIR or ~/tensorflow_datasets")
+    q.set_defaults(func=cmd_data_list)
+    q = data_sub.add_parser("info", help="describe one dataset (nothing is downloaded)")
+    q.add_argument("name")
+    q.add_argument("--data-dir", default=None, help="default $KERASREG_DATA_DIR or ~/tensorflow_datasets")
+    q.set_defaults(func=cmd_data_info)
 
     p = sub.add_parser("train", help="train one configuration and export it")
     p.add_argument("--model", default=None, help="architecture (default mlp)")

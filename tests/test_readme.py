@@ -26,7 +26,7 @@ def test_placement_table_matches_registry():
 
 def test_architecture_table_lists_every_builtin_model():
     text = README.read_text()
-    section = text[text.index("## Architectures"):text.index("## Command line")]
+    section = text[text.index("## Architectures"):text.index("## Datasets")]
     names = re.findall(r"^\| `(\w+)` \|", section, flags=re.M)
     builtin = [n for n in kerasreg.list_models() if kerasreg.zoo.get_model_fn(n).__module__ == "kerasreg.zoo"]
     assert sorted(names) == sorted(builtin)

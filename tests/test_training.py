@@ -98,7 +98,7 @@ def test_bad_train_arguments_fail_before_training(mnist1d, kwargs, match):
     model = small_mlp(mnist1d)
     with pytest.raises(ValueError, match=match):
         kerasreg.train(model, mnist1d, **kwargs)
-    assert model.optimizer is None  # never compiled, so never trained
+    assert not model.compiled  # never compiled, so never trained
 
 
 def _cli(*args, **popen):
