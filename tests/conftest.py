@@ -1,0 +1,25 @@
+"""Session-wide test setup.
+
+Every test process prepares datasets into one temporary folder, exported as
+`$KERASREG_DATA_DIR` before kerasreg is imported: no test writes to
+~/tensorflow_datasets, and the built-in datasets are generated once per
+session instead of once per test module.
+"""
+
+import atexit
+import os
+import shutil
+import tempfile
+
+os.environ["KERAS_BACKEND"] = "tensorflow"
+_SESSION_DATA_DIR = tempfile.mkdtemp(prefix="kerasreg-test-data-")
+os.environ["KERASREG_DATA_DIR"] = _SESSION_DATA_DIR
+atexit.register(shutil.rmtree, _SESSION_DATA_DIR, ignore_errors=True)
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    """The session's dataset folder, the same as `$KERASREG_DATA_DIR`."""
+    return _SESSION_DATA_DIR
