@@ -194,7 +194,8 @@ def make_parser():
     p.add_argument("--preset", default="quick", help="quick (default; ~5 min on 2 cores) or full")
     p.add_argument("--config", default=None, help="TOML study file; keys it leaves out come from the preset")
     p.add_argument("--out", default=None, help="study folder (default studies/<preset or config name>)")
-    p.add_argument("--workers", type=int, default=1, help="parallel training processes (default 1)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="parallel training processes (default: one per core, at most 4)")
     p.add_argument("--resume", action="store_true",
                    help="also continue half-trained runs of a killed study from their last epoch "
                         "(exported runs are always skipped)")

@@ -207,7 +207,7 @@ def _row(path, export, data_dir, cache, latency_repeats):
         "placement": model.get("placement"),
         "dropout": (model.get("dropout") if effective else "none") if known else None,
         "dropout_rate": (rate if effective else 0.0) if known else None,
-        "norm": model.get("norm"),
+        "norm": (model.get("norm") if block is None or "norm" in block else "none") if known else None,
         "parameters": model.get("parameters"),
         "val_accuracy": metrics.get("val_accuracy"),
         "test_accuracy": test_accuracy,
@@ -267,8 +267,14 @@ def _slug(text):
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "dataset"
 
 
-def _figure(size):
-    # A Figure with its own Agg canvas: no pyplot, no global backend switch.
+def new_figure(size):
+    """A Matplotlib Figure with its own Agg canvas: no pyplot, no global backend switch.
+
+    Example:
+
+    >>> new_figure((4, 3)).add_subplot().plot([0, 1])  # doctest: +ELLIPSIS
+    [...]
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -282,7 +288,7 @@ def _plot_gap_curves(dataset, rows, histories):
               if h.get("clean_gap_accuracy")]
     if not curves:
         return None
-    fig = _figure((7, 4.5))
+    fig = new_figure((7, 4.5))
     ax = fig.add_subplot()
     for run, gap in curves:
         ax.plot(range(1, len(gap) + 1), gap, marker=".", label=run)
@@ -297,7 +303,7 @@ def _plot_accuracy_vs_gap(dataset, rows):
     points = [row for row in rows if not _missing(row["clean_gap"]) and not _missing(row["test_accuracy"])]
     if not points:
         return None
-    fig = _figure((7, 4.5))
+    fig = new_figure((7, 4.5))
     ax = fig.add_subplot()
     for row in points:
         ax.scatter(row["clean_gap"], row["test_accuracy"])
@@ -316,7 +322,7 @@ def _plot_train_val(dataset, rows, histories):
         return None
     columns = min(3, len(runs))
     lines = math.ceil(len(runs) / columns)
-    fig = _figure((4.5 * columns, 3.2 * lines))
+    fig = new_figure((4.5 * columns, 3.2 * lines))
     for i, (row, history) in enumerate(runs, start=1):
         ax = fig.add_subplot(lines, columns, i)
         for key, label in curves:

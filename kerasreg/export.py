@@ -406,7 +406,14 @@ def _write_saved_model(model, path, input_shape, dtype):
         lambda x: model(x, training=False),
         input_signature=[tf.TensorSpec((None, *input_shape), dtype, name=INPUT_NAME)],
     )
-    archive.write_out(str(path), verbose=False)
+    # tf.saved_model logs "Assets written to <hidden temporary path>" at INFO: noise for users.
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("WARNING")
+    try:
+        archive.write_out(str(path), verbose=False)
+    finally:
+        logger.setLevel(level)
 
 
 def _write_history(history, path):

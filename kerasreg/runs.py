@@ -176,4 +176,8 @@ def run(config, *, out="saved_models", overwrite=False, resume=False, fold_bn=Fa
     )
     path = export.export_run(result, out=out, name=name, overwrite=overwrite, fold_bn=fold_bn)
     shutil.rmtree(work_dir)
+    try:
+        work_dir.parent.rmdir()  # only succeeds once no other run is in progress
+    except OSError:
+        pass
     return path

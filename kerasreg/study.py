@@ -61,6 +61,7 @@ class StudyConfig:
     dropouts: list = dataclasses.field(default_factory=lambda: [None])
     rates: list = dataclasses.field(default_factory=lambda: [0.2])
     norms: list = dataclasses.field(default_factory=lambda: ["batch"])
+    bn_preset: str = "keras"
     seeds: list = dataclasses.field(default_factory=lambda: [0, 1, 2])
     epochs: int = 30
     dataset: str = "mnist1d"
@@ -141,6 +142,10 @@ class StudyConfig:
                     check(value)
                 except ValueError as exc:
                     fail(field, str(exc))
+        try:
+            layers.get_bn_preset(self.bn_preset)
+        except ValueError as exc:
+            fail("bn_preset", str(exc))
         for field in ("epochs", "batch_size"):
             try:
                 training.check_positive_int(getattr(self, field), field)
@@ -187,7 +192,7 @@ class StudyConfig:
                             for seed in self.seeds:
                                 config = RunConfig(
                                     model=model, placement=name, dropout=dropout, dropout_rate=rate,
-                                    norm=norm, dataset=self.dataset, data_dir=self.data_dir,
+                                    norm=norm, bn_preset=self.bn_preset, dataset=self.dataset, data_dir=self.data_dir,
                                     validation_split=self.validation_split, epochs=self.epochs,
                                     batch_size=self.batch_size, optimizer=self.optimizer,
                                     learning_rate=self.learning_rate, seed=seed,
@@ -203,8 +208,18 @@ def _check_seed(seed):
         raise ValueError(f"Expected non-negative ints. Received: {seed!r}")
 
 
-def _limit_threads(threads):
-    """Bound TensorFlow's thread pools in a worker so workers do not oversubscribe cores."""
+def _init_worker(threads):
+    """Bound TensorFlow's thread pools so workers do not oversubscribe cores, and die with the study.
+
+    Without the parent-death signal, killing the study process would leave
+    its workers training (and exporting) in the background.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -236,7 +251,7 @@ def _execute(configs, runs_dir, resume, workers):
     threads = max(1, (os.cpu_count() or 1) // workers)
     with concurrent.futures.ProcessPoolExecutor(
         max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-        initializer=_limit_threads, initargs=(threads,),
+        initializer=_init_worker, initargs=(threads,),
     ) as pool:
         futures = [pool.submit(_run_one, c, runs_dir, resume) for c in configs]
         for future in concurrent.futures.as_completed(futures):
@@ -250,7 +265,18 @@ def _progress(total, initial):
                 dynamic_ncols=True, disable=None)
 
 
-def run_study(config, out, *, workers=1, resume=False, verbose=1):
+def default_workers():
+    """Parallel training processes used when none are asked for: one per core, at most 4.
+
+    Example:
+
+    >>> 1 <= default_workers() <= 4
+    True
+    """
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def run_study(config, out, *, workers=None, resume=False, verbose=1):
     """Run a study grid, skipping exported runs, then write its report.
 
     With `workers > 1` runs train in separate spawned processes, each with
@@ -261,7 +287,10 @@ def run_study(config, out, *, workers=1, resume=False, verbose=1):
         config: `StudyConfig`. Validated before anything trains.
         out: str or path. The study folder: `runs/` holds the exports,
             `report.md`, `report.html` and PNG plots go next to it.
-        workers: int. Parallel training processes. Defaults to `1`.
+        workers: int or None. Parallel training processes; 1 trains in this
+            process. Defaults to `None`: `default_workers()`, one per core
+            up to 4 (most of a small run is single-threaded graph tracing,
+            so processes scale better than threads).
         resume: bool. Continue half-trained runs of a killed study from their
             last completed epoch instead of restarting them. Exported runs
             are skipped either way. Defaults to `False`.
@@ -278,6 +307,7 @@ def run_study(config, out, *, workers=1, resume=False, verbose=1):
     """
     from kerasreg import report, training
 
+    workers = default_workers() if workers is None else workers
     training.check_positive_int(workers, "workers")
     config.validate()
     out = pathlib.Path(out)

@@ -1,0 +1,123 @@
+"""kerasreg study: grid, report, failures, resume after a kill, and bad study files."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import pytest
+
+import kerasreg
+from kerasreg import cli, report
+
+TINY = 'placements = ["none", "dropout"]\nseeds = [0]\nepochs = 2\nmodels = ["mlp"]\n'
+
+
+def test_tiny_study_end_to_end_through_the_cli(tmp_path, capsys):
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY)
+    out = tmp_path / "study"
+    assert cli.main(["study", "--config", str(config), "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "Best test accuracy" in printed and str(out / "report.md") in printed
+    exports = sorted(p.name for p in (out / "runs").iterdir() if not p.name.startswith("."))
+    assert exports == ["mlp-dropout-standard0.2-seed0", "mlp-none-nodrop-seed0"]
+    report = (out / "report.md").read_text()
+    assert "## Ranking" in report and "## Findings" in report
+    assert "mlp / dropout / standard 0.2" in report and "mlp / none" in report
+    manifest = json.loads((out / "runs" / exports[0] / "manifest.json").read_text())
+    accuracy = f"{manifest['metrics']['test_accuracy']:.2%}"
+    assert accuracy in report, "the report shows the measured test accuracy"
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 3
+    assert (out / "compare.csv").exists() and (out / "study_test_accuracy.png").exists()
+
+
+def test_report_statistics_are_mean_and_t_interval_over_seeds():
+    rows = [{"architecture": "mlp", "placement": "ic", "dropout": "standard", "dropout_rate": 0.2, "norm": "batch",
+             "test_accuracy": acc, "clean_gap": 0.0, "reported_gap": 0.0, "variance_shift_max": None,
+             "train_time": 1.0} for acc in (0.80, 0.82, 0.84)]
+    (summary,) = report.summarize(rows)
+    mean, half, n = summary.stat("test_accuracy")
+    assert n == 3
+    assert mean == pytest.approx(0.82)
+    assert half == pytest.approx(4.302653 * 0.02 / 3 ** 0.5, rel=1e-5)  # t(0.975, 2) * sd / sqrt(n)
+    assert summary.stat("variance_shift_max")[2] == 0
+
+
+@keras.saving.register_keras_serializable(package="kerasreg_tests")
+class Poison(keras.layers.Layer):
+    """Turns every activation into NaN, so training diverges at once."""
+
+    def call(self, inputs):
+        return inputs * float("nan")
+
+
+@kerasreg.register_norm_kind
+def poison_norm(channels, *, bn_preset, name):
+    """A norm kind that makes the loss NaN."""
+    return Poison(name=name)
+
+
+def test_failed_run_is_reported_and_the_rest_complete(tmp_path):
+    config = kerasreg.StudyConfig(placements=["bn_before_act"], norms=["batch", "poison_norm"], seeds=[0], epochs=2)
+    outcome = kerasreg.run_study(config, tmp_path, workers=1, verbose=0)
+    (failed,) = outcome.failures
+    assert "poison_norm" in failed and "diverged" in outcome.failures[failed]
+    assert (tmp_path / "runs" / "mlp-bn_before_act-nodrop-seed0" / "manifest.json").exists()
+    assert not (tmp_path / "runs" / failed).exists()
+    text = (tmp_path / "report.md").read_text()
+    assert "## Failed runs" in text and failed in text
+    assert json.loads((tmp_path / "failures.jsonl").read_text())["run"] == failed
+
+
+@pytest.mark.parametrize("text, field", [
+    ("rates = [1.5]\n", "rates"),
+    ('placements = ["bn_befor_act"]\n', "placements"),
+    ("seeds = [0.5]\n", "seeds"),
+    ("epochs = 0\n", "epochs"),
+    ("models = []\n", "models"),
+    ('dataset = "mnist1f"\n', "dataset"),
+])
+def test_bad_study_file_is_rejected_before_training_naming_the_field(tmp_path, capsys, text, field):
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    assert cli.main(["study", "--config", str(config), "--out", str(tmp_path / "out")]) == 2
+    assert f"field `{field}`" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_study_field_is_named(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text("seed = 1\n")
+    with pytest.raises(ValueError, match=r"Unknown field\(s\) 'seed'.*Valid fields: models"):
+        kerasreg.StudyConfig.from_toml(config)
+
+
+@pytest.mark.slow
+def test_rerun_after_kill_skips_exported_runs(tmp_path):
+    config = tmp_path / "three.toml"
+    config.write_text('placements = ["none", "dropout", "bn_before_act"]\nseeds = [0]\nepochs = 3\n')
+    out = tmp_path / "study"
+    command = [sys.executable, "-m", "kerasreg", "study", "--config", str(config), "--out", str(out), "--resume"]
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first = out / "runs" / "mlp-none-nodrop-seed0" / "manifest.json"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None and not first.exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the study finished before it could be killed"
+    assert first.exists() and not (out / "report.md").exists()
+    created = json.loads(first.read_text())["created"]
+
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "Skipping 1 run(s) already exported" in rerun.stderr
+    assert json.loads(first.read_text())["created"] == created
+    assert len([p for p in (out / "runs").iterdir() if not p.name.startswith(".")]) == 3
+    assert (out / "report.md").exists()
