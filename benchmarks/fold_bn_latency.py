@@ -15,7 +15,6 @@ import argparse
 import os
 import statistics
 import tempfile
-import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -25,6 +24,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import kerasreg  # noqa: E402
+from kerasreg.compare import median_call_ms  # noqa: E402
 
 MODELS = [
     ("mlp", "bn_before_act", {"widths": (100, 100)}),
@@ -47,15 +47,6 @@ def randomize_batch_norm(model, rng):
 def label(arch, placement, options):
     sizes = "-".join(str(v) for value in options.values() for v in np.atleast_1d(value))
     return f"{arch}({sizes}) {placement}"
-
-
-def median_ms(fn, batch, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(inputs=batch)
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
 
 
 def main():
@@ -84,8 +75,8 @@ def main():
                     fn(inputs=batch)
                 times = {"plain": [], "folded": []}
                 for _ in range(5):  # alternate so drifting machine load hits both alike
-                    times["plain"].append(median_ms(plain, batch, args.repeats // 5 or 1))
-                    times["folded"].append(median_ms(folded, batch, args.repeats // 5 or 1))
+                    times["plain"].append(median_call_ms(plain, batch, args.repeats // 5 or 1))
+                    times["folded"].append(median_call_ms(folded, batch, args.repeats // 5 or 1))
                 plain_ms, folded_ms = (statistics.median(times[k]) for k in ("plain", "folded"))
                 print(f"{label(arch, placement, options):<34} {folds:>5} {size:>5} {plain_ms:>12.3f} {folded_ms:>10.3f} "
                       f"{plain_ms / folded_ms:>8.2f}x {diff:>9.1e}")

@@ -150,18 +150,29 @@ def _directory_kb(path):
     return sum(f.stat().st_size for f in pathlib.Path(path).rglob("*") if f.is_file()) / 1024
 
 
-def _latency_ms(export, x, repeats):
-    fn = export.serving_signature()
-    batch = np.resize(x, (LATENCY_BATCH, *x.shape[1:])).astype(export.manifest["input"]["dtype"])
-    batch = tf.constant(batch)
-    for _ in range(2):
-        fn(inputs=batch)
+def median_call_ms(fn, batch, repeats):
+    """Median milliseconds of `fn(inputs=batch)` over `repeats` calls.
+
+    Example:
+
+    >>> median_call_ms(lambda inputs: inputs, [1], repeats=3) >= 0
+    True
+    """
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn(inputs=batch)
         times.append(time.perf_counter() - start)
     return 1000 * statistics.median(times)
+
+
+def _latency_ms(export, x, repeats):
+    fn = export.serving_signature()
+    batch = np.resize(x, (LATENCY_BATCH, *x.shape[1:])).astype(export.manifest["input"]["dtype"])
+    batch = tf.constant(batch)
+    for _ in range(2):
+        fn(inputs=batch)
+    return median_call_ms(fn, batch, repeats)
 
 
 def _test_split(dataset, data_dir, cache):

@@ -19,6 +19,39 @@ from kerasreg.data import load_dataset
 WORK_DIR = ".work"
 
 
+def read_toml(path, what="config file"):
+    """Read a TOML file into a dict, with errors that name the file.
+
+    Example:
+
+    >>> read_toml("run.toml")  # doctest: +SKIP
+    {'placement': 'ic', 'epochs': 30}
+    """
+    path = pathlib.Path(path)
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what.capitalize()} not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"Invalid TOML in {what} {path}: {exc}") from None
+
+
+def check_known_keys(values, cls, source, word="key"):
+    """Raise a ValueError naming every key of `values` that is not a field of dataclass `cls`.
+
+    Example:
+
+    >>> check_known_keys({"epochs": 3}, RunConfig, "run.toml")
+    """
+    fields = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"Unknown {word}(s) {', '.join(map(repr, unknown))} in {source}. "
+            f"Valid {word}s: {', '.join(fields)}."
+        )
+
+
 @dataclasses.dataclass
 class RunConfig:
     """Everything that defines one training run.
@@ -61,13 +94,7 @@ class RunConfig:
         >>> RunConfig.from_dict({"placement": "ic", "epochs": 5}).epochs
         5
         """
-        fields = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(values) - set(fields))
-        if unknown:
-            raise ValueError(
-                f"Unknown key(s) {', '.join(map(repr, unknown))} in {source}. "
-                f"Valid keys: {', '.join(fields)}."
-            )
+        check_known_keys(values, cls, source)
         return cls(**values)
 
     @classmethod
@@ -78,13 +105,7 @@ class RunConfig:
 
         >>> RunConfig.from_toml("run.toml", epochs=3)  # doctest: +SKIP
         """
-        path = pathlib.Path(path)
-        try:
-            values = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise FileNotFoundError(f"Config file not found: {path}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"Invalid TOML in {path}: {exc}") from None
+        values = read_toml(path)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_dict(values, source=str(path))
 

@@ -21,7 +21,6 @@ import multiprocessing
 import os
 import pathlib
 import sys
-import tomllib
 
 from kerasreg import placements
 
@@ -95,20 +94,10 @@ class StudyConfig:
 
         >>> StudyConfig.from_toml("study.toml")  # doctest: +SKIP
         """
-        path = pathlib.Path(path)
-        try:
-            values = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise FileNotFoundError(f"Study file not found: {path}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"Invalid TOML in study file {path}: {exc}") from None
-        fields = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(values) - set(fields))
-        if unknown:
-            raise ValueError(
-                f"Unknown field(s) {', '.join(map(repr, unknown))} in study file {path}. "
-                f"Valid fields: {', '.join(fields)}."
-            )
+        from kerasreg.runs import check_known_keys, read_toml
+
+        values = read_toml(path, "study file")
+        check_known_keys(values, cls, f"study file {path}", word="field")
         base = base or cls.preset("quick")
         config = dataclasses.replace(base, **values)
         config.validate(source=str(path))

@@ -111,24 +111,25 @@ def mlp(blocks, *, input_shape, widths=(100, 100)):
     return layers
 
 
+def _strided_cnn(blocks, name, input_shape, filters, kernel_size, dims):
+    """Conv blocks with stride 2 (each halves the length or side), then flatten."""
+    shape = _feature_map_shape(name, input_shape, dims)
+    layers = blocks.reshape(input_shape, shape)
+    for i, n in enumerate(filters, start=1):
+        layers += blocks.conv(f"block{i}", n, kernel_size=kernel_size, strides=2, dims=dims)
+    return layers + [keras.layers.Flatten(name="flatten")]
+
+
 @register_model
 def cnn1d(blocks, *, input_shape, filters=(32, 64), kernel_size=5):
     """1-D CNN for signals such as MNIST-1D: strided conv blocks, then flatten."""
-    shape = _feature_map_shape("cnn1d", input_shape, 1)
-    layers = blocks.reshape(input_shape, shape)
-    for i, n in enumerate(filters, start=1):
-        layers += blocks.conv(f"block{i}", n, kernel_size=kernel_size, strides=2, dims=1)
-    return layers + [keras.layers.Flatten(name="flatten")]
+    return _strided_cnn(blocks, "cnn1d", input_shape, filters, kernel_size, dims=1)
 
 
 @register_model
 def cnn2d(blocks, *, input_shape, filters=(16, 32), kernel_size=3):
     """2-D CNN for small images (8x8x1 digits, 28x28x1 MNIST): strided conv blocks."""
-    shape = _feature_map_shape("cnn2d", input_shape, 2)
-    layers = blocks.reshape(input_shape, shape)
-    for i, n in enumerate(filters, start=1):
-        layers += blocks.conv(f"block{i}", n, kernel_size=kernel_size, strides=2, dims=2)
-    return layers + [keras.layers.Flatten(name="flatten")]
+    return _strided_cnn(blocks, "cnn2d", input_shape, filters, kernel_size, dims=2)
 
 
 @register_model
