@@ -1,4 +1,4 @@
-"""End-to-end tests of the `kerasreg` command: `list` and `build`."""
+"""End-to-end tests of the `kerasreg` command: `list`, `build` and `data`."""
 
 import os
 import re
@@ -127,3 +127,18 @@ def test_shape_parser():
     assert cli._shape("40") == (40,)
     assert cli._shape("28,28,1") == (28, 28, 1)
     assert cli._shape("8x8x1") == (8, 8, 1)
+
+
+def test_data_list_and_info(tmp_path, capsys):
+    assert cli.main(["data", "list", "--data-dir", str(tmp_path)]) == 0
+    listing = capsys.readouterr().out
+    assert "mnist1d" in listing and "digits" in listing and str(tmp_path) in listing
+    assert cli.main(["data", "info", "digits", "--data-dir", str(tmp_path)]) == 0
+    info = capsys.readouterr().out
+    assert "10 classes" in info and "(8, 8, 1)" in info
+    assert list(tmp_path.iterdir()) == [], "listing and describing prepare nothing"
+
+
+def test_data_info_unknown_name_exits_2_with_suggestion(capsys):
+    assert cli.main(["data", "info", "mnist1f"]) == 2
+    assert "Did you mean 'mnist1d'" in capsys.readouterr().err
