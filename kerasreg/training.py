@@ -318,6 +318,9 @@ def train(
         if resume:
             initial_epoch = _completed_epochs(run_dir / "backup")
             _truncate_logs(run_dir, initial_epoch)
+        else:
+            # BackupAndRestore would otherwise silently continue from an old checkpoint.
+            shutil.rmtree(run_dir / "backup", ignore_errors=True)
         _write_status(run_dir, "running")
 
     x_train, y_train = dataset.as_numpy("train")
@@ -326,14 +329,13 @@ def train(
     # One tf.function call per epoch: on small data Python overhead per step dominates.
     _compile(model, optimizer, learning_rate, steps_per_execution=steps_per_epoch)
 
-    log_dir = run_dir if run_dir is not None else None
     append = initial_epoch > 0
     gap = OverfittingGap((x_train, y_train), subset_size=min(len(x_val), len(x_train)), seed=seed,
-                         log_path=log_dir, append=append)
+                         log_path=run_dir, append=append)
     guard = _DivergenceGuard()
     all_callbacks = [_EpochSeeds(), gap]
     if any(isinstance(layer, keras.layers.BatchNormalization) for layer in model._flatten_layers()):
-        all_callbacks.append(VarianceShiftMonitor(x_val[:VARIANCE_SHIFT_BATCH], log_path=log_dir, append=append))
+        all_callbacks.append(VarianceShiftMonitor(x_val[:VARIANCE_SHIFT_BATCH], log_path=run_dir, append=append))
     all_callbacks += [*callbacks, _EpochTimer(), guard]
     if verbose:
         all_callbacks.append(_EpochProgress(epochs))
