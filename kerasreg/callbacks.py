@@ -195,6 +195,11 @@ class OverfittingGap(keras.callbacks.Callback):
         append: bool. Append to an existing log file instead of truncating
             it at the start of training (use when resuming). Defaults to
             `False`.
+        evaluate_validation: bool. Evaluate `validation_data` too, in the
+            same compiled call, and write `val_loss` / `val_<accuracy>` into
+            the logs, so `fit` can run without `validation_data` (its own
+            validation pass costs more per epoch on small models).
+            Defaults to `False`.
 
     Attributes:
         subset: tuple `(x, y)` of numpy arrays, the training subset.
@@ -226,9 +231,12 @@ class OverfittingGap(keras.callbacks.Callback):
         batch_size=1024,
         log_path=None,
         append=False,
+        evaluate_validation=False,
     ):
         super().__init__()
         num_train = _num_rows(train_data, "train_data")
+        if evaluate_validation and validation_data is None:
+            raise ValueError("`evaluate_validation=True` needs `validation_data`.")
         if subset_size is None:
             if validation_data is not None:
                 subset_size = _num_rows(validation_data, "validation_data")
@@ -257,11 +265,16 @@ class OverfittingGap(keras.callbacks.Callback):
         rng = np.random.default_rng(seed)
         self.subset_indices = np.sort(rng.choice(num_train, int(subset_size), replace=False))
         self.subset = _materialise_subset(train_data, self.subset_indices)
+        self.validation = None
+        if evaluate_validation:
+            num_val = _num_rows(validation_data, "validation_data")
+            self.validation = _materialise_subset(validation_data, np.arange(num_val))
         self.batch_size = int(batch_size)
         self.log_file = _jsonl_file(log_path, "gaps.jsonl")
         self.append = append
         self.records = []
         self._chunks = None
+        self._val_chunks = None
         self._evaluate_fn = None
         self._evaluate_model = None
 
@@ -300,16 +313,9 @@ class OverfittingGap(keras.callbacks.Callback):
                 "unbatched dataset: `dataset.unbatch()`."
             )
         one_hot = np.ndim(y) >= 2 and np.shape(y)[-1] > 1
-        n = len(y)
-        self._chunks = [
-            (
-                keras.tree.map_structure(
-                    lambda a: _to_tensor(a[start : start + self.batch_size]), x
-                ),
-                _to_tensor(y[start : start + self.batch_size]),
-            )
-            for start in range(0, n, self.batch_size)
-        ]
+        self._chunks = self._split(*self.subset)
+        if self.validation is not None:
+            self._val_chunks = self._split(*self.validation)
 
         # reduce_retracing: the last chunk is smaller; one extra trace at most.
         @tf.function(reduce_retracing=True)
@@ -336,19 +342,63 @@ class OverfittingGap(keras.callbacks.Callback):
         self._evaluate_fn = evaluate
         self._evaluate_model = model
 
+    def _split(self, x, y):
+        """Tensor chunks of `batch_size` rows, made once."""
+        return [
+            (
+                keras.tree.map_structure(lambda a: _to_tensor(a[start : start + self.batch_size]), x),
+                _to_tensor(y[start : start + self.batch_size]),
+            )
+            for start in range(0, len(y), self.batch_size)
+        ]
+
+    def _evaluate(self, split):
+        """`(loss, accuracy)` in inference mode on the `"subset"` or the `"validation"` rows."""
+        if self._evaluate_fn is None or self._evaluate_model is not self.model:
+            self._build()
+        return self._totals(self._chunks if split == "subset" else self._val_chunks)
+
+    def _totals(self, chunks):
+        totals = sum(self._evaluate_fn(x, y) for x, y in chunks).numpy()
+        n = sum(int(y.shape[0]) for _, y in chunks)
+        return float((totals[0] + totals[2]) / n), float(totals[1] / n)
+
+    def evaluate(self, x, y):
+        """Loss and accuracy of the model on any `(x, y)` arrays, in inference mode.
+
+        Uses the callback's compiled evaluation (built during `fit`), so
+        final validation and test numbers share its definitions and cost no
+        new tracing.
+
+        Returns:
+            Tuple of floats `(loss, accuracy)`.
+
+        Example:
+
+        >>> gap.evaluate(x_test, y_test)  # doctest: +SKIP
+        (0.97, 0.66)
+        """
+        if self._evaluate_fn is None or self._evaluate_model is not self.model:
+            self._build()
+        return self._totals(self._split(x, y))
+
     def evaluate_subset(self):
         """Loss and accuracy on the training subset, in inference mode.
 
         Returns:
             Tuple of floats `(loss, accuracy)`.
         """
-        if self._evaluate_fn is None or self._evaluate_model is not self.model:
-            self._build()
-        totals = sum(self._evaluate_fn(x, y) for x, y in self._chunks).numpy()
-        n = len(self.subset[1])
-        return float((totals[0] + totals[2]) / n), float(totals[1] / n)
+        return self._evaluate("subset")
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.validation is not None and logs is not None:
+            # Same compiled function and definitions as the clean train metrics;
+            # it replaces fit's own validation pass, which costs more per epoch.
+            val_loss, val_accuracy = self._evaluate("validation")
+            logs["val_loss"] = val_loss
+            accuracy_key = next((k for k in _ACCURACY_KEYS if k in logs), None)
+            if accuracy_key is not None:
+                logs[f"val_{accuracy_key}"] = val_accuracy
         if logs is None or "val_loss" not in logs:
             raise ValueError(
                 "OverfittingGap needs validation metrics, but `val_loss` is "

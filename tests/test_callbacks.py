@@ -569,3 +569,20 @@ def test_docstring_examples():
         warnings.simplefilter("ignore")
         result = doctest.testmod(callbacks_module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_evaluate_validation_replaces_fits_validation_pass(data):
+    train, val = data
+    model = mlp(l2=1e-3)
+    gap = OverfittingGap(train, validation_data=val, evaluate_validation=True)
+    per_epoch_weights = []
+    history = model.fit(*train, epochs=2, batch_size=32, verbose=0,
+                        callbacks=[gap, weights_recorder(model, per_epoch_weights)])
+    for epoch in range(2):
+        model.set_weights(per_epoch_weights[epoch])
+        expected = model.evaluate(*val, batch_size=64, verbose=0, return_dict=True)
+        np.testing.assert_allclose(history.history["val_loss"][epoch], expected["loss"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(history.history["val_accuracy"][epoch], expected["accuracy"], atol=1e-6)
+    assert gap.evaluate(*val) == pytest.approx((expected["loss"], expected["accuracy"]), rel=1e-5)
+    with pytest.raises(ValueError, match="needs `validation_data`"):
+        OverfittingGap(train, evaluate_validation=True)
