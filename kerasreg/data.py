@@ -536,7 +536,7 @@ def load_dataset(
             "Invalid value received for argument `name`. Expected a dataset name "
             f"(a non-empty str). Received: name={name!r}"
         )
-    _check_validation_split(validation_split)
+    check_validation_split(validation_split)
     _check_seed(seed)
     data_dir = _resolve_data_dir(data_dir)
     raw = _load_raw(name, data_dir, download=download)
@@ -950,7 +950,13 @@ def _unknown_name_message(name, data_dir):
     )
 
 
-def _check_validation_split(validation_split):
+def check_validation_split(validation_split):
+    """Raise a ValueError unless `validation_split` is a number strictly between 0 and 1.
+
+    Example:
+
+    >>> check_validation_split(0.1)
+    """
     valid = (
         isinstance(validation_split, (float, int, np.floating, np.integer))
         and not isinstance(validation_split, (bool, np.bool_))

@@ -108,47 +108,37 @@ class StudyConfig:
 
         Errors name the field, e.g. "Invalid value in study for field `rates`".
         """
-        from kerasreg import factory, layers, runs, training
-
-        def fail(field, message):
-            raise ValueError(f"Invalid value in {source} for field `{field}`: {message}")
+        from kerasreg import data, factory, layers, training
 
         for field in ("models", "placements", "dropouts", "rates", "norms", "seeds"):
             value = getattr(self, field)
             if not isinstance(value, list) or not value:
-                fail(field, f"expected a non-empty list. Received: {field}={value!r}")
-        checks = {
-            "models": lambda v: factory.zoo.get_model_fn(v),
+                raise ValueError(f"Invalid value in {source} for field `{field}`: "
+                                 f"expected a non-empty list. Received: {field}={value!r}")
+        per_item = {
+            "models": factory.zoo.get_model_fn,
             "placements": placements.get_placement,
             "dropouts": lambda v: v is None or layers.get_dropout_kind(v),
             "rates": lambda v: layers.check_rate(v, "rate"),
             "norms": layers.get_norm_kind,
             "seeds": _check_seed,
         }
-        for field, check in checks.items():
-            for value in getattr(self, field):
-                try:
-                    check(value)
-                except ValueError as exc:
-                    fail(field, str(exc))
-        try:
-            layers.get_bn_preset(self.bn_preset)
-        except ValueError as exc:
-            fail("bn_preset", str(exc))
-        for field in ("epochs", "batch_size"):
+        checks = [(field, check, value) for field, check in per_item.items() for value in getattr(self, field)]
+        checks += [
+            ("bn_preset", layers.get_bn_preset, self.bn_preset),
+            ("epochs", lambda v: training.check_positive_int(v, "epochs"), self.epochs),
+            ("batch_size", lambda v: training.check_positive_int(v, "batch_size"), self.batch_size),
+            ("optimizer", lambda v: training.make_optimizer(v, 1e-3), self.optimizer),
+            ("learning_rate", lambda v: training.make_optimizer("adam", v), self.learning_rate),
+            ("validation_split", data.check_validation_split, self.validation_split),
+            ("dataset", lambda v: data.load_dataset(v, data_dir=self.data_dir), self.dataset),
+        ]
+        for field, check, value in checks:
             try:
-                training.check_positive_int(getattr(self, field), field)
-            except ValueError as exc:
-                fail(field, str(exc))
-        try:
-            training.make_optimizer(self.optimizer, self.learning_rate)
-        except ValueError as exc:
-            fail("optimizer" if "optimizer" in str(exc) else "learning_rate", str(exc))
-        try:
-            dataset = runs.load_dataset(self.dataset, data_dir=self.data_dir,
-                                        validation_split=self.validation_split)
-        except (ValueError, FileNotFoundError) as exc:
-            fail("dataset" if "validation_split" not in str(exc) else "validation_split", str(exc))
+                check(value)
+            except (ValueError, FileNotFoundError) as exc:
+                raise ValueError(f"Invalid value in {source} for field `{field}`: {exc}") from None
+        dataset = data.load_dataset(self.dataset, data_dir=self.data_dir)
         for config in self.runs():
             try:
                 factory.build_model(config.model, input_shape=dataset.input_shape,

@@ -81,6 +81,9 @@ def test_failed_run_is_reported_and_the_rest_complete(tmp_path):
     ("epochs = 0\n", "epochs"),
     ("models = []\n", "models"),
     ('dataset = "mnist1f"\n', "dataset"),
+    ("validation_split = 1.5\n", "validation_split"),
+    ('bn_preset = "pytorch"\n', "bn_preset"),
+    ('optimizer = "adamm"\n', "optimizer"),
 ])
 def test_bad_study_file_is_rejected_before_training_naming_the_field(tmp_path, capsys, text, field):
     config = tmp_path / "bad.toml"
