@@ -352,10 +352,13 @@ class OverfittingGap(keras.callbacks.Callback):
             for start in range(0, len(y), self.batch_size)
         ]
 
-    def _evaluate(self, split):
-        """`(loss, accuracy)` in inference mode on the `"subset"` or the `"validation"` rows."""
+    def _ensure_built(self):
         if self._evaluate_fn is None or self._evaluate_model is not self.model:
             self._build()
+
+    def _evaluate(self, split):
+        """`(loss, accuracy)` in inference mode on the `"subset"` or the `"validation"` rows."""
+        self._ensure_built()
         return self._totals(self._chunks if split == "subset" else self._val_chunks)
 
     def _totals(self, chunks):
@@ -367,8 +370,8 @@ class OverfittingGap(keras.callbacks.Callback):
         """Loss and accuracy of the model on any `(x, y)` arrays, in inference mode.
 
         Uses the callback's compiled evaluation (built during `fit`), so
-        final validation and test numbers share its definitions and cost no
-        new tracing.
+        final validation and test numbers share its definitions and need at
+        most one more trace (for a new chunk size).
 
         Returns:
             Tuple of floats `(loss, accuracy)`.
@@ -378,8 +381,7 @@ class OverfittingGap(keras.callbacks.Callback):
         >>> gap.evaluate(x_test, y_test)  # doctest: +SKIP
         (0.97, 0.66)
         """
-        if self._evaluate_fn is None or self._evaluate_model is not self.model:
-            self._build()
+        self._ensure_built()
         return self._totals(self._split(x, y))
 
     def evaluate_subset(self):

@@ -363,7 +363,7 @@ def train(
     full_history = read_history(run_dir / "history.csv") if run_dir is not None else history.history
     full_history.pop("epoch", None)
     final_epoch = _returned_epoch(callbacks)
-    # The gap callback's compiled inference pass: same definitions as the logged metrics, no new tracing.
+    # The gap callback's compiled inference pass: the same definitions as the logged metrics.
     val_metrics = dict(zip(("loss", "accuracy"), gap.evaluate(x_val, y_val)))
     test_metrics = dict(zip(("loss", "accuracy"), gap.evaluate(*dataset.as_numpy("test"))))
     stop_reason = next((c.stop_reason for c in callbacks if getattr(c, "stop_reason", None)), None)
