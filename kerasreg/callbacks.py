@@ -635,8 +635,14 @@ class GapEarlyStopping(keras.callbacks.Callback):
         print(message[0].upper() + message[1:] + ".")
 
 
-def _batch_norm_layers(model):
-    """BatchNormalization layers at any depth, in model order."""
+def batch_norm_layers(model):
+    """BatchNormalization layers at any depth, in model order.
+
+    Example:
+
+    >>> len(batch_norm_layers(kerasreg.build_model("mlp", input_shape=(40,), num_classes=10)))  # doctest: +SKIP
+    2
+    """
     # `Model.layers` stops at the first level; nested models and custom
     # blocks (e.g. residual blocks) hold BN layers further down.
     return [
@@ -746,7 +752,7 @@ class VarianceShiftMonitor(keras.callbacks.Callback):
 
     def _build(self):
         model = self.model
-        layers = _batch_norm_layers(model)
+        layers = batch_norm_layers(model)
         self._probe_model = model
         self.layer_names = _unique_names(layers)
         if not layers:

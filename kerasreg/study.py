@@ -22,7 +22,7 @@ import os
 import pathlib
 import sys
 
-from kerasreg import placements
+from kerasreg import data, factory, layers, placements, report, runs, training
 
 PRESETS = {
     "quick": {
@@ -94,10 +94,8 @@ class StudyConfig:
 
         >>> StudyConfig.from_toml("study.toml")  # doctest: +SKIP
         """
-        from kerasreg.runs import check_known_keys, read_toml
-
-        values = read_toml(path, "study file")
-        check_known_keys(values, cls, f"study file {path}", word="field")
+        values = runs.read_toml(path, "study file")
+        runs.check_known_keys(values, cls, f"study file {path}", word="field")
         base = base or cls.preset("quick")
         config = dataclasses.replace(base, **values)
         config.validate(source=str(path))
@@ -108,8 +106,6 @@ class StudyConfig:
 
         Errors name the field, e.g. "Invalid value in study for field `rates`".
         """
-        from kerasreg import data, factory, layers, training
-
         for field in ("models", "placements", "dropouts", "rates", "norms", "seeds"):
             value = getattr(self, field)
             if not isinstance(value, list) or not value:
@@ -157,8 +153,6 @@ class StudyConfig:
         >>> [c.run_name() for c in StudyConfig(placements=["none"], seeds=[0], rates=[0.1, 0.5]).runs()]
         ['mlp-none-standard0-seed0']
         """
-        from kerasreg.runs import RunConfig
-
         grid, seen = [], set()
         for model in self.models:
             for name in self.placements:
@@ -169,7 +163,7 @@ class StudyConfig:
                     for rate in rates:
                         for norm in self.norms:
                             for seed in self.seeds:
-                                config = RunConfig(
+                                config = runs.RunConfig(
                                     model=model, placement=name, dropout=dropout, dropout_rate=rate,
                                     norm=norm, bn_preset=self.bn_preset, dataset=self.dataset, data_dir=self.data_dir,
                                     validation_split=self.validation_split, epochs=self.epochs,
@@ -207,8 +201,6 @@ def _init_worker(threads):
 
 def _run_one(config, runs_dir, resume):
     """Train and export one grid point; returns `(name, error or None)`."""
-    from kerasreg import runs
-
     try:
         runs.run(config, out=runs_dir, resume=resume, verbose=0)
         return config.run_name(), None
@@ -284,8 +276,6 @@ def run_study(config, out, *, workers=None, resume=False, verbose=1):
     >>> config = kerasreg.StudyConfig(placements=["none", "dropout"], seeds=[0], epochs=2)
     >>> report = kerasreg.run_study(config, "studies/tiny")  # doctest: +SKIP
     """
-    from kerasreg import report, training
-
     workers = default_workers() if workers is None else workers
     training.check_positive_int(workers, "workers")
     config.validate()

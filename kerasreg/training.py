@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasreg.callbacks import OverfittingGap, VarianceShiftMonitor
+from kerasreg.callbacks import OverfittingGap, VarianceShiftMonitor, batch_norm_layers
 
 VARIANCE_SHIFT_BATCH = 256
 GAP_KEYS = ("clean_gap_loss", "clean_gap_accuracy", "reported_gap_loss", "reported_gap_accuracy")
@@ -334,7 +334,7 @@ def train(
                          subset_size=min(len(x_val), len(x_train)), seed=seed, log_path=run_dir, append=append)
     guard = _DivergenceGuard()
     all_callbacks = [_EpochSeeds(), gap]
-    if any(isinstance(layer, keras.layers.BatchNormalization) for layer in model._flatten_layers()):
+    if batch_norm_layers(model):
         all_callbacks.append(VarianceShiftMonitor(x_val[:VARIANCE_SHIFT_BATCH], log_path=run_dir, append=append))
     all_callbacks += [*callbacks, _EpochTimer(), guard]
     if verbose:
