@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import kerasreg  # noqa: E402
-from kerasreg.compare import median_call_ms  # noqa: E402
+from kerasreg.analysis.compare import median_call_ms  # noqa: E402
 
 MODELS = [
     ("mlp", "bn_before_act", {"widths": (100, 100)}),

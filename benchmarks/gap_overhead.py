@@ -26,7 +26,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from kerasreg.callbacks import OverfittingGap  # noqa: E402
+from kerasreg.training import OverfittingGap  # noqa: E402
 
 BATCH_SIZE = 100
 

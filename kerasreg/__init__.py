@@ -10,19 +10,32 @@ from kerasreg import _backend  # noqa: F401  (must run before Keras is imported)
 
 __version__ = "0.1.0"
 
-from kerasreg.placements import Placement, get_placement, list_placements, register_placement
-from kerasreg.layers import (
+from kerasreg.models import (
+    Placement,
     Uout,
+    build_model,
+    describe,
+    get_placement,
     list_dropout_kinds,
+    list_models,
     list_norm_kinds,
+    list_placements,
+    model_options,
     register_dropout_kind,
+    register_model,
     register_norm_kind,
+    register_placement,
 )
-from kerasreg.zoo import list_models, model_options, register_model
-from kerasreg.factory import build_model, describe
 from kerasreg.data import Dataset, DatasetNotPreparedError, dataset_info, default_data_dir, list_datasets, load_dataset
-from kerasreg.callbacks import OverfittingGap, GapEarlyStopping, VarianceShiftMonitor
-from kerasreg.training import RunResult, TrainingFailed, seed_everything, train
+from kerasreg.training import (
+    GapEarlyStopping,
+    OverfittingGap,
+    RunResult,
+    TrainingFailed,
+    VarianceShiftMonitor,
+    seed_everything,
+    train,
+)
 from kerasreg.export import (
     ExportExistsError,
     ExportIntegrityError,
@@ -34,7 +47,6 @@ from kerasreg.export import (
     run_name,
     verify_export,
 )
-from kerasreg.compare import compare_exports
-from kerasreg.mc_dropout import predict_mc
+from kerasreg.analysis import compare_exports, predict_mc
 from kerasreg.runs import RunConfig, run
 from kerasreg.study import StudyConfig, run_study

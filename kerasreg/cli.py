@@ -21,21 +21,21 @@ def _first_doc_line(obj):
 
 def cmd_list(args):
     import kerasreg
-    from kerasreg import layers, zoo
+    from kerasreg.models import get_dropout_kind, get_model_fn, get_norm_kind
 
     print("Models:")
     for name in kerasreg.list_models():
-        print(f"  {name:<16} {_first_doc_line(zoo.get_model_fn(name))}")
+        print(f"  {name:<16} {_first_doc_line(get_model_fn(name))}")
     print("\nPlacements:")
     for name in kerasreg.list_placements():
         p = kerasreg.get_placement(name)
         print(f"  {name:<16} {p.block_text():<48} {p.description}")
     print("\nDropout kinds:")
     for name in kerasreg.list_dropout_kinds():
-        print(f"  {name:<16} {_first_doc_line(layers.get_dropout_kind(name))}")
+        print(f"  {name:<16} {_first_doc_line(get_dropout_kind(name))}")
     print("\nNorm kinds:")
     for name in kerasreg.list_norm_kinds():
-        print(f"  {name:<16} {_first_doc_line(layers.get_norm_kind(name))}")
+        print(f"  {name:<16} {_first_doc_line(get_norm_kind(name))}")
     return 0
 
 
@@ -108,7 +108,7 @@ def cmd_train(args):
 
 def cmd_compare(args):
     import kerasreg
-    from kerasreg import compare
+    from kerasreg.analysis import compare
 
     comparison = kerasreg.compare_exports(args.paths, sort=args.sort, data_dir=args.data_dir)
     skipped = [str(path) for path in comparison.skipped if path.is_dir()]

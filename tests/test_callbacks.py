@@ -13,8 +13,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from kerasreg import callbacks as callbacks_module  # noqa: E402
-from kerasreg.callbacks import (  # noqa: E402
+from kerasreg.training import early_stopping, variance_shift  # noqa: E402
+from kerasreg.training import gap as gap_module  # noqa: E402
+from kerasreg.training import (  # noqa: E402
     GapEarlyStopping,
     OverfittingGap,
     VarianceShiftMonitor,
@@ -567,8 +568,9 @@ def test_variance_shift_bad_argument():
 def test_docstring_examples():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = doctest.testmod(callbacks_module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
+        results = [doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+                   for module in (gap_module, early_stopping, variance_shift)]
+    assert all(r.attempted > 0 and r.failed == 0 for r in results)
 
 
 def test_evaluate_validation_replaces_fits_validation_pass(data):

@@ -8,7 +8,8 @@ import sys
 import pytest
 
 import kerasreg
-from kerasreg import cli, placements, zoo
+from kerasreg import cli
+from kerasreg.models import placements, zoo
 
 
 def _listed_names(output, section):

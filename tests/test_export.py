@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import pathlib
 import shutil
 
 import keras
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 import kerasreg
-from kerasreg import export as export_lib
+from kerasreg.export import writer as export_lib
 from kerasreg.data import load_dataset
 from kerasreg.training import train
 
@@ -292,3 +293,13 @@ def test_export_loads_without_kerasreg_in_fresh_process(exported, data, tmp_path
     np.testing.assert_allclose(outputs["layer"], expected, atol=1e-6)
     np.testing.assert_allclose(outputs["tflite"], expected, atol=1e-5)
     np.testing.assert_array_equal(outputs["tflite"].argmax(axis=1), expected.argmax(axis=1))
+
+
+def test_an_export_written_by_kerasreg_0_1_still_loads():
+    fixture = pathlib.Path(__file__).parent / "fixtures" / "export_v0_1"
+    export = kerasreg.load(fixture)
+    assert export.manifest["versions"]["kerasreg"] == "0.1.0"
+    x = np.random.default_rng(0).normal(size=(4, 40)).astype("float32")
+    keras_model = export.keras_model()
+    assert keras_model.kerasreg_config["placement"] == "bn_act_drop"
+    np.testing.assert_allclose(export.predict(x), keras_model(x, training=False), atol=1e-5)

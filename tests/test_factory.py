@@ -288,9 +288,10 @@ def test_int_and_numpy_shapes_and_classes_are_accepted():
     json.dumps(config)
 
 
-@pytest.mark.parametrize("seed", [1.5, "1", True], ids=repr)
+@pytest.mark.parametrize("seed", [1.5, "1", True, -1, 2**32], ids=repr)
 def test_bad_seed_raises(seed):
-    with pytest.raises(ValueError, match=re.escape(f"Expected an int or None. Received: seed={seed!r}")):
+    expected = f"Expected an int in [0, 2**32) or None. Received: seed={seed!r}"
+    with pytest.raises(ValueError, match=re.escape(expected)):
         build_small("mlp", seed=seed)
 
 

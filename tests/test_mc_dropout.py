@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import kerasreg
-from kerasreg.mc_dropout import mc_dropout_model
+from kerasreg.analysis.mc_dropout import mc_dropout_model
 
 
 def _odd_batch_norm(model, seed=0):

@@ -8,7 +8,7 @@ import pytest
 
 import kerasreg
 from helpers import APIS, assert_placement_order, build_small, model_case, small_inputs
-from kerasreg.placements import Placement
+from kerasreg.models.placements import Placement
 
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9_]*$")
 

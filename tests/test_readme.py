@@ -4,7 +4,7 @@ import pathlib
 import re
 
 import kerasreg
-from kerasreg import placements
+from kerasreg.models import placements
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
@@ -28,5 +28,5 @@ def test_architecture_table_lists_every_builtin_model():
     text = README.read_text()
     section = text[text.index("## Architectures"):text.index("## Datasets")]
     names = re.findall(r"^\| `(\w+)` \|", section, flags=re.M)
-    builtin = [n for n in kerasreg.list_models() if kerasreg.zoo.get_model_fn(n).__module__ == "kerasreg.zoo"]
+    builtin = [n for n in kerasreg.list_models() if kerasreg.models.zoo.get_model_fn(n).__module__ == "kerasreg.models.zoo"]
     assert sorted(names) == sorted(builtin)

@@ -11,7 +11,8 @@ import keras
 import pytest
 
 import kerasreg
-from kerasreg import cli, report
+from kerasreg import cli
+from kerasreg.analysis import report
 
 TINY = 'placements = ["none", "dropout"]\nseeds = [0]\nepochs = 2\nmodels = ["mlp"]\n'
 

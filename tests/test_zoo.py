@@ -9,7 +9,7 @@ import pytest
 
 import kerasreg
 from helpers import APIS, assert_placement_order, build_small, model_case, small_inputs
-from kerasreg import zoo
+from kerasreg.models import zoo
 
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9_]*$")
 BUILT_INS = ["cnn1d", "cnn2d", "mlp", "resnet_small", "tutorial_net"]

@@ -21,7 +21,9 @@ import warnings
 import numpy as np
 from scipy import stats
 
-from kerasreg import compare, placements
+from kerasreg.analysis import compare, plots
+from kerasreg.export import MANIFEST
+from kerasreg.models import placements
 
 CONFIG_KEYS = ("architecture", "placement", "dropout", "dropout_rate", "norm")
 METRICS = {
@@ -187,40 +189,6 @@ def _headers():
     return ["rank", "configuration", *(METRICS[m][0] for m in METRICS), "seeds"]
 
 
-def _plot_summaries(summaries, out):
-    paths = []
-    labels = [s.label for s in summaries]
-    for metric in ("test_accuracy", "clean_gap", "variance_shift_max"):
-        stats_ = [s.stat(metric) for s in summaries]
-        if not any(n for _, _, n in stats_):
-            continue
-        fig = compare.new_figure((8, 0.4 * len(labels) + 1.5))
-        ax = fig.add_subplot()
-        means = [m for m, _, _ in stats_]
-        errors = [h if math.isfinite(h) else 0 for _, h, _ in stats_]
-        ax.barh(range(len(labels)), means, xerr=errors, color="tab:blue", alpha=0.8, capsize=3)
-        ax.set_yticks(range(len(labels)), labels)
-        ax.invert_yaxis()
-        ax.set_xlabel(f"{METRICS[metric][0]} (mean, 95% CI over seeds)")
-        if metric == "variance_shift_max":
-            ax.axvline(1.0, color="grey", lw=1)
-        path = out / f"study_{metric}.png"
-        fig.savefig(path, dpi=100, bbox_inches="tight")
-        paths.append(path)
-    fig = compare.new_figure((6, 4.5))
-    ax = fig.add_subplot()
-    for s in summaries:
-        (gx, gh, _), (ax_, ah, _) = s.stat("clean_gap"), s.stat("test_accuracy")
-        ax.errorbar(gx, ax_, xerr=gh if math.isfinite(gh) else None, yerr=ah if math.isfinite(ah) else None,
-                    fmt="o", capsize=3, label=s.label)
-    ax.set_xlabel("clean gap (train acc in inference mode - val acc)")
-    ax.set_ylabel("test accuracy")
-    ax.legend(fontsize=7, loc="best")
-    path = out / "study_accuracy_vs_gap.png"
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    return paths + [path]
-
-
 @dataclasses.dataclass
 class StudyReport:
     """What a study produced: ranked summaries, findings, failures and the files written."""
@@ -304,7 +272,7 @@ def write_report(out, config, *, failures=None, latency_repeats=3):
     out = pathlib.Path(out)
     failures = dict(failures or {})
     names = {c.run_name() for c in config.runs()}
-    paths = [out / "runs" / name for name in sorted(names) if (out / "runs" / name / "manifest.json").exists()]
+    paths = [out / "runs" / name for name in sorted(names) if (out / "runs" / name / MANIFEST).exists()]
     rows, comparison_md = [], "# none\n\nNo run completed."
     if paths:
         comparison = compare.compare_exports(paths, sort="test_accuracy", data_dir=config.data_dir,
@@ -312,13 +280,13 @@ def write_report(out, config, *, failures=None, latency_repeats=3):
         comparison.write(out)
         comparison_md = (out / "compare.md").read_text()
         for row in comparison.rows:
-            manifest = json.loads((pathlib.Path(row["path"]) / "manifest.json").read_text())
+            manifest = json.loads((pathlib.Path(row["path"]) / MANIFEST).read_text())
             rows.append({**row, "train_time": (manifest.get("metrics") or {}).get("epoch_time_total")})
     summaries = summarize(rows)
     lines = findings(summaries)
-    plots = _plot_summaries(summaries, out) if summaries else []
+    figures = plots.summary_bars(summaries, out, {k: v[0] for k, v in METRICS.items()}) if summaries else []
     title = f"kerasreg study: {config.dataset}"
     config_text = _config_text(config)
-    (out / "report.md").write_text(_markdown(title, config_text, summaries, lines, failures, plots, comparison_md))
-    (out / "report.html").write_text(_html(title, config_text, summaries, lines, failures, plots))
-    return StudyReport(summaries, lines, failures, [out / "report.md", out / "report.html", *plots])
+    (out / "report.md").write_text(_markdown(title, config_text, summaries, lines, failures, figures, comparison_md))
+    (out / "report.html").write_text(_html(title, config_text, summaries, lines, failures, figures))
+    return StudyReport(summaries, lines, failures, [out / "report.md", out / "report.html", *figures])

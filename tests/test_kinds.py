@@ -8,8 +8,9 @@ import pytest
 
 import kerasreg
 from helpers import build_small, small_inputs
-from kerasreg import layers as kinds
-from kerasreg.layers import Uout
+from kerasreg import _checks
+from kerasreg.models import kinds
+from kerasreg.models.kinds import Uout
 
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -22,8 +23,8 @@ def _np(x):
 
 @pytest.mark.parametrize("rate", [0, 0.0, 0.2, 0.999, np.float32(0.5), np.float64(0.1)], ids=repr)
 def test_check_rate_accepts_numbers_in_0_1(rate):
-    assert kinds.check_rate(rate) == pytest.approx(float(rate))
-    assert type(kinds.check_rate(rate)) is float
+    assert _checks.rate(rate) == pytest.approx(float(rate))
+    assert type(_checks.rate(rate)) is float
 
 
 @pytest.mark.parametrize("rate", [1.0, 1, -0.1, 1.5, "x", "0.2", True, False, None, float("nan"), float("inf")],
@@ -31,7 +32,7 @@ def test_check_rate_accepts_numbers_in_0_1(rate):
 def test_check_rate_rejects_bad_rates_in_keras_wording(rate):
     message = f"Invalid value received for argument `rate`. Expected a float in [0, 1). Received: rate={rate!r}"
     with pytest.raises(ValueError, match=re.escape(message)):
-        kinds.check_rate(rate)
+        _checks.rate(rate)
 
 
 # --- Uout ------------------------------------------------------------------

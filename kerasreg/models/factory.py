@@ -8,12 +8,11 @@ its kerasreg configuration through `.keras` save and load.
 
 import inspect
 import math
-import numbers
 
 import keras
 
-from kerasreg import layers as kinds
-from kerasreg import placements, zoo
+from kerasreg import _checks
+from kerasreg.models import kinds, placements, zoo
 
 APIS = ("functional", "sequential")
 
@@ -147,37 +146,23 @@ class ZooFunctional(_CarriesKerasregConfig, keras.Model):
         self.kerasreg_config = kerasreg_config
 
 
-def _is_int(value):
-    """True for Python and NumPy integers, False for bools."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def _check_shape(input_shape, num_classes):
-    shape = (input_shape,) if _is_int(input_shape) else input_shape
+    shape = (input_shape,) if _checks.is_int(input_shape) else input_shape
     try:
         shape = tuple(shape)
     except TypeError:
         shape = ()
-    if not shape or not all(_is_int(d) and d >= 1 for d in shape):
+    if not shape or not all(_checks.is_int(d) and d >= 1 for d in shape):
         raise ValueError(
             "Invalid value received for argument `input_shape`. Expected a tuple of "
             f"positive ints without the batch axis, e.g. (40,). Received: input_shape={input_shape!r}"
         )
-    if not _is_int(num_classes) or num_classes < 2:
+    if not _checks.is_int(num_classes) or num_classes < 2:
         raise ValueError(
             "Invalid value received for argument `num_classes`. Expected an int >= 2. "
             f"Received: num_classes={num_classes!r}"
         )
     return tuple(int(d) for d in shape), int(num_classes)
-
-
-def _check_seed(seed):
-    if seed is not None and not _is_int(seed):
-        raise ValueError(
-            "Invalid value received for argument `seed`. Expected an int or None. "
-            f"Received: seed={seed!r}"
-        )
-    return None if seed is None else int(seed)
 
 
 def _resolve_dropout_kind(placement, dropout):
@@ -282,16 +267,12 @@ def build_model(
     fn = zoo.get_model_fn(name)
     placement = placements.get_placement(placement)
     dropout = _resolve_dropout_kind(placement, dropout)
-    dropout_rate = kinds.check_rate(dropout_rate, "dropout_rate")
+    dropout_rate = _checks.rate(dropout_rate, "dropout_rate")
     kinds.get_norm_kind(norm)
     kinds.get_bn_preset(bn_preset)
-    if api not in APIS:
-        raise ValueError(
-            f"Invalid value received for argument `api`. Expected one of {', '.join(APIS)}. "
-            f"Received: api={api!r}"
-        )
+    _checks.one_of(api, APIS, "api")
     input_shape, num_classes = _check_shape(input_shape, num_classes)
-    seed = _check_seed(seed)
+    seed = _checks.seed(seed, allow_none=True)
     arch_kwargs = {k: v for k, v in arch_kwargs.items() if v is not None}
     _check_arch_kwargs(name, arch_kwargs)
 

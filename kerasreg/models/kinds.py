@@ -13,10 +13,10 @@ References:
 """
 
 import math
-import numbers
 
 import keras
 
+from kerasreg import _checks
 from kerasreg._registry import Registry
 
 BN_PRESETS = {
@@ -28,22 +28,6 @@ BN_PRESETS = {
 
 _DROPOUTS = Registry("dropout kind")
 _NORMS = Registry("norm kind")
-
-
-def check_rate(rate, name="rate"):
-    """Raise a ValueError unless `rate` is a number in [0, 1).
-
-    Example:
-
-    >>> check_rate(0.2)
-    0.2
-    """
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
-        raise ValueError(
-            f"Invalid value received for argument `{name}`. Expected a float in [0, 1). "
-            f"Received: {name}={rate!r}"
-        )
-    return float(rate)
 
 
 @keras.saving.register_keras_serializable(package="kerasreg")
@@ -72,7 +56,7 @@ class Uout(keras.layers.Layer):
 
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.rate = check_rate(rate)
+        self.rate = _checks.rate(rate)
         self.seed = seed
         self.supports_masking = True
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -200,11 +184,7 @@ def get_bn_preset(bn_preset):
     >>> get_bn_preset("torch")
     {'momentum': 0.9, 'epsilon': 1e-05}
     """
-    if bn_preset not in BN_PRESETS:
-        raise ValueError(
-            "Invalid value received for argument `bn_preset`. Expected one of "
-            f"{', '.join(BN_PRESETS)}. Received: bn_preset={bn_preset!r}"
-        )
+    _checks.one_of(bn_preset, tuple(BN_PRESETS), "bn_preset")
     return dict(BN_PRESETS[bn_preset])
 
 

@@ -35,7 +35,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from kerasreg.export import SAVED_MODEL, load
+from kerasreg.analysis import plots
+from kerasreg.export import MANIFEST, SAVED_MODEL, load
 
 # column -> (header, direction): +1 higher is better, -1 lower is better, 0 text (A to Z).
 COLUMNS = {
@@ -115,12 +116,12 @@ def find_exports(paths):
             raise FileNotFoundError(f"{path} does not exist.")
         if not path.is_dir():
             skipped.append(path)
-        elif (path / "manifest.json").is_file():
+        elif (path / MANIFEST).is_file():
             add(path)
         else:
             children = sorted(
                 child for child in path.iterdir()
-                if child.is_dir() and not child.name.startswith(".") and (child / "manifest.json").is_file()
+                if child.is_dir() and not child.name.startswith(".") and (child / MANIFEST).is_file()
             )
             if not children:
                 skipped.append(path)
@@ -141,7 +142,7 @@ def default_output_dir(paths):
         paths = [paths]
     if len(paths) == 1:
         path = pathlib.Path(paths[0])
-        if path.is_dir() and not (path / "manifest.json").is_file():
+        if path.is_dir() and not (path / MANIFEST).is_file():
             return path
     return pathlib.Path("compare")
 
@@ -278,75 +279,6 @@ def _slug(text):
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "dataset"
 
 
-def new_figure(size):
-    """A Matplotlib Figure with its own Agg canvas: no pyplot, no global backend switch.
-
-    Example:
-
-    >>> new_figure((4, 3)).add_subplot().plot([0, 1])  # doctest: +ELLIPSIS
-    [...]
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=size, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _plot_gap_curves(dataset, rows, histories):
-    curves = [(row["run"], h["clean_gap_accuracy"]) for row, h in zip(rows, histories)
-              if h.get("clean_gap_accuracy")]
-    if not curves:
-        return None
-    fig = new_figure((7, 4.5))
-    ax = fig.add_subplot()
-    for run, gap in curves:
-        ax.plot(range(1, len(gap) + 1), gap, marker=".", label=run)
-    ax.axhline(0, color="grey", linewidth=0.8)
-    ax.set(xlabel="epoch", ylabel="clean gap (train acc in inference mode - val acc)",
-           title=f"Clean overfitting gap per epoch ({dataset})")
-    ax.legend(fontsize="small")
-    return fig
-
-
-def _plot_accuracy_vs_gap(dataset, rows):
-    points = [row for row in rows if not _missing(row["clean_gap"]) and not _missing(row["test_accuracy"])]
-    if not points:
-        return None
-    fig = new_figure((7, 4.5))
-    ax = fig.add_subplot()
-    for row in points:
-        ax.scatter(row["clean_gap"], row["test_accuracy"])
-        ax.annotate(row["run"], (row["clean_gap"], row["test_accuracy"]), fontsize="x-small",
-                    xytext=(3, 3), textcoords="offset points")
-    ax.set(xlabel="final clean gap", ylabel="test accuracy (re-evaluated)",
-           title=f"Test accuracy against clean gap ({dataset})")
-    return fig
-
-
-def _plot_train_val(dataset, rows, histories):
-    curves = [("accuracy", "train (running, training mode)"),
-              ("train_clean_accuracy", "train (inference mode)"), ("val_accuracy", "val")]
-    runs = [(row, h) for row, h in zip(rows, histories) if any(h.get(key) for key, _ in curves)]
-    if not runs:
-        return None
-    columns = min(3, len(runs))
-    lines = math.ceil(len(runs) / columns)
-    fig = new_figure((4.5 * columns, 3.2 * lines))
-    for i, (row, history) in enumerate(runs, start=1):
-        ax = fig.add_subplot(lines, columns, i)
-        for key, label in curves:
-            if history.get(key):
-                ax.plot(range(1, len(history[key]) + 1), history[key], label=label)
-        ax.set_title(row["run"], fontsize="small")
-        ax.set(xlabel="epoch", ylabel="accuracy")
-        if i == 1:
-            ax.legend(fontsize="x-small")
-    fig.suptitle(f"Train and validation accuracy ({dataset})")
-    return fig
-
-
 @dataclasses.dataclass
 class Comparison:
     """Re-evaluated exports, grouped by dataset and sorted best first.
@@ -427,9 +359,9 @@ class Comparison:
             slug = _slug(dataset)
             histories = [self.histories.get(row["path"]) or {} for row in rows]
             figures = [
-                (f"clean_gap_curves-{slug}.png", _plot_gap_curves(dataset, rows, histories)),
-                (f"accuracy_vs_gap-{slug}.png", _plot_accuracy_vs_gap(dataset, rows)),
-                (f"train_val_curves-{slug}.png", _plot_train_val(dataset, rows, histories)),
+                (f"clean_gap_curves-{slug}.png", plots.gap_curves(dataset, rows, histories)),
+                (f"accuracy_vs_gap-{slug}.png", plots.accuracy_vs_gap(dataset, rows)),
+                (f"train_val_curves-{slug}.png", plots.train_val_curves(dataset, rows, histories)),
             ]
             written[dataset] = []
             for name, fig in figures:

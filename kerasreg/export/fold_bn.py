@@ -1,0 +1,166 @@
+"""Folding BatchNormalization into the preceding Dense or Conv layer (an inference-only transform).
+
+Reference: Jacob et al., "Quantization and Training of Neural Networks for
+Efficient Integer-Arithmetic-Only Inference", CVPR 2018 (section 3.2).
+"""
+
+import keras
+import numpy as np
+
+from kerasreg.export.layout import INPUT_NAME
+
+
+_WEIGHT_LAYERS = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
+
+
+def _is_foldable_weight(layer):
+    return isinstance(layer, _WEIGHT_LAYERS) and keras.activations.serialize(layer.activation) == "linear"
+
+
+def _channel_axis(layer, rank):
+    if getattr(layer, "data_format", "channels_last") == "channels_first":
+        return 1
+    return rank - 1
+
+
+def _can_fold(weight, norm, rank):
+    return (
+        _is_foldable_weight(weight)
+        and isinstance(norm, keras.layers.BatchNormalization)
+        and norm.axis % rank == _channel_axis(weight, rank)
+    )
+
+
+def _graph_nodes(model):
+    """The model's own nodes, found backwards from its outputs (shared layers' other uses ignored)."""
+    nodes, seen, stack = [], set(), list(model.outputs)
+    while stack:
+        tensor = stack.pop()
+        operation, node_index, _ = tensor._keras_history
+        node = operation._inbound_nodes[node_index]
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        nodes.append(node)
+        stack.extend(node.input_tensors)
+    return nodes
+
+
+def _fold_pairs(model):
+    """(weight layer, BatchNormalization) pairs where the BN is the weight output's only consumer."""
+    nodes = _graph_nodes(model)
+    uses, calls = {}, {}
+    for node in nodes:
+        calls[id(node.operation)] = calls.get(id(node.operation), 0) + 1
+        for tensor in node.input_tensors:
+            uses[id(tensor)] = uses.get(id(tensor), 0) + 1
+    for tensor in model.outputs:
+        uses[id(tensor)] = uses.get(id(tensor), 0) + 1
+    pairs = []
+    for node in nodes:
+        norm = node.operation
+        if not isinstance(norm, keras.layers.BatchNormalization) or len(node.input_tensors) != 1:
+            continue
+        tensor = node.input_tensors[0]
+        weight = tensor._keras_history[0]
+        if (isinstance(weight, keras.layers.Layer) and uses[id(tensor)] == 1
+                and calls.get(id(weight)) == 1 and calls.get(id(norm)) == 1
+                and _can_fold(weight, norm, len(tensor.shape))):
+            pairs.append((weight, norm))
+    order = {id(layer): i for i, layer in enumerate(model.layers)}
+    return sorted(pairs, key=lambda pair: order.get(id(pair[0]), -1))
+
+
+def _folded_weights(weight, norm):
+    """Kernel and bias of `weight` with `norm` (in inference mode) folded in, per output channel."""
+    kernel = np.asarray(weight.kernel.numpy(), np.float64)
+    channels = kernel.shape[-1]
+    bias = np.asarray(weight.bias.numpy(), np.float64) if weight.use_bias else np.zeros(channels)
+    gamma = np.asarray(norm.gamma.numpy(), np.float64) if norm.scale else np.ones(channels)
+    beta = np.asarray(norm.beta.numpy(), np.float64) if norm.center else np.zeros(channels)
+    mean = np.asarray(norm.moving_mean.numpy(), np.float64)
+    variance = np.asarray(norm.moving_variance.numpy(), np.float64)
+    scale = gamma / np.sqrt(variance + norm.epsilon)
+    dtype = weight.kernel.dtype
+    return [(kernel * scale).astype(dtype), ((bias - mean) * scale + beta).astype(dtype)]
+
+
+def fold_batch_norm(model):
+    """An inference model with each BatchNormalization that follows a Dense/Conv folded into it.
+
+    Training vs inference: in inference mode BatchNormalization is a fixed
+    per-channel affine map, `gamma * (x - moving_mean) / sqrt(moving_variance
+    + epsilon) + beta`, so when it directly follows a linear Dense or Conv
+    layer it can be merged into that layer: `W' = W * s`, `b' = (b - mean) * s
+    + beta` with `s = gamma / sqrt(var + eps)` per output channel. The folded
+    model has no batch statistics left, so it is for inference only. A BN
+    that follows anything else (an activation, dropout, a residual sum), or
+    whose input is also used elsewhere, is kept as it is.
+
+    Args:
+        model: keras.Model. A Sequential or functional model.
+
+    Returns:
+        A new `keras.Model` (the original is not changed) with the folded
+        layer pairs listed in its `folded_pairs` attribute as
+        `(weight_name, norm_name)` tuples.
+
+    Example:
+
+    >>> import kerasreg
+    >>> model = kerasreg.build_model("mlp", placement="bn_before_act", input_shape=(40,), num_classes=10)
+    >>> folded = fold_batch_norm(model)
+    >>> folded.folded_pairs
+    [('block1_weight', 'block1_norm'), ('block2_weight', 'block2_norm')]
+    """
+    if not isinstance(model, keras.Model) or not has_graph(model):
+        raise ValueError(
+            "fold_batch_norm needs a Sequential or functional keras.Model with defined inputs. "
+            f"Received: model={model!r}"
+        )
+    pairs = _fold_pairs(model)
+    folded_weight = {id(w): n for w, n in pairs}
+    folded_norm = {id(n) for _, n in pairs}
+    clones = {}
+
+    def clone(layer):
+        if id(layer) in folded_norm:
+            return layer  # never called: call_function passes its input through
+        config = layer.get_config()
+        if id(layer) in folded_weight:
+            config["use_bias"] = True
+        clones[id(layer)] = layer.__class__.from_config(config)
+        return clones[id(layer)]
+
+    if isinstance(model, keras.Sequential):
+        source = model.inputs[0]
+        new_layers = [clone(layer) for layer in model.layers if id(layer) not in folded_norm]
+        folded = keras.Sequential(
+            [keras.Input(batch_shape=source.shape, dtype=source.dtype, name=INPUT_NAME), *new_layers],
+            name=f"{model.name}_folded",
+        )
+    else:
+        def call(layer, *args, **kwargs):
+            return args[0] if id(layer) in folded_norm else layer(*args, **kwargs)
+
+        folded = keras.models.clone_model(model, clone_function=clone, call_function=call)
+
+    originals = {id(layer): layer for layer in model.layers}
+    for key, new in clones.items():
+        original = originals.get(key)
+        if original is None:
+            continue
+        if key in folded_weight:
+            new.set_weights(_folded_weights(original, folded_weight[key]))
+        else:
+            new.set_weights(original.get_weights())
+    folded.folded_pairs = [(w.name, n.name) for w, n in pairs]
+    folded.kerasreg_config = getattr(model, "kerasreg_config", None)
+    return folded
+
+
+def has_graph(model):
+    try:
+        return bool(model.inputs) and bool(model.outputs)
+    except (AttributeError, ValueError):
+        return False

@@ -1,0 +1,126 @@
+"""Export names: the default run name and the check that an export target is free."""
+
+import os
+import pathlib
+import re
+
+import keras
+
+from kerasreg.export.layout import MANIFEST, ExportExistsError
+from kerasreg.models import placements
+from kerasreg.training import RunResult
+
+
+def _config_of(obj):
+    """The run configuration of a `RunResult`, a model's `kerasreg_config`, or a dict as is."""
+    if isinstance(obj, RunResult):
+        return obj.config
+    if isinstance(obj, keras.Model):
+        return getattr(obj, "kerasreg_config", None) or {"model": obj.name}
+    return obj
+
+
+def run_name(config):
+    """The default export name of a run, e.g. `mlp-bn_act_drop-standard0.2-seed0`.
+
+    Parts: architecture, placement, dropout kind and rate (`nodrop` when the
+    placement has no dropout or the rate is 0), the norm kind and
+    `torchbn` when not the defaults, and the seed when there is one.
+    Characters other than letters, digits, `.`, `_` and `-` become `_`.
+
+    Args:
+        config: dict. A `RunResult.config` or a model's `kerasreg_config`;
+            a `RunResult` or a `keras.Model` is accepted too.
+
+    Returns:
+        str.
+
+    Example:
+
+    >>> run_name({"model": "mlp", "placement": "bn_act_drop", "dropout": "standard",
+    ...           "dropout_rate": 0.2, "block": ["weight", "norm", "act", "drop"], "seed": 0})
+    'mlp-bn_act_drop-standard0.2-seed0'
+    """
+    config = _config_of(config) or {}
+    parts = [str(config.get("model") or "model")]
+    if config.get("placement"):
+        parts.append(str(config["placement"]))
+    block, scope, kind = config.get("block"), config.get("dropout_scope"), config.get("dropout")
+    if config.get("placement") and (block is None or kind is None):
+        try:
+            placement = placements.get_placement(config["placement"])
+        except ValueError:  # a placement registered in another process only
+            placement = None
+        if placement is not None:
+            if block is None:
+                block, scope = placement.block, placement.dropout_scope
+            kind = kind or placement.dropout_kind
+    uses_dropout = block is None or placements.Placement(
+        "recorded", block, dropout_scope=scope or "every_block").uses_dropout
+    rate = config.get("dropout_rate")
+    if rate is not None:
+        parts.append(f"{kind or 'standard'}{rate:g}" if uses_dropout and rate > 0 else "nodrop")
+    if config.get("norm") not in (None, "batch"):
+        parts.append(f"{config['norm']}norm")
+    if config.get("bn_preset") not in (None, "keras"):
+        parts.append(f"{config['bn_preset']}bn")
+    if config.get("seed") is not None:
+        parts.append(f"seed{config['seed']}")
+    return re.sub(r"[^A-Za-z0-9._-]", "_", "-".join(parts))
+
+
+def _check_name(name):
+    if not isinstance(name, str) or not name or name.startswith(".") \
+            or name != os.path.basename(name) or "\\" in name:
+        raise ValueError(
+            "Invalid value received for argument `name`. Expected a folder name without "
+            f"path separators that does not start with '.'. Received: name={name!r}"
+        )
+
+
+def _is_export(path):
+    return (pathlib.Path(path) / MANIFEST).is_file()
+
+
+def check_export_target(out, name, overwrite=False):
+    """Fail fast if exporting `name` into `out` would be refused; cheap, writes nothing.
+
+    Call it before a long training run so an existing export stops the run
+    before it starts, not after.
+
+    Args:
+        out: str or path. The export directory, e.g. `"saved_models"`.
+        name: str. The export name (see `run_name`).
+        overwrite: bool. Whether an existing export may be replaced.
+            Defaults to `False`.
+
+    Returns:
+        pathlib.Path. The export's future path, `out/name`.
+
+    Raises:
+        ExportExistsError: `out/name` exists and `overwrite` is false, or it
+            exists and is not a kerasreg export (never replaced).
+        ValueError: `name` is not a plain folder name.
+
+    Example:
+
+    >>> check_export_target("saved_models", "mlp-bn_act_drop-standard0.2-seed0")
+    PosixPath('saved_models/mlp-bn_act_drop-standard0.2-seed0')
+    """
+    _check_name(name)
+    out = pathlib.Path(out)
+    if out.exists() and not out.is_dir():
+        raise ExportExistsError(f"Export directory {out} exists and is not a directory.")
+    target = out / name
+    if target.exists() or target.is_symlink():
+        if not overwrite:
+            raise ExportExistsError(
+                f"Export {target} already exists. Pass overwrite=True (`--overwrite` on the "
+                "command line) to replace it, or choose another name."
+            )
+        if not _is_export(target):
+            raise ExportExistsError(
+                f"{target} exists and is not a kerasreg export (no {MANIFEST}); "
+                "refusing to replace it even with overwrite=True."
+            )
+    return target

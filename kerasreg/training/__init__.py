@@ -1,0 +1,38 @@
+"""Training: `train`, the callbacks that measure overfitting, and the run directory.
+
+Example:
+
+>>> import kerasreg
+>>> data = kerasreg.load_dataset("mnist1d")
+>>> model = kerasreg.build_model("mlp", input_shape=data.input_shape, num_classes=10, seed=0)
+>>> result = kerasreg.train(model, data, epochs=2, verbose=0)  # doctest: +SKIP
+"""
+
+from kerasreg.training.early_stopping import GapEarlyStopping
+from kerasreg.training.evaluator import Evaluator
+from kerasreg.training.gap import OverfittingGap
+from kerasreg.training.run_dir import read_history
+from kerasreg.training.trainer import (
+    GAP_KEYS,
+    RunResult,
+    TrainingFailed,
+    make_optimizer,
+    seed_everything,
+    train,
+)
+from kerasreg.training.variance_shift import VarianceShiftMonitor, batch_norm_layers
+
+__all__ = [
+    "GAP_KEYS",
+    "Evaluator",
+    "GapEarlyStopping",
+    "OverfittingGap",
+    "RunResult",
+    "TrainingFailed",
+    "VarianceShiftMonitor",
+    "batch_norm_layers",
+    "make_optimizer",
+    "read_history",
+    "seed_everything",
+    "train",
+]

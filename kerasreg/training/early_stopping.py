@@ -1,0 +1,191 @@
+"""`GapEarlyStopping`: stop when the clean overfitting gap exceeds a threshold or keeps growing."""
+
+import math
+
+import keras
+
+from kerasreg import _checks
+
+
+def _higher_is_better(metric):
+    return any(tag in metric for tag in ("acc", "auc", "precision", "recall"))
+
+
+class GapEarlyStopping(keras.callbacks.Callback):
+    """Stops training when the clean overfitting gap is too large or growing.
+
+    Reads the gap that `OverfittingGap` wrote into the epoch logs (so it
+    must come after `OverfittingGap` in the `callbacks` list) and stops when
+    either
+
+    - the monitored gap exceeds `threshold`, or
+    - it has grown (by more than `min_delta`) for `patience` consecutive
+      epochs.
+
+    Independently of why training ends, the weights of the best validation
+    epoch (lowest `val_loss`, or highest for accuracy-like metrics such as
+    `val_accuracy`) are restored when `restore_best_weights` is set, as
+    `keras.callbacks.EarlyStopping` does at the end of training.
+
+    Training vs inference: the monitored gap is the *clean* gap, measured
+    in inference mode, so a strong Dropout rate that keeps the running
+    training loss high does not hide overfitting from this callback, as it
+    would from a stop rule on Keras's reported training loss.
+
+    Args:
+        threshold: float or None. Stop as soon as the monitored gap is
+            larger than this. Defaults to `None`.
+        patience: int or None. Stop once the monitored gap has grown for
+            this many consecutive epochs. Defaults to `None`. At least one
+            of `threshold` and `patience` is required.
+        monitor: str. Log key of the gap to watch, e.g. `"clean_gap_loss"`
+            or `"clean_gap_accuracy"` (both grow with overfitting). Defaults
+            to `"clean_gap_loss"`.
+        min_delta: float. Smallest increase that counts as growth for
+            `patience`. Defaults to `0.0`.
+        restore_best_weights: bool. Restore the weights of the best
+            `best_metric` epoch at the end of training. Defaults to `True`.
+        best_metric: str. Validation metric that defines the best epoch;
+            lower is better unless its name contains "acc", "auc",
+            "precision" or "recall". Defaults to `"val_loss"`.
+        verbose: int. 1 prints one line saying why training stopped and
+            which weights were restored; 0 is silent. Defaults to `1`.
+
+    Attributes:
+        stopped_epoch: 0-based epoch at which training was stopped, or
+            `None` (like `EarlyStopping.stopped_epoch`; messages count from
+            1 like the progress bar).
+        stop_reason: str or None. Why training was stopped.
+        best_epoch: 0-based epoch whose weights are (to be) restored.
+        best_value: value of `best_metric` at `best_epoch`.
+
+    Example:
+
+    >>> import numpy as np, keras
+    >>> rng = np.random.default_rng(0)
+    >>> x, y = rng.normal(size=(200, 8)).astype("float32"), rng.integers(0, 3, 200)
+    >>> model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(64, activation="relu"),
+    ...                           keras.layers.Dense(3, activation="softmax")])
+    >>> model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    >>> from kerasreg import OverfittingGap
+    >>> callbacks = [OverfittingGap((x[:150], y[:150])), GapEarlyStopping(patience=3, verbose=0)]
+    >>> history = model.fit(x[:150], y[:150], validation_data=(x[150:], y[150:]),
+    ...                     epochs=10, callbacks=callbacks, verbose=0)
+    >>> callbacks[1].stop_reason is None or "grew" in callbacks[1].stop_reason
+    True
+    """
+
+    def __init__(
+        self,
+        *,
+        threshold=None,
+        patience=None,
+        monitor="clean_gap_loss",
+        min_delta=0.0,
+        restore_best_weights=True,
+        best_metric="val_loss",
+        verbose=1,
+    ):
+        super().__init__()
+        if threshold is None and patience is None:
+            raise ValueError(
+                "GapEarlyStopping needs a stop rule. Expected `threshold` (a "
+                "float), `patience` (a positive int) or both. Received: "
+                "threshold=None, patience=None"
+            )
+        if threshold is not None and (not _checks.is_real(threshold) or math.isnan(threshold)):
+            raise _checks.invalid("threshold", "a float or None", threshold)
+        if patience is not None and (not _checks.is_int(patience) or patience < 1):
+            raise _checks.invalid("patience", "a positive int or None", patience)
+        if not _checks.is_real(min_delta) or not min_delta >= 0:
+            raise _checks.invalid("min_delta", "a float >= 0", min_delta)
+        self.threshold = None if threshold is None else float(threshold)
+        self.patience = patience
+        self.monitor = monitor
+        self.min_delta = float(min_delta)
+        self.restore_best_weights = restore_best_weights
+        self.best_metric = best_metric
+        self.verbose = verbose
+        self._reset()
+
+    def _reset(self):
+        self.wait = 0
+        self.stopped_epoch = None
+        self.stop_reason = None
+        self.best_epoch = None
+        self.best_value = None
+        self.best_weights = None
+        self._previous = None
+
+    def on_train_begin(self, logs=None):
+        self._reset()
+
+    def _get(self, logs, key, hint):
+        if logs is None or key not in logs:
+            raise ValueError(
+                f"GapEarlyStopping monitors `{key}`, which is not in the "
+                f"epoch logs. {hint} Received log keys: {sorted(logs or {})}"
+            )
+        return float(logs[key])
+
+    def on_epoch_end(self, epoch, logs=None):
+        current = self._get(
+            logs,
+            self.monitor,
+            "Put an `OverfittingGap` callback before `GapEarlyStopping` in "
+            "the `callbacks` list of `fit()`.",
+        )
+        if self.restore_best_weights:
+            metric = self._get(
+                logs,
+                self.best_metric,
+                "Pass `validation_data` to `fit()` and compile the model "
+                "with that metric, change `best_metric`, or set "
+                "`restore_best_weights=False`.",
+            )
+        else:
+            metric = float(logs.get(self.best_metric, math.nan))
+        if self.best_value is None or (
+            metric > self.best_value
+            if _higher_is_better(self.best_metric)
+            else metric < self.best_value
+        ):
+            self.best_value = metric
+            self.best_epoch = epoch
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+
+        if self._previous is not None:
+            self.wait = self.wait + 1 if current > self._previous + self.min_delta else 0
+        self._previous = current
+
+        reason = None
+        if self.threshold is not None and current > self.threshold:
+            reason = f"{self.monitor}={current:.4g} exceeded threshold={self.threshold:g}"
+        elif self.patience is not None and self.wait >= self.patience:
+            reason = (
+                f"{self.monitor} grew for {self.patience} consecutive epochs (now {current:.4g})"
+            )
+        if reason is not None:
+            self.stop_reason = reason
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        restored = self.restore_best_weights and self.best_weights is not None
+        if restored:
+            self.model.set_weights(self.best_weights)
+        if not self.verbose or (self.stop_reason is None and not restored):
+            return
+        parts = []
+        if self.stop_reason is not None:
+            parts.append(
+                f"Epoch {self.stopped_epoch + 1}: GapEarlyStopping stopped training: {self.stop_reason}"
+            )
+        if restored:
+            parts.append(
+                f"restored weights from epoch {self.best_epoch + 1} "
+                f"({self.best_metric}={self.best_value:.4g})"
+            )
+        message = "; ".join(parts)
+        print(message[0].upper() + message[1:] + ".")

@@ -1,0 +1,267 @@
+"""`train`: fit a model on a dataset and measure its overfitting gaps honestly.
+
+`train` reads as its phases: check the arguments, prepare the run directory,
+assemble the callbacks, fit, and collect the result from the same compiled
+inference pass that measured the gaps.
+"""
+
+import dataclasses
+import math
+import pathlib
+import random
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerasreg import _checks
+from kerasreg.training.epoch_callbacks import DivergenceGuard, EpochProgress, EpochSeeds, EpochTimer
+from kerasreg.training.gap import OverfittingGap
+from kerasreg.training.run_dir import RunDir
+from kerasreg.training.variance_shift import VarianceShiftMonitor, batch_norm_layers
+
+VARIANCE_SHIFT_BATCH = 256
+GAP_KEYS = ("clean_gap_loss", "clean_gap_accuracy", "reported_gap_loss", "reported_gap_accuracy")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "nadam", "adagrad", "adadelta", "adamax", "lion")
+
+
+class TrainingFailed(RuntimeError):
+    """Raised when a run diverges (NaN or inf loss); the run is recorded as failed."""
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What a finished run produced.
+
+    Attributes:
+        model: the trained `keras.Model`.
+        config: dict. The model's `kerasreg_config` plus the training settings
+            (dataset, split seed, epochs, batch size, optimizer, ...).
+        history: dict of per-epoch lists (Keras metrics, gaps, variance shift,
+            `epoch_time`), over all epochs including those before a resume.
+        val_metrics: dict. Final `loss` and `accuracy` on the validation split.
+        test_metrics: dict. `loss` and `accuracy` on the test split, computed
+            once after training and never used for selection.
+        gaps: dict. The last epoch's clean and reported gaps.
+        epoch_times: list of float. Seconds per epoch.
+        run_dir: pathlib.Path or None.
+        stop_reason: str or None. Why training ended before `epochs`.
+        clean_subset_indices: np.ndarray. Rows of the train split on which
+            the clean gap was measured.
+    """
+
+    model: keras.Model
+    config: dict
+    history: dict
+    val_metrics: dict
+    test_metrics: dict
+    gaps: dict
+    epoch_times: list
+    run_dir: pathlib.Path = None
+    stop_reason: str = None
+    clean_subset_indices: np.ndarray = None
+
+    @property
+    def variance_shift_max(self):
+        """The last epoch's largest BatchNorm variance shift, or None without BatchNorm."""
+        values = self.history.get("variance_shift_max")
+        return values[-1] if values else None
+
+
+def seed_everything(seed):
+    """Seed Python, NumPy and TensorFlow and make TensorFlow ops deterministic.
+
+    Example:
+
+    >>> seed_everything(0)
+    """
+    keras.utils.set_random_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def make_optimizer(optimizer, learning_rate):
+    """A Keras optimizer from its name and learning rate, with a clear error for bad names.
+
+    Example:
+
+    >>> type(make_optimizer("sgd", 0.1)).__name__
+    'SGD'
+    """
+    learning_rate = _checks.positive_float(learning_rate, "learning_rate")
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        return optimizer
+    _checks.one_of(optimizer, OPTIMIZERS, "optimizer")
+    return keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": learning_rate}})
+
+
+def _returned_epoch(callbacks):
+    """History index of the weights `train` returns: the restored best epoch, else the last."""
+    for callback in callbacks:
+        best = getattr(callback, "best_epoch", None)
+        if getattr(callback, "restore_best_weights", False) and best is not None:
+            return best
+    return -1
+
+
+def _compile(model, optimizer, learning_rate, steps_per_execution):
+    model.compile(
+        optimizer=make_optimizer(optimizer, learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=steps_per_execution,
+    )
+
+
+def _measuring_callbacks(model, dataset, seed, run_dir, append):
+    """The gap callback (which also validates) and, with BatchNorm, the variance-shift monitor."""
+    x_train, y_train = dataset.as_numpy("train")
+    x_val, y_val = dataset.as_numpy("val")
+    log_path = run_dir.path if run_dir else None
+    gap = OverfittingGap((x_train, y_train), validation_data=(x_val, y_val), evaluate_validation=True,
+                         subset_size=min(len(x_val), len(x_train)), seed=seed, log_path=log_path, append=append)
+    measuring = [gap]
+    if batch_norm_layers(model):
+        measuring.append(VarianceShiftMonitor(x_val[:VARIANCE_SHIFT_BATCH], log_path=log_path, append=append))
+    return gap, measuring
+
+
+def _result(model, dataset, history, gap, user_callbacks, settings, run_dir):
+    """The `RunResult`: final metrics through the gap callback's compiled pass (same definitions as the logs)."""
+    full_history = run_dir.history() if run_dir else history.history
+    full_history.pop("epoch", None)
+    final_epoch = _returned_epoch(user_callbacks)
+    val_metrics = dict(zip(("loss", "accuracy"), gap.evaluate(*dataset.as_numpy("val"))))
+    test_metrics = dict(zip(("loss", "accuracy"), gap.evaluate(*dataset.as_numpy("test"))))
+    stop_reason = next((c.stop_reason for c in user_callbacks if getattr(c, "stop_reason", None)), None)
+    optimizer = settings["optimizer"]
+    config = {
+        **(getattr(model, "kerasreg_config", None) or {}),
+        "dataset": dataset.name,
+        "validation_split": dataset.validation_split,
+        "split_seed": dataset.split_seed,
+        "standardize": dataset.standardized,
+        "epochs": settings["epochs"],
+        "epochs_run": len(full_history.get("loss", [])),
+        "batch_size": settings["batch_size"],
+        "optimizer": optimizer if isinstance(optimizer, str) else type(optimizer).__name__.lower(),
+        "learning_rate": settings["learning_rate"],
+        "seed": settings["seed"],
+    }
+    return RunResult(
+        model=model,
+        config=config,
+        history=full_history,
+        val_metrics={k: float(val_metrics[k]) for k in ("loss", "accuracy")},
+        test_metrics={k: float(test_metrics[k]) for k in ("loss", "accuracy")},
+        gaps={k: full_history[k][final_epoch] for k in GAP_KEYS},
+        epoch_times=full_history.get("epoch_time", []),
+        run_dir=run_dir.path if run_dir else None,
+        stop_reason=stop_reason,
+        clean_subset_indices=gap.subset_indices,
+    )
+
+
+def train(
+    model,
+    dataset,
+    *,
+    epochs=50,
+    batch_size=100,
+    optimizer="adam",
+    learning_rate=1e-3,
+    seed=0,
+    run_dir=None,
+    callbacks=(),
+    resume=False,
+    verbose=1,
+):
+    """Train a model on a dataset and measure its overfitting gaps honestly.
+
+    Training vs inference: Keras's `loss`/`accuracy` are running means in
+    training mode (dropout on, batch statistics). After every epoch the
+    model is also evaluated in inference mode on a fixed training subset
+    as large as the validation split; `clean_gap_*` compares that with
+    validation and is the number to compare placements by, while
+    `reported_gap_*` is what the Keras progress bar suggests. With
+    BatchNormalization in the model, `variance_shift_*` logs how far the
+    inference-mode input variance of each BN layer is from its moving
+    variance (Li et al., CVPR 2019).
+
+    Args:
+        model: keras.Model. Built model with a softmax output, e.g. from `build_model`.
+        dataset: `kerasreg.data.Dataset` from `load_dataset`.
+        epochs: int. Defaults to `50`.
+        batch_size: int. Defaults to `100`.
+        optimizer: str or keras optimizer. Defaults to `"adam"`.
+        learning_rate: float. Defaults to `1e-3`.
+        seed: int. Seeds Python, NumPy and TensorFlow, enables deterministic
+            ops, and fixes data order and dropout noise per epoch. Defaults to `0`.
+        run_dir: str or path or None. Where logs, checkpoints and the final
+            `model.keras` go; `None` keeps everything in memory. Defaults to `None`.
+        callbacks: extra Keras callbacks (e.g. `GapEarlyStopping`); they run
+            after the gap callbacks, so they see the gap keys. Defaults to `()`.
+        resume: bool. Continue from the last completed epoch checkpointed in
+            `run_dir`. Defaults to `False`.
+        verbose: int. 1 prints a line per epoch on stderr; 0 is silent. Defaults to `1`.
+
+    Returns:
+        `RunResult`.
+
+    Raises:
+        TrainingFailed: the loss became NaN or inf; `run_dir/status.json` says so.
+
+    Example:
+
+    >>> import kerasreg
+    >>> data = kerasreg.load_dataset("mnist1d")
+    >>> model = kerasreg.build_model("mlp", input_shape=data.input_shape, num_classes=data.num_classes, seed=0)
+    >>> result = kerasreg.train(model, data, epochs=2, verbose=0)
+    >>> sorted(result.gaps)
+    ['clean_gap_accuracy', 'clean_gap_loss', 'reported_gap_accuracy', 'reported_gap_loss']
+    """
+    _checks.positive_int(epochs, "epochs")
+    _checks.positive_int(batch_size, "batch_size")
+    if resume and run_dir is None:
+        raise ValueError("`resume=True` needs a `run_dir` holding the checkpoint to resume from.")
+    make_optimizer(optimizer, learning_rate)
+    seed_everything(seed)
+
+    run_dir = RunDir(run_dir) if run_dir is not None else None
+    initial_epoch = run_dir.start(resume=resume) if run_dir else 0
+
+    x_train = dataset.as_numpy("train")[0]
+    steps_per_epoch = math.ceil(len(x_train) / batch_size)
+    # One compiled call per epoch: on small data Python overhead per step dominates.
+    _compile(model, optimizer, learning_rate, steps_per_execution=steps_per_epoch)
+
+    append = initial_epoch > 0
+    gap, measuring = _measuring_callbacks(model, dataset, seed, run_dir, append)
+    guard = DivergenceGuard()
+    all_callbacks = [EpochSeeds(), *measuring, *callbacks, EpochTimer(), guard]
+    if verbose:
+        all_callbacks.append(EpochProgress(epochs))
+    if run_dir:
+        all_callbacks += run_dir.callbacks(append=append)
+
+    history = model.fit(
+        dataset.pipeline("train", batch_size, shuffle=True, seed=seed, initial_epoch=initial_epoch),
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=all_callbacks,
+        shuffle=False,  # the pipeline shuffles, seeded per epoch
+        verbose=0,
+    )
+    if guard.message:
+        if run_dir:
+            run_dir.write_status("failed", reason=guard.message)
+        raise TrainingFailed(guard.message)
+
+    settings = dict(epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                    learning_rate=learning_rate, seed=seed)
+    result = _result(model, dataset, history, gap, callbacks, settings, run_dir)
+    if run_dir:
+        run_dir.finish(model, val_metrics=result.val_metrics, test_metrics=result.test_metrics, gaps=result.gaps)
+    return result
