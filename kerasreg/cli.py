@@ -128,7 +128,8 @@ def cmd_study(args):
     if args.config:
         config = study.StudyConfig.from_toml(args.config, base=config)
     out = args.out or f"studies/{args.preset if not args.config else pathlib.Path(args.config).stem}"
-    report = study.run_study(config, out, workers=args.workers, resume=args.resume,
+    report = study.run_study(config, out, executor=args.executor, address=args.address,
+                             workers=args.workers, resume=args.resume,
                              verbose=0 if args.quiet else 1)
     print("\n".join(f"- {line}" for line in report.findings))
     print(f"Report: {report.files[0]} and {report.files[1]}")
@@ -194,8 +195,12 @@ def make_parser():
     p.add_argument("--preset", default="quick", help="quick (default; ~5 min on 2 cores) or full")
     p.add_argument("--config", default=None, help="TOML study file; keys it leaves out come from the preset")
     p.add_argument("--out", default=None, help="study folder (default studies/<preset or config name>)")
+    p.add_argument("--executor", default=None, choices=("local", "ray"),
+                   help="where runs train: local (default; this machine) or ray (a Ray cluster)")
+    p.add_argument("--address", default=None,
+                   help="HOST:PORT of the Ray head node (with --executor ray; default $RAY_ADDRESS)")
     p.add_argument("--workers", type=int, default=None,
-                   help="parallel training processes (default: one per core, at most 4)")
+                   help="local executor: parallel training processes (default: one per core, at most 4)")
     p.add_argument("--resume", action="store_true",
                    help="also continue half-trained runs of a killed study from their last epoch "
                         "(exported runs are always skipped)")

@@ -121,7 +121,7 @@ def test_rerun_after_kill_skips_exported_runs(tmp_path):
 
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
-    assert "Skipping 1 run(s) already exported" in rerun.stderr
+    assert "skipping 1 already exported" in rerun.stderr
     assert json.loads(first.read_text())["created"] == created
     assert len([p for p in (out / "runs").iterdir() if not p.name.startswith(".")]) == 3
     assert (out / "report.md").exists()

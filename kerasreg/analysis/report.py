@@ -253,7 +253,16 @@ def _config_text(config):
             f"{config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.learning_rate:g}.")
 
 
-def write_report(out, config, *, failures=None, latency_repeats=3):
+def _execution_text(execution):
+    """Where the runs of this invocation trained: runs per node and retries after a node died."""
+    if not execution:
+        return ""
+    nodes = ", ".join(f"{node}: {count}" for node, count in execution["runs_per_node"].items()) or "none"
+    return (f" Trained on {execution['executor']}; runs per node in this invocation: {nodes}; "
+            f"{execution['retried']} run(s) retried after their node died.")
+
+
+def write_report(out, config, *, failures=None, latency_repeats=3, execution=None):
     """Compare the study's exports and write `report.md`, `report.html`, plots and compare files.
 
     Args:
@@ -261,6 +270,8 @@ def write_report(out, config, *, failures=None, latency_repeats=3):
         config: `StudyConfig` the study ran.
         failures: dict run name -> error text. Defaults to none.
         latency_repeats: int. Timed SavedModel calls per export in compare. Defaults to `3`.
+        execution: dict or None. `executor` description, `runs_per_node` and
+            `retried` of the invocation that trained the runs. Defaults to `None`.
 
     Returns:
         `StudyReport`.
@@ -286,7 +297,7 @@ def write_report(out, config, *, failures=None, latency_repeats=3):
     lines = findings(summaries)
     figures = plots.summary_bars(summaries, out, {k: v[0] for k, v in METRICS.items()}) if summaries else []
     title = f"kerasreg study: {config.dataset}"
-    config_text = _config_text(config)
+    config_text = _config_text(config) + _execution_text(execution)
     (out / "report.md").write_text(_markdown(title, config_text, summaries, lines, failures, figures, comparison_md))
     (out / "report.html").write_text(_html(title, config_text, summaries, lines, failures, figures))
     return StudyReport(summaries, lines, failures, [out / "report.md", out / "report.html", *figures])

@@ -7,6 +7,6 @@ Example:
 """
 
 from kerasreg.runs.config import RunConfig, check_known_keys, read_toml
-from kerasreg.runs.execute import WORK_DIR, prepare, run
+from kerasreg.runs.execute import WORK_DIR, prepare, run, train_in
 
-__all__ = ["WORK_DIR", "RunConfig", "check_known_keys", "prepare", "read_toml", "run"]
+__all__ = ["WORK_DIR", "RunConfig", "check_known_keys", "prepare", "read_toml", "run", "train_in"]

@@ -46,6 +46,41 @@ def prepare(config):
     return dataset, model
 
 
+def train_in(config, work_dir, *, resume=False, callbacks=(), verbose=1):
+    """Validate, build and train one run in `work_dir`; nothing is exported.
+
+    A leftover `work_dir` of a killed run is continued with `resume=True`
+    and discarded otherwise. On success the directory holds the trained
+    `model.keras`, `status.json` and the logs (see `kerasreg.training.run_dir`).
+
+    Args:
+        config: `RunConfig`.
+        work_dir: str or path. The run directory.
+        resume: bool. Continue from the last completed epoch. Defaults to `False`.
+        callbacks: extra Keras callbacks for `train`. Defaults to `()`.
+        verbose: int. 1 prints one line per epoch. Defaults to `1`.
+
+    Returns:
+        `kerasreg.training.RunResult`.
+
+    Example:
+
+    >>> result = train_in(RunConfig(epochs=2), "/tmp/kerasreg_doc_work")  # doctest: +SKIP
+    """
+    dataset, model = prepare(config)
+    work_dir = pathlib.Path(work_dir)
+    if work_dir.exists() and not resume:
+        if verbose:
+            print(f"Discarding the unfinished run in {work_dir} (use --resume to continue it).",
+                  file=sys.stderr)
+        shutil.rmtree(work_dir)
+    return train(
+        model, dataset, epochs=config.epochs, batch_size=config.batch_size,
+        optimizer=config.optimizer, learning_rate=config.learning_rate, seed=config.seed,
+        run_dir=work_dir, callbacks=callbacks, resume=resume, verbose=verbose,
+    )
+
+
 def run(config, *, out="saved_models", overwrite=False, resume=False, fold_bn=False, callbacks=(), verbose=1):
     """Validate, train and export one run; returns the export path.
 
@@ -73,18 +108,8 @@ def run(config, *, out="saved_models", overwrite=False, resume=False, fold_bn=Fa
     """
     name = config.run_name()
     check_export_target(out, name, overwrite)
-    dataset, model = prepare(config)
     work_dir = _work_dir(out, name)
-    if work_dir.exists() and not resume:
-        if verbose:
-            print(f"Discarding the unfinished run in {work_dir} (use --resume to continue it).",
-                  file=sys.stderr)
-        shutil.rmtree(work_dir)
-    result = train(
-        model, dataset, epochs=config.epochs, batch_size=config.batch_size,
-        optimizer=config.optimizer, learning_rate=config.learning_rate, seed=config.seed,
-        run_dir=work_dir, callbacks=callbacks, resume=resume, verbose=verbose,
-    )
+    result = train_in(config, work_dir, resume=resume, callbacks=callbacks, verbose=verbose)
     path = export_run(result, out=out, name=name, overwrite=overwrite, fold_bn=fold_bn)
     shutil.rmtree(work_dir)
     try:

@@ -7,6 +7,7 @@ from kerasreg.data import check_validation_split, load_dataset
 from kerasreg.models import build_model, get_dropout_kind, get_model_fn, get_norm_kind, get_placement, kinds
 from kerasreg.models.placements import BUILT_INS
 from kerasreg.runs import RunConfig, check_known_keys, read_toml
+from kerasreg.study.executors import EXECUTORS
 from kerasreg.training import make_optimizer
 
 
@@ -53,6 +54,8 @@ class StudyConfig:
     learning_rate: float = 1e-3
     optimizer: str = "adam"
     validation_split: float = 0.1
+    executor: str = "local"
+    address: str = None
 
     @classmethod
     def preset(cls, name):
@@ -107,6 +110,7 @@ class StudyConfig:
             ("optimizer", lambda v: make_optimizer(v, 1e-3), self.optimizer),
             ("learning_rate", lambda v: make_optimizer("adam", v), self.learning_rate),
             ("validation_split", check_validation_split, self.validation_split),
+            ("executor", lambda v: _checks.one_of(v, EXECUTORS, "executor"), self.executor),
             ("dataset", lambda v: load_dataset(v, data_dir=self.data_dir), self.dataset),
         ]
         for field, check, value in checks:

@@ -1,22 +1,79 @@
-"""Executors: where the runs of a study train. One interface, `Executor.map(configs)`.
+"""Executors: where the runs of a study train. One interface: `executor.map(configs, work_root, resume)`.
 
-`LocalExecutor` trains in this process (one worker) or a spawned process
-pool. Workers share nothing but the study's `runs/` folder they export into.
+Both executors are shared-nothing: a worker trains one run in a run
+directory of its own and returns `RunArtifacts` (or the error); the driver
+alone writes the study folder. Runs are deterministic by seed, so a run
+gives the same metrics whichever executor, process or node trained it.
+
+- `LocalExecutor`: this process (one worker) or a spawned process pool on
+  this machine; the embedded default, no service needed. Run directories sit
+  in the study's `runs/.work/`, so `resume=True` continues a killed study's
+  half-trained runs.
+- `RayExecutor`: tasks on an existing Ray cluster (`pip install
+  "kerasreg[ray]"`), one CPU each. Each task trains in a temporary folder
+  on its node. A task whose node dies is retried on another node; a run
+  that fails on its own (e.g. a NaN loss) is reported once, never retried.
 """
 
 import concurrent.futures
+import dataclasses
 import multiprocessing
 import os
+import shutil
+import socket
 import sys
+import tempfile
 
-from kerasreg.runs import run
+from kerasreg import _checks
+from kerasreg.runs import train_in
+from kerasreg.study.artifacts import pack
+
+EXECUTORS = ("local", "ray")
+# A Ray task whose node dies is retried this many times (on other nodes).
+RAY_NODE_RETRIES = 3
+
+
+@dataclasses.dataclass
+class RunOutcome:
+    """One finished grid point: its artifacts, or the error that ended it.
+
+    Attributes:
+        name: str. The run name.
+        artifacts: `RunArtifacts` or None when the run failed.
+        error: str or None. `"<ExceptionType>: <message>"` of a failed run.
+        node: str. Where it trained (`"local"`, or the Ray node's IP and id).
+        attempts: int. How many times it was started (more than 1: retried after a node died).
+    """
+
+    name: str
+    artifacts: object = None
+    error: str = None
+    node: str = "local"
+    attempts: int = 1
+
+
+def train_to_artifacts(config, work_dir, resume):
+    """Train one grid point in `work_dir` and return its `RunOutcome` (errors are caught, never raised).
+
+    Example:
+
+    >>> outcome = train_to_artifacts(RunConfig(epochs=1), "/tmp/kerasreg_doc_work", False)  # doctest: +SKIP
+    >>> outcome.error is None
+    True
+    """
+    name = config.run_name()
+    try:
+        result = train_in(config, work_dir, resume=resume, verbose=0)
+        return RunOutcome(name, artifacts=pack(name, result, work_dir))
+    except Exception as exc:  # one failed run must not stop the study
+        return RunOutcome(name, error=f"{type(exc).__name__}: {exc}")
 
 
 def _init_worker(threads):
     """Bound TensorFlow's thread pools so workers do not oversubscribe cores, and die with the study.
 
     Without the parent-death signal, killing the study process would leave
-    its workers training (and exporting) in the background.
+    its workers training in the background.
     """
     if sys.platform.startswith("linux"):
         import ctypes
@@ -30,34 +87,167 @@ def _init_worker(threads):
     tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
-def _run_one(config, runs_dir, resume):
-    """Train and export one grid point; returns `(name, error or None)`."""
-    try:
-        run(config, out=runs_dir, resume=resume, verbose=0)
-        return config.run_name(), None
-    except Exception as exc:  # one failed run must not stop the study
-        return config.run_name(), f"{type(exc).__name__}: {exc}"
+class LocalExecutor:
+    """Train in this process (`workers=1`) or in `workers` spawned processes on this machine.
 
-
-def execute(configs, runs_dir, resume, workers):
-    """Yield `(name, error)` per run as runs finish.
-
-    One worker trains in this process, so placements and kinds registered
-    in it are available; more workers are spawned processes, each importing
+    One worker trains in this process, so placements and kinds registered in
+    it are available; more workers are spawned processes, each importing
     kerasreg afresh (register custom entries in an imported module then).
+
+    Args:
+        workers: int. Parallel training processes. Defaults to `default_workers()`.
+
+    Example:
+
+    >>> LocalExecutor(workers=1).describe()
+    'local (1 worker)'
     """
-    if workers == 1:
-        for config in configs:
-            yield _run_one(config, runs_dir, resume)
-        return
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    with concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_worker, initargs=(threads,),
-    ) as pool:
-        futures = [pool.submit(_run_one, c, runs_dir, resume) for c in configs]
-        for future in concurrent.futures.as_completed(futures):
-            yield future.result()
+
+    name = "local"
+
+    def __init__(self, workers=None):
+        self.workers = _checks.positive_int(default_workers() if workers is None else workers, "workers")
+
+    def describe(self):
+        """One line saying where runs train."""
+        return f"local ({self.workers} worker{'s' if self.workers > 1 else ''})"
+
+    def map(self, configs, work_root, resume):
+        """Yield a `RunOutcome` per config as runs finish; run directories are `work_root/<name>`."""
+        jobs = [(config, os.path.join(work_root, config.run_name()), resume) for config in configs]
+        if self.workers == 1:
+            for job in jobs:
+                yield train_to_artifacts(*job)
+            return
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker, initargs=(threads,),
+        ) as pool:
+            futures = [pool.submit(train_to_artifacts, *job) for job in jobs]
+            for future in concurrent.futures.as_completed(futures):
+                yield future.result()
+
+
+def _ray_task(config, attempts):
+    """Body of one Ray task: count the attempt, train in a temporary folder of this node, return the outcome."""
+    import ray
+
+    attempt = ray.get(attempts.start.remote(config.run_name()))
+    context = ray.get_runtime_context()
+    node = f"{ray.util.get_node_ip_address()}/{context.get_node_id()[:8]}"
+    work_dir = tempfile.mkdtemp(prefix="kerasreg-run-")
+    try:
+        outcome = train_to_artifacts(config, work_dir, False)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return dataclasses.replace(outcome, node=node, attempts=attempt)
+
+
+class _AttemptCounter:
+    """Counts how often each run was started, so retries after a node died can be reported."""
+
+    def __init__(self):
+        self.counts = {}
+
+    def start(self, name):
+        self.counts[name] = self.counts.get(name, 0) + 1
+        return self.counts[name]
+
+
+def check_reachable(address, timeout=3.0):
+    """Raise a ValueError within `timeout` seconds unless `HOST:PORT` accepts a TCP connection.
+
+    Example:
+
+    >>> check_reachable("127.0.0.1:1", timeout=0.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: Cannot reach a Ray cluster at 127.0.0.1:1 ...
+    """
+    host, _, port = str(address).rpartition(":")
+    if not host or not port.isdigit():
+        raise _checks.invalid("address", "HOST:PORT of a Ray head node, e.g. 127.0.0.1:6379", address)
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ValueError(
+            f"Cannot reach a Ray cluster at {address} ({exc.strerror or exc}). Start one with "
+            f"`ray start --head --port={port}` on {host}, or check the address."
+        ) from None
+
+
+class RayExecutor:
+    """Train each run as a task on a Ray cluster (one CPU per task).
+
+    Args:
+        address: str or None. `HOST:PORT` of the cluster's head node, as
+            `ray start --head` prints it. `None` uses `$RAY_ADDRESS`, else
+            starts a Ray instance on this machine for the study.
+
+    Raises:
+        ImportError: Ray is not installed (the message says what to install).
+        ValueError: the address is malformed or unreachable (within seconds).
+
+    Example:
+
+    >>> executor = RayExecutor("127.0.0.1:6379")  # doctest: +SKIP
+    """
+
+    name = "ray"
+
+    def __init__(self, address=None):
+        try:
+            import ray  # noqa: F401  (imported here to fail before anything trains)
+        except ImportError:
+            raise ImportError(
+                "The ray executor needs Ray. Install it with: pip install \"kerasreg[ray]\""
+            ) from None
+        self.address = address or os.environ.get("RAY_ADDRESS")
+        if self.address:
+            check_reachable(self.address)
+
+    def describe(self):
+        """One line saying where runs train."""
+        return f"ray ({self.address or 'a local Ray instance'})"
+
+    def map(self, configs, work_root, resume):
+        """Yield a `RunOutcome` per config as tasks finish (`work_root` and `resume` stay on the driver)."""
+        import ray
+        import ray.util.scheduling_strategies
+
+        ray.init(address=self.address, logging_level="ERROR", log_to_driver=False,
+                 include_dashboard=False if not self.address else None, configure_logging=False)
+        try:
+            # The counter lives on the driver's node: a worker node that dies must not take it along.
+            here = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
+                ray.get_runtime_context().get_node_id(), soft=False)
+            attempts = ray.remote(num_cpus=0)(_AttemptCounter).options(scheduling_strategy=here).remote()
+            task = ray.remote(num_cpus=1, max_retries=RAY_NODE_RETRIES, retry_exceptions=False)(_ray_task)
+            pending = [task.remote(config, attempts) for config in configs]
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                yield ray.get(done[0])
+        finally:
+            ray.shutdown()
+
+
+def make_executor(executor="local", *, workers=None, address=None):
+    """An executor by name: `"local"` (with `workers`) or `"ray"` (with `address`).
+
+    Example:
+
+    >>> make_executor("local", workers=1).describe()
+    'local (1 worker)'
+    """
+    _checks.one_of(executor, EXECUTORS, "executor")
+    if executor == "ray":
+        if workers is not None:
+            raise ValueError("`workers` applies to the local executor; a Ray cluster runs one task per CPU.")
+        return RayExecutor(address)
+    if address is not None:
+        raise ValueError("`address` applies to the ray executor. Pass executor='ray' with it.")
+    return LocalExecutor(workers)
 
 
 def default_workers():

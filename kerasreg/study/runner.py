@@ -14,14 +14,16 @@ Disharmony between Dropout and Batch Normalization by Variance Shift", CVPR
 2019), and which differences are within seed noise.
 """
 
+import collections
 import json
 import pathlib
 import sys
 
-from kerasreg import _checks
 from kerasreg.analysis import report
 from kerasreg.export import MANIFEST
-from kerasreg.study.executors import default_workers, execute
+from kerasreg.runs import WORK_DIR
+from kerasreg.study.artifacts import export_artifacts
+from kerasreg.study.executors import make_executor
 
 RUNS_DIR = "runs"
 FAILURES = "failures.jsonl"
@@ -34,58 +36,83 @@ def _progress(total, initial):
                 dynamic_ncols=True, disable=None)
 
 
-def run_study(config, out, *, workers=None, resume=False, verbose=1):
+def _export_outcomes(outcomes, runs_dir, bar):
+    """Export each trained run as it arrives (the driver alone writes the study folder); returns failures and tallies."""
+    failures, per_node, retried = {}, collections.Counter(), 0
+    for outcome in outcomes:
+        per_node[outcome.node] += 1
+        retried += outcome.attempts > 1
+        error = outcome.error
+        if error is None:
+            try:
+                export_artifacts(outcome.artifacts, runs_dir, runs_dir / WORK_DIR / outcome.name)
+            except Exception as exc:  # one failed export must not stop the study
+                error = f"{type(exc).__name__}: {exc}"
+        if error:
+            failures[outcome.name] = error
+            if bar is not None:
+                bar.write(f"run {outcome.name} failed: {error}")
+        if bar is not None:
+            bar.update(1)
+    return failures, {"runs_per_node": dict(sorted(per_node.items())), "retried": retried}
+
+
+def run_study(config, out, *, executor=None, address=None, workers=None, resume=False, verbose=1):
     """Run a study grid, skipping exported runs, then write its report.
 
-    With `workers > 1` runs train in separate spawned processes, each with
-    TensorFlow limited to `max(1, cpu_count // workers)` threads. A failed run is recorded in
-    `failures.jsonl` and the report; the others go on.
+    Runs train where the executor says (`config.executor` unless given):
+    `"local"` trains in this process or a pool of `workers` spawned
+    processes; `"ray"` sends each run as a task to the Ray cluster at
+    `address`. Either way the workers return each run's artifacts and this
+    process alone exports them into `out/runs/` and writes the report. A
+    failed run is recorded in `failures.jsonl` and the report; the others go on.
 
     Args:
         config: `StudyConfig`. Validated before anything trains.
         out: str or path. The study folder: `runs/` holds the exports,
             `report.md`, `report.html` and PNG plots go next to it.
-        workers: int or None. Parallel training processes; 1 trains in this
-            process. Defaults to `None`: `default_workers()`, one per core
-            up to 4 (most of a small run is single-threaded graph tracing,
-            so processes scale better than threads).
+        executor: str or None. `"local"` or `"ray"`. Defaults to `None`:
+            `config.executor`.
+        address: str or None. `HOST:PORT` of a Ray head node (ray executor
+            only). Defaults to `None`: `config.address`, else `$RAY_ADDRESS`,
+            else a Ray instance started on this machine.
+        workers: int or None. Local executor only: parallel training
+            processes; 1 trains in this process. Defaults to `None`:
+            `default_workers()`, one per core up to 4.
         resume: bool. Continue half-trained runs of a killed study from their
-            last completed epoch instead of restarting them. Exported runs
-            are skipped either way. Defaults to `False`.
+            last completed epoch instead of restarting them (local executor).
+            Exported runs are skipped either way. Defaults to `False`.
         verbose: int. 1 shows a progress bar over runs. Defaults to `1`.
 
     Returns:
-        `kerasreg.report.StudyReport`.
+        `kerasreg.analysis.report.StudyReport`.
 
     Example:
 
     >>> import kerasreg
     >>> config = kerasreg.StudyConfig(placements=["none", "dropout"], seeds=[0], epochs=2)
     >>> report = kerasreg.run_study(config, "studies/tiny")  # doctest: +SKIP
+    >>> report = kerasreg.run_study(config, "studies/tiny", executor="ray", address="10.0.0.5:6379")  # doctest: +SKIP
     """
-    workers = default_workers() if workers is None else workers
-    _checks.positive_int(workers, "workers")
+    runner = make_executor(executor or config.executor, workers=workers, address=address or config.address)
     config.validate()
     out = pathlib.Path(out)
     runs_dir = out / RUNS_DIR
     runs_dir.mkdir(parents=True, exist_ok=True)
     grid = config.runs()
     todo = [c for c in grid if not (runs_dir / c.run_name() / MANIFEST).exists()]
-    if verbose and len(todo) < len(grid):
-        print(f"Skipping {len(grid) - len(todo)} run(s) already exported in {runs_dir}.", file=sys.stderr)
+    if verbose:
+        skipped = f"; skipping {len(grid) - len(todo)} already exported" if len(todo) < len(grid) else ""
+        print(f"Training {len(todo)} run(s) on {runner.describe()}{skipped}.", file=sys.stderr)
 
-    failures = {}
     bar = _progress(len(grid), len(grid) - len(todo)) if verbose else None
-    for name, error in execute(todo, runs_dir, resume, workers):
-        if error:
-            failures[name] = error
-            if bar is not None:
-                bar.write(f"run {name} failed: {error}")
+    try:
+        failures, execution = _export_outcomes(runner.map(todo, runs_dir / WORK_DIR, resume), runs_dir, bar)
+    finally:
         if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+            bar.close()
     with open(out / FAILURES, "w") as f:
         for name, error in sorted(failures.items()):
             f.write(json.dumps({"run": name, "error": error}) + "\n")
-    return report.write_report(out, config, failures=failures)
+    execution = {"executor": runner.describe(), **execution}
+    return report.write_report(out, config, failures=failures, execution=execution)

@@ -1,0 +1,178 @@
+"""The ray executor against a real two-node Ray cluster on 127.0.0.1 that these tests start and stop.
+
+The cluster (a head and one worker node, one CPU each) is started with
+`ray start --block` in sessions of its own, so the tests stop exactly the
+processes they started (never `ray stop`, which would stop every Ray on the
+machine) and can SIGKILL the worker node's whole process group.
+"""
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+import kerasreg
+
+ray = pytest.importorskip("ray", reason="the ray executor needs Ray: pip install \"kerasreg[ray]\"")
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+RAY = str(pathlib.Path(sys.executable).with_name("ray"))
+GRID = dict(placements=["none", "dropout"], seeds=[0, 1], epochs=2, models=["mlp"])
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_node(args, log):
+    # The nodes' workers import this checkout's kerasreg, like the driver.
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(REPO))
+    return subprocess.Popen([RAY, "start", "--block", "--node-ip-address=127.0.0.1", "--num-cpus=1",
+                             "--disable-usage-stats", *args], env=env, start_new_session=True,
+                            stdout=log, stderr=subprocess.STDOUT)
+
+
+def _alive_nodes(address):
+    code = ("import ray; ray.init(address=%r, logging_level='ERROR', log_to_driver=False);"
+            "print(sum(n['Alive'] for n in ray.nodes()))" % address)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    return int(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 and done.stdout.strip() else 0
+
+
+def _stop(process):
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A head and a worker node on 127.0.0.1; yields (address, start_worker)."""
+    logs = tmp_path_factory.mktemp("ray-logs")
+    port = _free_port()
+    address = f"127.0.0.1:{port}"
+    head = _start_node(["--head", f"--port={port}", "--include-dashboard=false",
+                        f"--ray-client-server-port={_free_port()}"], open(logs / "head.log", "w"))
+    workers = []
+
+    def start_worker():
+        workers.append(_start_node([f"--address={address}"], open(logs / f"worker{len(workers)}.log", "w")))
+        deadline = time.monotonic() + 120
+        while _alive_nodes(address) < 2:
+            assert time.monotonic() < deadline, (logs / "head.log").read_text()[-2000:]
+            time.sleep(1)
+        return workers[-1]
+
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert head.poll() is None and time.monotonic() < deadline, (logs / "head.log").read_text()
+                time.sleep(0.5)
+        start_worker()
+        yield address, start_worker, workers
+    finally:
+        for process in [*workers, head]:
+            _stop(process)
+
+
+def _metrics(out):
+    """Per-run final metrics from the study's exports."""
+    metrics = {}
+    for manifest in sorted((out / "runs").glob("*/manifest.json")):
+        values = json.loads(manifest.read_text())["metrics"]
+        metrics[manifest.parent.name] = {k: values[k] for k in
+                                         ("test_accuracy", "test_loss", "val_accuracy", "clean_gap_accuracy")}
+    return metrics
+
+
+@pytest.fixture(scope="module")
+def local_metrics(tmp_path_factory):
+    out = tmp_path_factory.mktemp("local") / "study"
+    kerasreg.run_study(kerasreg.StudyConfig(**GRID), out, workers=1, verbose=0)
+    return _metrics(out)
+
+
+def test_a_study_on_the_cluster_gives_the_local_executors_metrics(cluster, local_metrics, tmp_path):
+    address, _, _ = cluster
+    out = tmp_path / "study"
+    report = kerasreg.run_study(kerasreg.StudyConfig(**GRID), out, executor="ray", address=address, verbose=0)
+    assert not report.failures
+    assert _metrics(out) == local_metrics
+    assert len(local_metrics) == 4
+    text = (out / "report.md").read_text()
+    assert f"Trained on ray ({address})" in text and "0 run(s) retried" in text
+    assert not (out / "runs" / ".work").exists() or not any((out / "runs" / ".work").iterdir())
+
+
+def test_killing_the_worker_node_mid_study_retries_its_runs_elsewhere(cluster, local_metrics, tmp_path):
+    address, start_worker, workers = cluster
+    config = tmp_path / "tiny.toml"
+    config.write_text("\n".join(f"{k} = {json.dumps(v)}" for k, v in GRID.items()) + "\n")
+    out = tmp_path / "study"
+    study = subprocess.Popen([sys.executable, "-m", "kerasreg", "study", "--config", str(config), "--out", str(out),
+                              "--executor", "ray", "--address", address, "--quiet"],
+                             env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    try:
+        # Once the first run is exported, both one-CPU nodes are busy with the next ones.
+        deadline = time.monotonic() + 300
+        while not list((out / "runs").glob("*/manifest.json")):
+            assert study.poll() is None and time.monotonic() < deadline, study.stdout.read()
+            time.sleep(0.2)
+        os.killpg(workers[-1].pid, signal.SIGKILL)
+        output, _ = study.communicate(timeout=600)
+    finally:
+        if study.poll() is None:
+            study.kill()
+    assert study.returncode == 0, output
+    assert _metrics(out) == local_metrics
+    assert "retried after their node died" in (out / "report.md").read_text()
+    start_worker()  # leave the cluster as the module found it
+
+
+def test_an_unreachable_address_fails_at_once_and_writes_nothing(tmp_path):
+    out = tmp_path / "study"
+    done = subprocess.run([sys.executable, "-m", "kerasreg", "study", "--executor", "ray", "--address",
+                           f"127.0.0.1:{_free_port()}", "--out", str(out)],
+                          capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert done.returncode == 2
+    assert "Cannot reach a Ray cluster at 127.0.0.1:" in done.stderr
+    assert not out.exists()
+
+
+def test_without_ray_installed_the_error_says_what_to_install():
+    code = ("import sys; sys.modules['ray'] = None\n"
+            "from kerasreg.study.executors import make_executor\n"
+            "try:\n    make_executor('ray')\nexcept ImportError as exc:\n    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert 'pip install "kerasreg[ray]"' in done.stdout
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(executor="dask"), r"argument `executor`\. Expected one of local, ray\. Received: executor='dask'"),
+    (dict(executor="ray", workers=2), "`workers` applies to the local executor"),
+    (dict(executor="local", address="127.0.0.1:1"), "`address` applies to the ray executor"),
+    (dict(executor="ray", address="no-port"), r"Expected HOST:PORT"),
+])
+def test_bad_executor_arguments_are_named(kwargs, match):
+    from kerasreg.study.executors import make_executor
+
+    with pytest.raises(ValueError, match=match):
+        make_executor(**kwargs)
