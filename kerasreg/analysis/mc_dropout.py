@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasreg.models.kinds import Uout
+from kerasreg.models.uout import Uout
 
 DROPOUT_LAYERS = (
     keras.layers.Dropout,  # also SpatialDropout1D/2D/3D

@@ -45,18 +45,9 @@ def run_name(config):
     parts = [str(config.get("model") or "model")]
     if config.get("placement"):
         parts.append(str(config["placement"]))
-    block, scope, kind = config.get("block"), config.get("dropout_scope"), config.get("dropout")
-    if config.get("placement") and (block is None or kind is None):
-        try:
-            placement = placements.get_placement(config["placement"])
-        except ValueError:  # a placement registered in another process only
-            placement = None
-        if placement is not None:
-            if block is None:
-                block, scope = placement.block, placement.dropout_scope
-            kind = kind or placement.dropout_kind
-    uses_dropout = block is None or placements.Placement(
-        "recorded", block, dropout_scope=scope or "every_block").uses_dropout
+    placement = placements.recorded_placement(config)
+    kind = config.get("dropout") or (placement.dropout_kind if placement else None)
+    uses_dropout = placement is None or placement.uses_dropout
     rate = config.get("dropout_rate")
     if rate is not None:
         parts.append(f"{kind or 'standard'}{rate:g}" if uses_dropout and rate > 0 else "nodrop")

@@ -36,6 +36,7 @@ from kerasreg.export.layout import (
     sha256,
 )
 from kerasreg.export.naming import check_export_target, run_name
+from kerasreg.models.options import RECORDED
 from kerasreg.training import RunResult
 
 
@@ -132,9 +133,7 @@ def _manifest(name, model, config, result, input_shape, dtype, folded):
     kerasreg_config = getattr(model, "kerasreg_config", None) or {}
     model_part = {
         "architecture": kerasreg_config.get("model", model.name),
-        **{key: kerasreg_config.get(key) for key in (
-            "placement", "block", "dropout_scope", "dropout", "dropout_rate", "norm",
-            "bn_preset", "api", "options")},
+        **{key: kerasreg_config.get(key) for key in RECORDED},
         "parameters": int(model.count_params()),
         "keras_class": type(model).__name__,
     }

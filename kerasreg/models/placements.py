@@ -168,6 +168,30 @@ def get_placement(placement):
     return _PLACEMENTS.get(placement)
 
 
+def recorded_placement(record):
+    """The `Placement` a recorded model config (kerasreg_config, manifest `model` part) was built with.
+
+    Uses the recorded `block` and `dropout_scope` when present (they hold for
+    placements registered in another process), else the registered placement
+    of that name; `None` when neither is known, e.g. for a model kerasreg did
+    not build.
+
+    Example:
+
+    >>> recorded_placement({"placement": "mine", "block": ["weight", "act", "drop"]}).uses_dropout
+    True
+    >>> recorded_placement({"placement": "none"}).uses_dropout
+    False
+    """
+    record = record or {}
+    name, block = record.get("placement"), record.get("block")
+    registered = _PLACEMENTS.get(name) if name in _PLACEMENTS else None
+    if block is None:
+        return registered
+    return Placement(str(name or "recorded"), tuple(block), dropout_scope=record.get("dropout_scope") or "every_block",
+                     dropout_kind=registered.dropout_kind if registered else None)
+
+
 def list_placements(filter="*"):
     """Sorted names of registered placements matching an fnmatch pattern.
 

@@ -10,12 +10,12 @@ later.
 References: He et al., "Deep Residual Learning for Image Recognition", CVPR
 2016 (`resnet_small`); Greydanus, "Scaling down Deep Learning", 2020
 (MNIST-1D, the data `cnn1d` is sized for).
+
+Architectures import Keras when they build: listing them must stay light.
 """
 
 import dataclasses
 import inspect
-
-import keras
 
 from kerasreg._registry import Registry
 
@@ -113,6 +113,8 @@ def mlp(blocks, *, input_shape, widths=(100, 100)):
 
 def _strided_cnn(blocks, name, input_shape, filters, kernel_size, dims):
     """Conv blocks with stride 2 (each halves the length or side), then flatten."""
+    import keras
+
     shape = _feature_map_shape(name, input_shape, dims)
     layers = blocks.reshape(input_shape, shape)
     for i, n in enumerate(filters, start=1):
@@ -140,6 +142,8 @@ def resnet_small(blocks, *, input_shape, filters=32, stages=2):
     2-D convolutions. Functional only: residual additions have no
     Sequential form.
     """
+    import keras
+
     dims = 2 if len(input_shape) == 3 else 1
     shape = _feature_map_shape("resnet_small", input_shape, dims)
     layers = blocks.reshape(input_shape, shape)
