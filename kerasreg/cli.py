@@ -4,6 +4,8 @@ import argparse
 import pathlib
 import sys
 
+from kerasreg import _quiet
+
 
 def _shape(text):
     """Parse `40` or `28,28,1` into a tuple of ints."""
@@ -13,6 +15,12 @@ def _shape(text):
         raise argparse.ArgumentTypeError(
             f"Expected comma-separated ints such as 40 or 28,28,1. Received: {text!r}"
         ) from None
+
+
+def _version():
+    import kerasreg
+
+    return kerasreg.__version__
 
 
 def _first_doc_line(obj):
@@ -149,6 +157,9 @@ def make_parser():
         prog="kerasreg",
         description="Where should Dropout and BatchNormalization go? Build, train, export and compare.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show TensorFlow's start-up log lines (hidden by default)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="list models, placements, dropout kinds and norm kinds")
@@ -225,6 +236,8 @@ def main(argv=None):
     0
     """
     args = make_parser().parse_args(argv)
+    if not args.debug:
+        _quiet.install()
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
