@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 
 from kerasreg import _backend  # noqa: F401  (must run before Keras is imported)
 from kerasreg import _lazy
-
-__version__ = "0.2.0"
+from kerasreg._version import __version__
 
 if TYPE_CHECKING:
     from kerasreg.analysis.compare import compare_exports

@@ -5,6 +5,7 @@ import pathlib
 import sys
 
 from kerasreg import _quiet
+from kerasreg._version import __version__
 
 
 def _shape(text):
@@ -15,12 +16,6 @@ def _shape(text):
         raise argparse.ArgumentTypeError(
             f"Expected comma-separated ints such as 40 or 28,28,1. Received: {text!r}"
         ) from None
-
-
-def _version():
-    import kerasreg
-
-    return kerasreg.__version__
 
 
 def _first_doc_line(obj):
@@ -157,7 +152,7 @@ def make_parser():
         prog="kerasreg",
         description="Where should Dropout and BatchNormalization go? Build, train, export and compare.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true",
                         help="show TensorFlow's start-up log lines (hidden by default)")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerasreg._version import __version__
 from kerasreg.export.fold_bn import fold_batch_norm, has_graph
 from kerasreg.export.layout import (
     HISTORY,
@@ -128,8 +129,6 @@ def _metrics(result):
 
 
 def _manifest(name, model, config, result, input_shape, dtype, folded):
-    import kerasreg
-
     kerasreg_config = getattr(model, "kerasreg_config", None) or {}
     model_part = {
         "architecture": kerasreg_config.get("model", model.name),
@@ -155,7 +154,7 @@ def _manifest(name, model, config, result, input_shape, dtype, folded):
         "name": name,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "versions": {
-            "kerasreg": kerasreg.__version__,
+            "kerasreg": __version__,
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
             "python": platform.python_version(),
