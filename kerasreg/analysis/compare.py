@@ -24,13 +24,17 @@ per dataset, PNG plots: clean-gap curves over epochs, test accuracy against
 clean gap, and train/val accuracy curves of every run.
 """
 
+from __future__ import annotations
+
 import csv
 import dataclasses
 import math
+import os
 import pathlib
 import re
 import statistics
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -38,6 +42,7 @@ import tensorflow as tf
 from kerasreg.analysis import plots
 from kerasreg.export import MANIFEST, SAVED_MODEL, load
 from kerasreg.models.placements import recorded_placement
+
 
 # column -> (header, direction): +1 higher is better, -1 lower is better, 0 text (A to Z).
 COLUMNS = {
@@ -381,7 +386,13 @@ class Comparison:
         return paths + [p for group in written.values() for p in group]
 
 
-def compare_exports(paths, *, sort=DEFAULT_SORT, data_dir=None, latency_repeats=10):
+def compare_exports(
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    sort: str = DEFAULT_SORT,
+    data_dir: str | os.PathLike | None = None,
+    latency_repeats: int = 10,
+) -> Comparison:
     """Verify, re-evaluate and tabulate exported runs, grouped by dataset.
 
     Training vs inference: test accuracy is measured through each export's

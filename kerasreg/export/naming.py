@@ -1,8 +1,12 @@
 """Export names: the default run name and the check that an export target is free."""
 
+from __future__ import annotations
+
 import os
 import pathlib
 import re
+from collections.abc import Mapping
+from typing import Any
 
 import keras
 
@@ -20,7 +24,7 @@ def _config_of(obj):
     return obj
 
 
-def run_name(config):
+def run_name(config: Mapping[str, Any] | RunResult | keras.Model) -> str:
     """The default export name of a run, e.g. `mlp-bn_act_drop-standard0.2-seed0`.
 
     Parts: architecture, placement, dropout kind and rate (`nodrop` when the
@@ -73,7 +77,7 @@ def _is_export(path):
     return (pathlib.Path(path) / MANIFEST).is_file()
 
 
-def check_export_target(out, name, overwrite=False):
+def check_export_target(out: str | os.PathLike, name: str, overwrite: bool = False) -> pathlib.Path:
     """Fail fast if exporting `name` into `out` would be refused; cheap, writes nothing.
 
     Call it before a long training run so an existing export stops the run

@@ -5,6 +5,8 @@ that is renamed into place, so a crash never leaves a half export; an
 existing export is never replaced unless asked to.
 """
 
+from __future__ import annotations
+
 import csv
 import datetime
 import json
@@ -243,7 +245,14 @@ def _move_into_place(tmp, target, overwrite):
         shutil.rmtree(trash, ignore_errors=True)
 
 
-def export_run(model_or_result, out="saved_models", name=None, *, overwrite=False, fold_bn=False):
+def export_run(
+    model_or_result: RunResult | keras.Model,
+    out: str | os.PathLike = "saved_models",
+    name: str | None = None,
+    *,
+    overwrite: bool = False,
+    fold_bn: bool = False,
+) -> pathlib.Path:
     """Export a trained run (or a bare model) as a self-describing folder `out/name`.
 
     Writes the SavedModel, the `.keras` file, `history.csv`, the run

@@ -9,13 +9,18 @@ Importing this module registers `ZooSequential`, `ZooFunctional` and `Uout`
 with Keras, so `.keras` files written by kerasreg load with safe mode on.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 
 from kerasreg import _checks
 from kerasreg.models import kinds, placements, uout, zoo  # noqa: F401  (uout: registers Uout)
 from kerasreg.models.options import DEFAULTS, RECORDED
+
 
 APIS = ("functional", "sequential")
 
@@ -214,19 +219,19 @@ def _assemble(name, body, head, input_shape, api, kerasreg_config):
 
 
 def build_model(
-    name,
+    name: str,
     *,
-    placement=DEFAULTS["placement"],
-    dropout=DEFAULTS["dropout"],
-    dropout_rate=DEFAULTS["dropout_rate"],
-    norm=DEFAULTS["norm"],
-    bn_preset=DEFAULTS["bn_preset"],
-    api=DEFAULTS["api"],
-    input_shape,
-    num_classes,
-    seed=None,
-    **arch_kwargs,
-):
+    placement: str | placements.Placement = DEFAULTS["placement"],
+    dropout: str | None = DEFAULTS["dropout"],
+    dropout_rate: float = DEFAULTS["dropout_rate"],
+    norm: str = DEFAULTS["norm"],
+    bn_preset: str = DEFAULTS["bn_preset"],
+    api: str = DEFAULTS["api"],
+    input_shape: int | Sequence[int],
+    num_classes: int,
+    seed: int | None = None,
+    **arch_kwargs: Any,
+) -> keras.Model:
     """Build a zoo architecture with a Dropout/normalisation placement.
 
     Training vs inference: the returned model contains Dropout (active only
@@ -327,7 +332,7 @@ def _layer_label(layer):
     return kind
 
 
-def describe(model):
+def describe(model: keras.Model) -> str:
     """A readable block structure of a model, read from its layers.
 
     Layers are grouped by the block prefix of their names; repeated

@@ -15,10 +15,16 @@ The factories import Keras when they are called: listing the kinds
 (`kerasreg list`) must not load a Keras backend.
 """
 
+from __future__ import annotations
+
 import math
+from typing import Callable, TypeVar
 
 from kerasreg import _checks
 from kerasreg._registry import Registry
+
+F = TypeVar("F", bound=Callable)
+
 
 BN_PRESETS = {
     "keras": {},
@@ -31,7 +37,7 @@ _DROPOUTS = Registry("dropout kind")
 _NORMS = Registry("norm kind")
 
 
-def register_dropout_kind(fn):
+def register_dropout_kind(fn: F) -> F:
     """Register a dropout factory `fn(rate, *, seed, rank, name) -> Layer` under its name.
 
     `rank` is the rank of the input including the batch axis (2 for
@@ -51,7 +57,7 @@ def register_dropout_kind(fn):
     return fn
 
 
-def register_norm_kind(fn):
+def register_norm_kind(fn: F) -> F:
     """Register a norm factory `fn(channels, *, bn_preset, name) -> Layer` under its name.
 
     Example:
@@ -180,7 +186,7 @@ def get_norm_kind(name):
     return name if callable(name) else _NORMS.get(name)
 
 
-def list_dropout_kinds(filter="*"):
+def list_dropout_kinds(filter: str = "*") -> list[str]:
     """Sorted names of registered dropout kinds.
 
     Example:
@@ -191,7 +197,7 @@ def list_dropout_kinds(filter="*"):
     return _DROPOUTS.names(filter)
 
 
-def list_norm_kinds(filter="*"):
+def list_norm_kinds(filter: str = "*") -> list[str]:
     """Sorted names of registered norm kinds.
 
     Example:

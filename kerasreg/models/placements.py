@@ -17,10 +17,15 @@ References:
   Training of Deep Neural Networks", 2019 (the `ic` placement).
 """
 
+from __future__ import annotations
+
 import dataclasses
 import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from kerasreg._registry import Registry
+
 
 TOKENS = ("weight", "norm", "act", "drop")
 SCOPES = ("every_block", "head_only")
@@ -102,7 +107,14 @@ class Placement:
         return text + " (drop only before the head)" if self.dropout_scope == "head_only" else text
 
 
-def register_placement(placement=None, /, *, dropout_scope="every_block", reference="", dropout_kind=None):
+def register_placement(
+    placement: Placement | Callable[[], Sequence[str]] | None = None,
+    /,
+    *,
+    dropout_scope: str = "every_block",
+    reference: str = "",
+    dropout_kind: str | None = None,
+) -> Any:
     """Register a placement, by a plain call or as a decorator.
 
     Plain call: pass a `Placement`. Decorator: decorate a function whose name
@@ -155,7 +167,7 @@ def register_placement(placement=None, /, *, dropout_scope="every_block", refere
     )
 
 
-def get_placement(placement):
+def get_placement(placement: str | Placement) -> Placement:
     """Return a registered `Placement` by name (a `Placement` passes through).
 
     Example:
@@ -168,7 +180,7 @@ def get_placement(placement):
     return _PLACEMENTS.get(placement)
 
 
-def recorded_placement(record):
+def recorded_placement(record: Mapping[str, Any] | None) -> Placement | None:
     """The `Placement` a recorded model config (kerasreg_config, manifest `model` part) was built with.
 
     Uses the recorded `block` and `dropout_scope` when present (they hold for
@@ -192,7 +204,7 @@ def recorded_placement(record):
                      dropout_kind=registered.dropout_kind if registered else None)
 
 
-def list_placements(filter="*"):
+def list_placements(filter: str = "*") -> list[str]:
     """Sorted names of registered placements matching an fnmatch pattern.
 
     Example:

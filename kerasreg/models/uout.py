@@ -5,6 +5,10 @@ Importing this module registers `Uout` with Keras (package "kerasreg"), so
 `.keras` files that contain it load with safe mode on.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 
 from kerasreg import _checks
@@ -34,7 +38,7 @@ class Uout(keras.layers.Layer):
     True
     """
 
-    def __init__(self, rate, seed=None, **kwargs):
+    def __init__(self, rate: float, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.rate = _checks.rate(rate)
         self.seed = seed

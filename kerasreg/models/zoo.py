@@ -14,10 +14,16 @@ References: He et al., "Deep Residual Learning for Image Recognition", CVPR
 Architectures import Keras when they build: listing them must stay light.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import inspect
+from typing import Any, Callable, TypeVar
 
 from kerasreg._registry import Registry
+
+F = TypeVar("F", bound=Callable)
+
 
 _MODELS = Registry("model")
 
@@ -30,7 +36,7 @@ class Residual:
     branch: list
 
 
-def register_model(fn):
+def register_model(fn: F) -> F:
     """Register an architecture function under its own name.
 
     The function takes the block builder as its only positional argument
@@ -62,7 +68,7 @@ def get_model_fn(name):
     return _MODELS.get(name)
 
 
-def list_models(filter="*"):
+def list_models(filter: str = "*") -> list[str]:
     """Sorted names of registered architectures matching an fnmatch pattern.
 
     Example:
@@ -73,7 +79,7 @@ def list_models(filter="*"):
     return _MODELS.names(filter)
 
 
-def model_options(name):
+def model_options(name: str) -> dict[str, Any]:
     """The keyword options an architecture accepts beyond `input_shape`, with defaults.
 
     Example:

@@ -14,14 +14,23 @@ Disharmony between Dropout and Batch Normalization by Variance Shift", CVPR
 2019), and which differences are within seed noise.
 """
 
+from __future__ import annotations
+
 import json
+import os
 import pathlib
 import sys
+from typing import TYPE_CHECKING
 
 from kerasreg import _checks
 from kerasreg.analysis import report
 from kerasreg.export import MANIFEST
 from kerasreg.study.executors import default_workers, execute
+
+if TYPE_CHECKING:
+    from kerasreg.analysis.report import StudyReport
+    from kerasreg.study.config import StudyConfig
+
 
 RUNS_DIR = "runs"
 FAILURES = "failures.jsonl"
@@ -34,7 +43,14 @@ def _progress(total, initial):
                 dynamic_ncols=True, disable=None)
 
 
-def run_study(config, out, *, workers=None, resume=False, verbose=1):
+def run_study(
+    config: StudyConfig,
+    out: str | os.PathLike,
+    *,
+    workers: int | None = None,
+    resume: bool = False,
+    verbose: int = 1,
+) -> StudyReport:
     """Run a study grid, skipping exported runs, then write its report.
 
     With `workers > 1` runs train in separate spawned processes, each with
