@@ -12,10 +12,11 @@ Example:
 >>> model = kerasreg.build_model("mlp", placement="bn_before_act", input_shape=(40,), num_classes=10)
 """
 
+import os as _os
 from typing import TYPE_CHECKING
 
 from kerasreg import _backend  # noqa: F401  (must run before Keras is imported)
-from kerasreg import _lazy
+from kerasreg import _lazy, _quiet
 from kerasreg._version import __version__
 
 if TYPE_CHECKING:
@@ -46,3 +47,5 @@ if TYPE_CHECKING:
 __getattr__, __dir__, __all__ = _lazy.attach_typed(__name__, __file__)
 __all__ = ["__version__", *__all__]
 _lazy.register_keras_classes()
+if _os.environ.get(_quiet.ENV):  # a process started by the `kerasreg` command
+    _quiet.install()

@@ -7,7 +7,9 @@ notice and the CUDA probe straight to file descriptor 2, from C++, before
 front of `import tensorflow`: the import runs with descriptor 2 sent to a
 temporary file, and afterwards every captured line that is not such a C++
 log line is written back to stderr, so real warnings and errors still show.
-The `kerasreg` command installs it unless `--debug` is given.
+The `kerasreg` command installs it unless `--debug` is given, and sets
+`KERASREG_QUIET_TENSORFLOW=1` so that `import kerasreg` installs it in the
+processes the command starts.
 """
 
 import contextlib
@@ -25,6 +27,9 @@ NOISE = re.compile(
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
     r"|To enable the following instructions: .* rebuild TensorFlow)"
 )
+# Set by the `kerasreg` command so that the processes it starts (study workers,
+# export processes) keep TensorFlow's start-up lines off the terminal too.
+ENV = "KERASREG_QUIET_TENSORFLOW"
 _HOOK = None
 
 

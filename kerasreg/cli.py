@@ -1,6 +1,7 @@
 """The `kerasreg` command: argument parsing only; the work is in the public API."""
 
 import argparse
+import os
 import pathlib
 import sys
 
@@ -232,6 +233,7 @@ def main(argv=None):
     """
     args = make_parser().parse_args(argv)
     if not args.debug:
+        os.environ[_quiet.ENV] = "1"
         _quiet.install()
     try:
         return args.func(args)

@@ -82,6 +82,11 @@ def test_a_command_that_imports_tensorflow_prints_nothing_on_stderr():
     assert result.stderr == ""
 
 
+def test_processes_started_by_the_command_are_quiet_too():
+    result = run_python("import kerasreg, tensorflow", env={_quiet.ENV: "1"})
+    assert result.stderr == ""
+
+
 def test_filtered_stderr_drops_cxx_log_lines_and_keeps_the_rest(capfd):
     with _quiet.filtered_stderr():
         os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")
