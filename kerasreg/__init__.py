@@ -1,52 +1,51 @@
 """kerasreg: where should Dropout and BatchNormalization go, measured.
 
+Public names load on first use (PEP 562): `import kerasreg` is light, and
+TensorFlow, TFDS and matplotlib are imported by the functions that need them.
+kerasreg's Keras classes (`ZooFunctional`, `ZooSequential`, `Uout`) are
+registered as soon as Keras is imported, so `keras.saving.load_model("model.keras")`
+works after `import kerasreg` as before.
+
 Example:
 
 >>> import kerasreg
 >>> model = kerasreg.build_model("mlp", placement="bn_before_act", input_shape=(40,), num_classes=10)
 """
 
+import os as _os
+from typing import TYPE_CHECKING
+
 from kerasreg import _backend  # noqa: F401  (must run before Keras is imported)
+from kerasreg import _lazy, _quiet
+from kerasreg._version import __version__
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from kerasreg.analysis.compare import compare_exports
+    from kerasreg.analysis.mc_dropout import predict_mc
+    from kerasreg.data.catalog import dataset_info, list_datasets
+    from kerasreg.data.dataset import Dataset
+    from kerasreg.data.loading import DatasetNotPreparedError, default_data_dir, load_dataset
+    from kerasreg.export.fold_bn import fold_batch_norm
+    from kerasreg.export.layout import ExportExistsError, ExportIntegrityError, NotAnExportError
+    from kerasreg.export.naming import check_export_target, run_name
+    from kerasreg.export.reader import load, verify_export
+    from kerasreg.export.writer import export_run
+    from kerasreg.models.factory import build_model, describe
+    from kerasreg.models.kinds import list_dropout_kinds, list_norm_kinds, register_dropout_kind, register_norm_kind
+    from kerasreg.models.placements import Placement, get_placement, list_placements, register_placement
+    from kerasreg.models.uout import Uout
+    from kerasreg.models.zoo import list_models, model_options, register_model
+    from kerasreg.runs.config import RunConfig
+    from kerasreg.runs.execute import run
+    from kerasreg.study.config import StudyConfig
+    from kerasreg.study.runner import run_study
+    from kerasreg.training.early_stopping import GapEarlyStopping
+    from kerasreg.training.gap import OverfittingGap
+    from kerasreg.training.trainer import RunResult, TrainingFailed, seed_everything, train
+    from kerasreg.training.variance_shift import VarianceShiftMonitor
 
-from kerasreg.models import (
-    Placement,
-    Uout,
-    build_model,
-    describe,
-    get_placement,
-    list_dropout_kinds,
-    list_models,
-    list_norm_kinds,
-    list_placements,
-    model_options,
-    register_dropout_kind,
-    register_model,
-    register_norm_kind,
-    register_placement,
-)
-from kerasreg.data import Dataset, DatasetNotPreparedError, dataset_info, default_data_dir, list_datasets, load_dataset
-from kerasreg.training import (
-    GapEarlyStopping,
-    OverfittingGap,
-    RunResult,
-    TrainingFailed,
-    VarianceShiftMonitor,
-    seed_everything,
-    train,
-)
-from kerasreg.export import (
-    ExportExistsError,
-    ExportIntegrityError,
-    NotAnExportError,
-    check_export_target,
-    export_run,
-    fold_batch_norm,
-    load,
-    run_name,
-    verify_export,
-)
-from kerasreg.analysis import compare_exports, predict_mc
-from kerasreg.runs import RunConfig, run
-from kerasreg.study import StudyConfig, run_study
+__getattr__, __dir__, __all__ = _lazy.attach_typed(__name__, __file__)
+__all__ = ["__version__", *__all__]
+_lazy.register_keras_classes()
+if _os.environ.get(_quiet.ENV):  # a process started by the `kerasreg` command
+    _quiet.install()

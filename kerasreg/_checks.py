@@ -57,9 +57,7 @@ def positive_int(value, argument):
     >>> positive_int(50, "epochs")
     50
     """
-    if not is_int(value) or value < 1:
-        raise invalid(argument, "a positive int", value)
-    return int(value)
+    return _int_at_least(value, argument, 1, "a positive int")
 
 
 def non_negative_int(value, argument):
@@ -70,8 +68,12 @@ def non_negative_int(value, argument):
     >>> non_negative_int(0, "initial_epoch")
     0
     """
-    if not is_int(value) or value < 0:
-        raise invalid(argument, "an int >= 0", value)
+    return _int_at_least(value, argument, 0, "an int >= 0")
+
+
+def _int_at_least(value, argument, minimum, expected):
+    if not is_int(value) or value < minimum:
+        raise invalid(argument, expected, value)
     return int(value)
 
 

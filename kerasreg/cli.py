@@ -1,8 +1,12 @@
 """The `kerasreg` command: argument parsing only; the work is in the public API."""
 
 import argparse
+import os
 import pathlib
 import sys
+
+from kerasreg import _quiet
+from kerasreg._version import __version__
 
 
 def _shape(text):
@@ -40,32 +44,34 @@ def cmd_list(args):
 
 
 def add_model_flags(parser):
-    """Flags for every `build_model` option, shared by `build`, `train` and `study`."""
-    parser.add_argument("--placement", default=None, help="placement name (default bn_act_drop)")
-    parser.add_argument("--dropout", default=None, help="dropout kind (default: the placement's, else standard)")
-    parser.add_argument("--dropout-rate", type=float, default=None, help="fraction dropped, in [0, 1) (default 0.2)")
-    parser.add_argument("--norm", default=None, help="norm kind (default batch)")
-    parser.add_argument("--bn-preset", default=None, help="keras or torch (default keras)")
-    parser.add_argument("--api", default=None, help="functional or sequential (default functional)")
-    parser.add_argument("--widths", type=_shape, default=None, help="mlp/tutorial_net hidden widths, e.g. 100,100")
-    parser.add_argument("--filters", type=_shape, default=None, help="cnn filters per block, e.g. 32,64")
+    """Flags for every `build_model` option and architecture option, shared by `build`, `train` and `study`."""
+    from kerasreg.models.options import BUILD_OPTIONS, architecture_help, architecture_options
+
+    for option in BUILD_OPTIONS:
+        default = "" if option.default is None else f" (default {option.default})"
+        parser.add_argument(option.flag, type=option.type, default=None, help=option.help + default)
+    for name, defaults in architecture_options().items():
+        # Text, parsed once the model is known: `--filters 4` is 4 for one model and (4,) for another.
+        parser.add_argument("--" + name.replace("_", "-"), default=None, metavar="VALUE",
+                            help=architecture_help(name, defaults))
 
 
 def model_kwargs(args):
-    """`build_model` keyword arguments given on the command line (unset ones left out)."""
-    names = ("placement", "dropout", "dropout_rate", "norm", "bn_preset", "api", "widths")
-    kwargs = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-    if args.filters is not None:
-        kwargs["filters"] = args.filters[0] if args.model == "resnet_small" else args.filters
-    return kwargs
+    """`build_model` keyword arguments given on the command line (unset ones left out, text not yet parsed)."""
+    from kerasreg.models.options import BUILD_OPTIONS, architecture_options
+
+    names = [o.name for o in BUILD_OPTIONS] + list(architecture_options())
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
 def cmd_build(args):
     import kerasreg
 
+    from kerasreg.models.options import architecture_kwargs
+
     model = kerasreg.build_model(
         args.model, input_shape=args.input_shape, num_classes=args.num_classes,
-        seed=args.seed, **model_kwargs(args),
+        seed=args.seed, **architecture_kwargs(args.model, model_kwargs(args)),
     )
     model.summary()
     print(kerasreg.describe(model))
@@ -148,6 +154,9 @@ def make_parser():
         prog="kerasreg",
         description="Where should Dropout and BatchNormalization go? Build, train, export and compare.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show TensorFlow's start-up log lines (hidden by default)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="list models, placements, dropout kinds and norm kinds")
@@ -228,6 +237,9 @@ def main(argv=None):
     0
     """
     args = make_parser().parse_args(argv)
+    if not args.debug:
+        os.environ[_quiet.ENV] = "1"
+        _quiet.install()
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:

@@ -1,12 +1,19 @@
 """Analysis: compare exports side by side, the study report, figures and Monte Carlo dropout.
 
+Names load on first use.
+
 Example:
 
 >>> import kerasreg
 >>> kerasreg.compare_exports("saved_models").format_table()  # doctest: +SKIP
 """
 
-from kerasreg.analysis.compare import Comparison, compare_exports
-from kerasreg.analysis.mc_dropout import predict_mc
+from typing import TYPE_CHECKING
 
-__all__ = ["Comparison", "compare_exports", "predict_mc"]
+from kerasreg import _lazy
+
+if TYPE_CHECKING:
+    from kerasreg.analysis.compare import Comparison, compare_exports
+    from kerasreg.analysis.mc_dropout import predict_mc
+
+__getattr__, __dir__, __all__ = _lazy.attach_typed(__name__, __file__)

@@ -24,19 +24,25 @@ per dataset, PNG plots: clean-gap curves over epochs, test accuracy against
 clean gap, and train/val accuracy curves of every run.
 """
 
+from __future__ import annotations
+
 import csv
 import dataclasses
 import math
+import os
 import pathlib
 import re
 import statistics
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from kerasreg.analysis import plots
 from kerasreg.export import MANIFEST, SAVED_MODEL, load
+from kerasreg.models.placements import recorded_placement
+
 
 # column -> (header, direction): +1 higher is better, -1 lower is better, 0 text (A to Z).
 COLUMNS = {
@@ -198,10 +204,9 @@ def _row(path, export, data_dir, cache, latency_repeats):
     model = manifest.get("model") or {}
     metrics = manifest.get("metrics") or {}
     dataset = manifest.get("dataset")
-    block = model.get("block")
-    has_dropout = block is None or "drop" in block or model.get("dropout_scope") == "head_only"
+    placement = recorded_placement(model)
     rate = model.get("dropout_rate")
-    effective = has_dropout and bool(rate)
+    effective = (placement is None or placement.uses_dropout) and bool(rate)
     known = model.get("placement") is not None  # else not built by kerasreg: nothing to say
     test_accuracy = test_loss = None
     if dataset:
@@ -219,7 +224,7 @@ def _row(path, export, data_dir, cache, latency_repeats):
         "placement": model.get("placement"),
         "dropout": (model.get("dropout") if effective else "none") if known else None,
         "dropout_rate": (rate if effective else 0.0) if known else None,
-        "norm": (model.get("norm") if block is None or "norm" in block else "none") if known else None,
+        "norm": (model.get("norm") if placement is None or placement.uses_norm else "none") if known else None,
         "parameters": model.get("parameters"),
         "val_accuracy": metrics.get("val_accuracy"),
         "test_accuracy": test_accuracy,
@@ -381,7 +386,13 @@ class Comparison:
         return paths + [p for group in written.values() for p in group]
 
 
-def compare_exports(paths, *, sort=DEFAULT_SORT, data_dir=None, latency_repeats=10):
+def compare_exports(
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    sort: str = DEFAULT_SORT,
+    data_dir: str | os.PathLike | None = None,
+    latency_repeats: int = 10,
+) -> Comparison:
     """Verify, re-evaluate and tabulate exported runs, grouped by dataset.
 
     Training vs inference: test accuracy is measured through each export's

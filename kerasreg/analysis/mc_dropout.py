@@ -11,15 +11,23 @@ current batch (and, in Keras, updates its moving averages). `predict_mc`
 switches only the dropout-kind layers to training mode.
 """
 
+from __future__ import annotations
+
 import collections
 import pathlib
 import warnings
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
 import tensorflow as tf
+from numpy.typing import ArrayLike
 
-from kerasreg.models.kinds import Uout
+from kerasreg.models.uout import Uout
+
+if TYPE_CHECKING:
+    from kerasreg.export.reader import Export
+
 
 DROPOUT_LAYERS = (
     keras.layers.Dropout,  # also SpatialDropout1D/2D/3D
@@ -111,7 +119,15 @@ def mc_dropout_model(model, *, seed=None, dropout_layers=DROPOUT_LAYERS):
     return sampler
 
 
-def predict_mc(model_or_export, x, samples=30, *, batch_size=1024, seed=None, dropout_layers=DROPOUT_LAYERS):
+def predict_mc(
+    model_or_export: keras.Model | Export,
+    x: ArrayLike,
+    samples: int = 30,
+    *,
+    batch_size: int = 1024,
+    seed: int | None = None,
+    dropout_layers: tuple[type, ...] = DROPOUT_LAYERS,
+) -> MCPrediction:
     """Mean and standard deviation of predictions with dropout on and BatchNormalization in inference mode.
 
     Training vs inference: each of the `samples` passes runs the model in

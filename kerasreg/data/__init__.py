@@ -1,5 +1,7 @@
 """Datasets: offline TFDS builders, seeded splits and resumable `tf.data` pipelines.
 
+Names load on first use: TFDS and TensorFlow are imported only when a dataset is.
+
 Example:
 
 >>> from kerasreg.data import load_dataset
@@ -7,19 +9,13 @@ Example:
 {'train': 3600, 'val': 400, 'test': 1000}
 """
 
-from kerasreg.data.catalog import DatasetListing, dataset_info, format_dataset_list, list_datasets
-from kerasreg.data.dataset import SPLITS, Dataset
-from kerasreg.data.loading import DatasetNotPreparedError, check_validation_split, default_data_dir, load_dataset
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "SPLITS",
-    "Dataset",
-    "DatasetListing",
-    "DatasetNotPreparedError",
-    "check_validation_split",
-    "dataset_info",
-    "default_data_dir",
-    "format_dataset_list",
-    "list_datasets",
-    "load_dataset",
-]
+from kerasreg import _lazy
+
+if TYPE_CHECKING:
+    from kerasreg.data.catalog import DatasetListing, dataset_info, format_dataset_list, list_datasets
+    from kerasreg.data.dataset import SPLITS, Dataset
+    from kerasreg.data.loading import DatasetNotPreparedError, check_validation_split, default_data_dir, load_dataset
+
+__getattr__, __dir__, __all__ = _lazy.attach_typed(__name__, __file__)

@@ -1,7 +1,10 @@
 """Listing and describing datasets, for `kerasreg data list` and `kerasreg data info`."""
 
+from __future__ import annotations
+
 import dataclasses
 import fnmatch
+import os
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -39,7 +42,7 @@ class DatasetListing:
     description: str
 
 
-def list_datasets(filter="*", *, data_dir=None):
+def list_datasets(filter: str = "*", *, data_dir: str | os.PathLike | None = None) -> list[DatasetListing]:
     """List built-in datasets and TFDS datasets prepared in `data_dir`.
 
     Nothing is prepared or downloaded. Built-ins are always listed (they are
@@ -98,7 +101,7 @@ def format_dataset_list(listings, *, data_dir=None):
     return "\n".join(line.rstrip() for line in lines)
 
 
-def dataset_info(name, *, data_dir=None):
+def dataset_info(name: str, *, data_dir: str | os.PathLike | None = None) -> str:
     """Describe one dataset in readable text, without preparing or downloading it.
 
     Covers the source, whether and where it is prepared, features, classes,

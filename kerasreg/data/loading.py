@@ -12,6 +12,8 @@ standardization statistics come from the training part only, so nothing about
 validation or test leaks into what the model is fitted on.
 """
 
+from __future__ import annotations
+
 import contextlib
 import dataclasses
 import difflib
@@ -27,6 +29,7 @@ import tensorflow_datasets as tfds
 from kerasreg import _checks
 from kerasreg.data.builders import BUILTINS
 from kerasreg.data.dataset import Dataset
+
 
 try:
     import fcntl
@@ -64,7 +67,7 @@ class _Raw:
 _RAW_CACHE = {}
 
 
-def default_data_dir():
+def default_data_dir() -> str:
     """Return the directory where datasets are prepared and looked for.
 
     `$KERASREG_DATA_DIR` if set, else TFDS's own default
@@ -85,14 +88,14 @@ def default_data_dir():
 
 
 def load_dataset(
-    name,
+    name: str,
     *,
-    data_dir=None,
-    validation_split=0.1,
-    seed=0,
-    download=False,
-    standardize=False,
-):
+    data_dir: str | os.PathLike | None = None,
+    validation_split: float = 0.1,
+    seed: int = 0,
+    download: bool = False,
+    standardize: bool = False,
+) -> Dataset:
     """Load a classification dataset as train/val/test splits.
 
     Built-in datasets (`mnist1d`, `digits`) are generated locally and

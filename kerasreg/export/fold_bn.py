@@ -4,6 +4,8 @@ Reference: Jacob et al., "Quantization and Training of Neural Networks for
 Efficient Integer-Arithmetic-Only Inference", CVPR 2018 (section 3.2).
 """
 
+from __future__ import annotations
+
 import keras
 import numpy as np
 
@@ -85,7 +87,7 @@ def _folded_weights(weight, norm):
     return [(kernel * scale).astype(dtype), ((bias - mean) * scale + beta).astype(dtype)]
 
 
-def fold_batch_norm(model):
+def fold_batch_norm(model: keras.Model) -> keras.Model:
     """An inference model with each BatchNormalization that follows a Dense/Conv folded into it.
 
     Training vs inference: in inference mode BatchNormalization is a fixed

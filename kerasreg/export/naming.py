@@ -1,8 +1,12 @@
 """Export names: the default run name and the check that an export target is free."""
 
+from __future__ import annotations
+
 import os
 import pathlib
 import re
+from collections.abc import Mapping
+from typing import Any
 
 import keras
 
@@ -20,7 +24,7 @@ def _config_of(obj):
     return obj
 
 
-def run_name(config):
+def run_name(config: Mapping[str, Any] | RunResult | keras.Model) -> str:
     """The default export name of a run, e.g. `mlp-bn_act_drop-standard0.2-seed0`.
 
     Parts: architecture, placement, dropout kind and rate (`nodrop` when the
@@ -45,18 +49,9 @@ def run_name(config):
     parts = [str(config.get("model") or "model")]
     if config.get("placement"):
         parts.append(str(config["placement"]))
-    block, scope, kind = config.get("block"), config.get("dropout_scope"), config.get("dropout")
-    if config.get("placement") and (block is None or kind is None):
-        try:
-            placement = placements.get_placement(config["placement"])
-        except ValueError:  # a placement registered in another process only
-            placement = None
-        if placement is not None:
-            if block is None:
-                block, scope = placement.block, placement.dropout_scope
-            kind = kind or placement.dropout_kind
-    uses_dropout = block is None or placements.Placement(
-        "recorded", block, dropout_scope=scope or "every_block").uses_dropout
+    placement = placements.recorded_placement(config)
+    kind = config.get("dropout") or (placement.dropout_kind if placement else None)
+    uses_dropout = placement is None or placement.uses_dropout
     rate = config.get("dropout_rate")
     if rate is not None:
         parts.append(f"{kind or 'standard'}{rate:g}" if uses_dropout and rate > 0 else "nodrop")
@@ -82,7 +77,7 @@ def _is_export(path):
     return (pathlib.Path(path) / MANIFEST).is_file()
 
 
-def check_export_target(out, name, overwrite=False):
+def check_export_target(out: str | os.PathLike, name: str, overwrite: bool = False) -> pathlib.Path:
     """Fail fast if exporting `name` into `out` would be refused; cheap, writes nothing.
 
     Call it before a long training run so an existing export stops the run

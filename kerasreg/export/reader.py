@@ -1,7 +1,11 @@
 """Reading an export back: verify every checksum first, then load lazily."""
 
+from __future__ import annotations
+
 import json
+import os
 import pathlib
+from typing import Any
 
 import keras
 import numpy as np
@@ -48,7 +52,7 @@ def _read_manifest(path):
     return manifest
 
 
-def verify_export(path):
+def verify_export(path: str | os.PathLike) -> dict[str, Any]:
     """Check every checksum of an export and return its manifest.
 
     Args:
@@ -175,7 +179,7 @@ class Export:
         return self._keras_model
 
 
-def load(path):
+def load(path: str | os.PathLike) -> Export:
     """Verify an export's checksums, then return it as an `Export`.
 
     Nothing is loaded from a file before every checksum has been checked;

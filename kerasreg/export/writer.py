@@ -5,6 +5,8 @@ that is renamed into place, so a crash never leaves a half export; an
 existing export is never replaced unless asked to.
 """
 
+from __future__ import annotations
+
 import csv
 import datetime
 import json
@@ -19,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerasreg._version import __version__
 from kerasreg.export.fold_bn import fold_batch_norm, has_graph
 from kerasreg.export.layout import (
     HISTORY,
@@ -36,6 +39,7 @@ from kerasreg.export.layout import (
     sha256,
 )
 from kerasreg.export.naming import check_export_target, run_name
+from kerasreg.models.options import RECORDED
 from kerasreg.training import RunResult
 
 
@@ -127,14 +131,10 @@ def _metrics(result):
 
 
 def _manifest(name, model, config, result, input_shape, dtype, folded):
-    import kerasreg
-
     kerasreg_config = getattr(model, "kerasreg_config", None) or {}
     model_part = {
         "architecture": kerasreg_config.get("model", model.name),
-        **{key: kerasreg_config.get(key) for key in (
-            "placement", "block", "dropout_scope", "dropout", "dropout_rate", "norm",
-            "bn_preset", "api", "options")},
+        **{key: kerasreg_config.get(key) for key in RECORDED},
         "parameters": int(model.count_params()),
         "keras_class": type(model).__name__,
     }
@@ -156,7 +156,7 @@ def _manifest(name, model, config, result, input_shape, dtype, folded):
         "name": name,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "versions": {
-            "kerasreg": kerasreg.__version__,
+            "kerasreg": __version__,
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
             "python": platform.python_version(),
@@ -245,7 +245,14 @@ def _move_into_place(tmp, target, overwrite):
         shutil.rmtree(trash, ignore_errors=True)
 
 
-def export_run(model_or_result, out="saved_models", name=None, *, overwrite=False, fold_bn=False):
+def export_run(
+    model_or_result: RunResult | keras.Model,
+    out: str | os.PathLike = "saved_models",
+    name: str | None = None,
+    *,
+    overwrite: bool = False,
+    fold_bn: bool = False,
+) -> pathlib.Path:
     """Export a trained run (or a bare model) as a self-describing folder `out/name`.
 
     Writes the SavedModel, the `.keras` file, `history.csv`, the run

@@ -1,5 +1,7 @@
 """What a model is: placements, dropout/norm kinds, architectures, and the factory that combines them.
 
+Names load on first use: listing placements or models does not import Keras.
+
 Example:
 
 >>> from kerasreg.models import build_model
@@ -7,35 +9,23 @@ Example:
 (None, 10)
 """
 
-from kerasreg.models.factory import build_model, describe
-from kerasreg.models.kinds import (
-    Uout,
-    get_dropout_kind,
-    get_norm_kind,
-    list_dropout_kinds,
-    list_norm_kinds,
-    register_dropout_kind,
-    register_norm_kind,
-)
-from kerasreg.models.placements import Placement, get_placement, list_placements, register_placement
-from kerasreg.models.zoo import get_model_fn, list_models, model_options, register_model
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "Placement",
-    "Uout",
-    "build_model",
-    "describe",
-    "get_dropout_kind",
-    "get_model_fn",
-    "get_norm_kind",
-    "get_placement",
-    "list_dropout_kinds",
-    "list_models",
-    "list_norm_kinds",
-    "list_placements",
-    "model_options",
-    "register_dropout_kind",
-    "register_model",
-    "register_norm_kind",
-    "register_placement",
-]
+from kerasreg import _lazy
+
+if TYPE_CHECKING:
+    from kerasreg.models.factory import build_model, describe
+    from kerasreg.models.kinds import (
+        get_dropout_kind,
+        get_norm_kind,
+        list_dropout_kinds,
+        list_norm_kinds,
+        register_dropout_kind,
+        register_norm_kind,
+    )
+    from kerasreg.models.options import BUILD_OPTIONS, Option, architecture_options
+    from kerasreg.models.placements import Placement, get_placement, list_placements, register_placement
+    from kerasreg.models.uout import Uout
+    from kerasreg.models.zoo import get_model_fn, list_models, model_options, register_model
+
+__getattr__, __dir__, __all__ = _lazy.attach_typed(__name__, __file__)

@@ -4,15 +4,23 @@ This is the one place where a placement is applied: `BlockBuilder` turns a
 placement's token order into layers, and `build_model` assembles the body
 an architecture returns into a Sequential or functional model that carries
 its kerasreg configuration through `.keras` save and load.
+
+Importing this module registers `ZooSequential`, `ZooFunctional` and `Uout`
+with Keras, so `.keras` files written by kerasreg load with safe mode on.
 """
 
-import inspect
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 
 from kerasreg import _checks
-from kerasreg.models import kinds, placements, zoo
+from kerasreg.models import kinds, placements, uout, zoo  # noqa: F401  (uout: registers Uout)
+from kerasreg.models.options import DEFAULTS, RECORDED
+
 
 APIS = ("functional", "sequential")
 
@@ -211,19 +219,19 @@ def _assemble(name, body, head, input_shape, api, kerasreg_config):
 
 
 def build_model(
-    name,
+    name: str,
     *,
-    placement="bn_act_drop",
-    dropout=None,
-    dropout_rate=0.2,
-    norm="batch",
-    bn_preset="keras",
-    api="functional",
-    input_shape,
-    num_classes,
-    seed=None,
-    **arch_kwargs,
-):
+    placement: str | placements.Placement = DEFAULTS["placement"],
+    dropout: str | None = DEFAULTS["dropout"],
+    dropout_rate: float = DEFAULTS["dropout_rate"],
+    norm: str = DEFAULTS["norm"],
+    bn_preset: str = DEFAULTS["bn_preset"],
+    api: str = DEFAULTS["api"],
+    input_shape: int | Sequence[int],
+    num_classes: int,
+    seed: int | None = None,
+    **arch_kwargs: Any,
+) -> keras.Model:
     """Build a zoo architecture with a Dropout/normalisation placement.
 
     Training vs inference: the returned model contains Dropout (active only
@@ -284,20 +292,17 @@ def build_model(
     head = blocks.head(num_classes)
 
     options = {**zoo.model_options(name), **arch_kwargs}
+    resolved = {
+        "placement": placement.name, "block": list(placement.block), "dropout_scope": placement.dropout_scope,
+        "dropout": dropout, "dropout_rate": dropout_rate, "norm": norm, "bn_preset": bn_preset, "api": api,
+        "options": {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()},
+    }
     kerasreg_config = {
         "model": name,
-        "placement": placement.name,
-        "block": list(placement.block),
-        "dropout_scope": placement.dropout_scope,
-        "dropout": dropout,
-        "dropout_rate": dropout_rate,
-        "norm": norm,
-        "bn_preset": bn_preset,
-        "api": api,
+        **{key: resolved[key] for key in RECORDED},
         "input_shape": list(input_shape),
         "num_classes": num_classes,
         "seed": seed,
-        "options": {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()},
     }
     return _assemble(name, body, head, input_shape, api, kerasreg_config)
 
@@ -327,7 +332,7 @@ def _layer_label(layer):
     return kind
 
 
-def describe(model):
+def describe(model: keras.Model) -> str:
     """A readable block structure of a model, read from its layers.
 
     Layers are grouped by the block prefix of their names; repeated
@@ -346,13 +351,16 @@ def describe(model):
     >>> kerasreg.describe(m)
     'Dense(100) > BatchNorm > ReLU > Dropout(0.2)  x2 > Dense(10)'
     """
+    # A residual branch `Residual("res1", ...)` ends in an Add layer `res1_add`; its blocks
+    # (`res1a`, `res1b`, ...) are shown as one group so repeated branches collapse to a count.
+    residuals = [layer.name[:-len("_add")] for layer in model.layers
+                 if isinstance(layer, keras.layers.Add) and layer.name.endswith("_add")]
     groups = []
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
         prefix = layer.name.rsplit("_", 1)[0] if "_" in layer.name else layer.name
-        if layer.name.startswith("res") and prefix[-1:] in ("a", "b"):
-            prefix = prefix[:-1]
+        prefix = max((name for name in residuals if prefix.startswith(name)), key=len, default=prefix)
         if groups and groups[-1][0] == prefix:
             groups[-1][1].append(_layer_label(layer))
         else:
@@ -366,13 +374,3 @@ def describe(model):
             parts.append([text, 1])
     return " > ".join(text if n == 1 else f"{text}  x{n}" for text, n in parts)
 
-
-def signature_params(name):
-    """Names of `build_model`'s keyword arguments (for CLIs and config files).
-
-    Example:
-
-    >>> "dropout_rate" in signature_params("build_model")
-    True
-    """
-    return [p for p in inspect.signature(build_model).parameters if p not in ("name", "arch_kwargs")]

@@ -1,4 +1,4 @@
-"""Dropout kinds and norm kinds as string -> layer factories, plus `Uout`.
+"""Dropout kinds and norm kinds as string -> layer factories.
 
 Dropout kind and norm kind are axes of their own, independent of the
 placement: `build_model(placement="bn_act_drop", dropout="gaussian",
@@ -10,14 +10,21 @@ References:
 - Li, Chen, Hu & Yang, "Understanding the Disharmony between Dropout and Batch
   Normalization by Variance Shift", CVPR 2019 (Uout).
 - Ba et al., 2016 (layer normalisation); Wu & He, ECCV 2018 (group normalisation).
+
+The factories import Keras when they are called: listing the kinds
+(`kerasreg list`) must not load a Keras backend.
 """
 
-import math
+from __future__ import annotations
 
-import keras
+import math
+from typing import Callable, TypeVar
 
 from kerasreg import _checks
 from kerasreg._registry import Registry
+
+F = TypeVar("F", bound=Callable)
+
 
 BN_PRESETS = {
     "keras": {},
@@ -30,54 +37,7 @@ _DROPOUTS = Registry("dropout kind")
 _NORMS = Registry("norm kind")
 
 
-@keras.saving.register_keras_serializable(package="kerasreg")
-class Uout(keras.layers.Layer):
-    """Multiplicative uniform noise: `x * (1 + u)`, `u ~ U(-rate, rate)`.
-
-    Training vs inference: in training each activation is scaled by an
-    independent factor drawn from `U(1 - rate, 1 + rate)`; at inference the
-    layer is the identity. The noise has mean 1, so unlike standard dropout
-    it needs no rescaling, and its variance (`rate**2 / 3`) is small enough
-    that a BatchNormalization after it sees nearly the same variance in
-    both modes (Li et al., CVPR 2019).
-
-    Args:
-        rate: float in [0, 1). Half-width of the uniform noise.
-        seed: int or None. Seed of the noise. Defaults to `None`.
-
-    Example:
-
-    >>> import numpy as np
-    >>> layer = Uout(0.1, seed=0)
-    >>> x = np.ones((2, 3), "float32")
-    >>> bool((layer(x, training=False) == x).numpy().all())
-    True
-    """
-
-    def __init__(self, rate, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        self.rate = _checks.rate(rate)
-        self.seed = seed
-        self.supports_masking = True
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def call(self, inputs, training=False):
-        if not training or self.rate == 0:
-            return inputs
-        noise = keras.random.uniform(
-            keras.ops.shape(inputs), minval=-self.rate, maxval=self.rate,
-            seed=self.seed_generator, dtype=inputs.dtype,
-        )
-        return inputs * (1.0 + noise)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
-
-
-def register_dropout_kind(fn):
+def register_dropout_kind(fn: F) -> F:
     """Register a dropout factory `fn(rate, *, seed, rank, name) -> Layer` under its name.
 
     `rank` is the rank of the input including the batch axis (2 for
@@ -97,7 +57,7 @@ def register_dropout_kind(fn):
     return fn
 
 
-def register_norm_kind(fn):
+def register_norm_kind(fn: F) -> F:
     """Register a norm factory `fn(channels, *, bn_preset, name) -> Layer` under its name.
 
     Example:
@@ -117,12 +77,16 @@ def register_norm_kind(fn):
 @register_dropout_kind
 def standard(rate, *, seed, rank, name):
     """Drops units with probability `rate` and scales the rest by 1/(1-rate)."""
+    import keras
+
     return keras.layers.Dropout(rate, seed=seed, name=name)
 
 
 @register_dropout_kind
 def spatial(rate, *, seed, rank, name):
     """Drops whole channels of conv feature maps (SpatialDropout1D/2D by input rank)."""
+    import keras
+
     layers = {3: keras.layers.SpatialDropout1D, 4: keras.layers.SpatialDropout2D}
     if rank not in layers:
         raise ValueError(
@@ -137,36 +101,48 @@ def spatial(rate, *, seed, rank, name):
 @register_dropout_kind
 def gaussian(rate, *, seed, rank, name):
     """Multiplies by Gaussian noise of mean 1 and variance rate/(1-rate)."""
+    import keras
+
     return keras.layers.GaussianDropout(rate, seed=seed, name=name)
 
 
 @register_dropout_kind
 def alpha(rate, *, seed, rank, name):
     """Alpha dropout, which keeps SELU's self-normalising mean and variance."""
+    import keras
+
     return keras.layers.AlphaDropout(rate, seed=seed, name=name)
 
 
 @register_dropout_kind
 def uout(rate, *, seed, rank, name):
     """Uniform multiplicative noise x*(1+U(-rate, rate)) (Li et al., CVPR 2019)."""
+    from kerasreg.models.uout import Uout
+
     return Uout(rate, seed=seed, name=name)
 
 
 @register_norm_kind
 def batch(channels, *, bn_preset, name):
     """BatchNormalization; `bn_preset` "keras" or "torch" picks momentum and epsilon."""
+    import keras
+
     return keras.layers.BatchNormalization(name=name, **get_bn_preset(bn_preset))
 
 
 @register_norm_kind
 def layer(channels, *, bn_preset, name):
     """LayerNormalization over the channel axis (batch-independent)."""
+    import keras
+
     return keras.layers.LayerNormalization(name=name)
 
 
 @register_norm_kind
 def group(channels, *, bn_preset, name):
     """GroupNormalization with gcd(channels, 8) groups, so any width works."""
+    import keras
+
     return keras.layers.GroupNormalization(groups=math.gcd(channels, 8), name=name)
 
 
@@ -210,7 +186,7 @@ def get_norm_kind(name):
     return name if callable(name) else _NORMS.get(name)
 
 
-def list_dropout_kinds(filter="*"):
+def list_dropout_kinds(filter: str = "*") -> list[str]:
     """Sorted names of registered dropout kinds.
 
     Example:
@@ -221,7 +197,7 @@ def list_dropout_kinds(filter="*"):
     return _DROPOUTS.names(filter)
 
 
-def list_norm_kinds(filter="*"):
+def list_norm_kinds(filter: str = "*") -> list[str]:
     """Sorted names of registered norm kinds.
 
     Example:
@@ -230,3 +206,12 @@ def list_norm_kinds(filter="*"):
     ['batch', 'group']
     """
     return _NORMS.names(filter)
+
+
+def __getattr__(name):
+    # `kinds.Uout` predates the `uout` module; importing it here would load Keras.
+    if name == "Uout":
+        from kerasreg.models.uout import Uout
+
+        return Uout
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

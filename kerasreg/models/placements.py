@@ -17,10 +17,15 @@ References:
   Training of Deep Neural Networks", 2019 (the `ic` placement).
 """
 
+from __future__ import annotations
+
 import dataclasses
 import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from kerasreg._registry import Registry
+
 
 TOKENS = ("weight", "norm", "act", "drop")
 SCOPES = ("every_block", "head_only")
@@ -102,7 +107,14 @@ class Placement:
         return text + " (drop only before the head)" if self.dropout_scope == "head_only" else text
 
 
-def register_placement(placement=None, /, *, dropout_scope="every_block", reference="", dropout_kind=None):
+def register_placement(
+    placement: Placement | Callable[[], Sequence[str]] | None = None,
+    /,
+    *,
+    dropout_scope: str = "every_block",
+    reference: str = "",
+    dropout_kind: str | None = None,
+) -> Any:
     """Register a placement, by a plain call or as a decorator.
 
     Plain call: pass a `Placement`. Decorator: decorate a function whose name
@@ -155,7 +167,7 @@ def register_placement(placement=None, /, *, dropout_scope="every_block", refere
     )
 
 
-def get_placement(placement):
+def get_placement(placement: str | Placement) -> Placement:
     """Return a registered `Placement` by name (a `Placement` passes through).
 
     Example:
@@ -168,7 +180,31 @@ def get_placement(placement):
     return _PLACEMENTS.get(placement)
 
 
-def list_placements(filter="*"):
+def recorded_placement(record: Mapping[str, Any] | None) -> Placement | None:
+    """The `Placement` a recorded model config (kerasreg_config, manifest `model` part) was built with.
+
+    Uses the recorded `block` and `dropout_scope` when present (they hold for
+    placements registered in another process), else the registered placement
+    of that name; `None` when neither is known, e.g. for a model kerasreg did
+    not build.
+
+    Example:
+
+    >>> recorded_placement({"placement": "mine", "block": ["weight", "act", "drop"]}).uses_dropout
+    True
+    >>> recorded_placement({"placement": "none"}).uses_dropout
+    False
+    """
+    record = record or {}
+    name, block = record.get("placement"), record.get("block")
+    registered = _PLACEMENTS.get(name) if name in _PLACEMENTS else None
+    if block is None:
+        return registered
+    return Placement(str(name or "recorded"), tuple(block), dropout_scope=record.get("dropout_scope") or "every_block",
+                     dropout_kind=registered.dropout_kind if registered else None)
+
+
+def list_placements(filter: str = "*") -> list[str]:
     """Sorted names of registered placements matching an fnmatch pattern.
 
     Example:

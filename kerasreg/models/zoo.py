@@ -10,14 +10,20 @@ later.
 References: He et al., "Deep Residual Learning for Image Recognition", CVPR
 2016 (`resnet_small`); Greydanus, "Scaling down Deep Learning", 2020
 (MNIST-1D, the data `cnn1d` is sized for).
+
+Architectures import Keras when they build: listing them must stay light.
 """
+
+from __future__ import annotations
 
 import dataclasses
 import inspect
-
-import keras
+from typing import Any, Callable, TypeVar
 
 from kerasreg._registry import Registry
+
+F = TypeVar("F", bound=Callable)
+
 
 _MODELS = Registry("model")
 
@@ -30,7 +36,7 @@ class Residual:
     branch: list
 
 
-def register_model(fn):
+def register_model(fn: F) -> F:
     """Register an architecture function under its own name.
 
     The function takes the block builder as its only positional argument
@@ -62,7 +68,7 @@ def get_model_fn(name):
     return _MODELS.get(name)
 
 
-def list_models(filter="*"):
+def list_models(filter: str = "*") -> list[str]:
     """Sorted names of registered architectures matching an fnmatch pattern.
 
     Example:
@@ -73,7 +79,7 @@ def list_models(filter="*"):
     return _MODELS.names(filter)
 
 
-def model_options(name):
+def model_options(name: str) -> dict[str, Any]:
     """The keyword options an architecture accepts beyond `input_shape`, with defaults.
 
     Example:
@@ -113,6 +119,8 @@ def mlp(blocks, *, input_shape, widths=(100, 100)):
 
 def _strided_cnn(blocks, name, input_shape, filters, kernel_size, dims):
     """Conv blocks with stride 2 (each halves the length or side), then flatten."""
+    import keras
+
     shape = _feature_map_shape(name, input_shape, dims)
     layers = blocks.reshape(input_shape, shape)
     for i, n in enumerate(filters, start=1):
@@ -140,6 +148,8 @@ def resnet_small(blocks, *, input_shape, filters=32, stages=2):
     2-D convolutions. Functional only: residual additions have no
     Sequential form.
     """
+    import keras
+
     dims = 2 if len(input_shape) == 3 else 1
     shape = _feature_map_shape("resnet_small", input_shape, dims)
     layers = blocks.reshape(input_shape, shape)

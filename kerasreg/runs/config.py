@@ -5,6 +5,8 @@ import pathlib
 import tomllib
 
 from kerasreg.export import run_name
+from kerasreg.models.options import BUILD_OPTIONS, architecture_kwargs, architecture_options
+from kerasreg.models.zoo import list_models
 
 
 def read_toml(path, what="config file"):
@@ -40,12 +42,26 @@ def check_known_keys(values, cls, source, word="key"):
         )
 
 
+# The model part of a run: the architecture name, every `build_model` option
+# and every option of the architectures registered when this module is
+# imported, all derived from `kerasreg.models.options`.
+_ModelFields = dataclasses.make_dataclass("_ModelFields", [
+    ("model", str, dataclasses.field(default="mlp")),
+    *((o.name, o.type, dataclasses.field(default=o.default)) for o in BUILD_OPTIONS),
+    *((name, object, dataclasses.field(default=None)) for name in architecture_options()),
+])
+
+
 @dataclasses.dataclass
-class RunConfig:
+class RunConfig(_ModelFields):
     """Everything that defines one training run.
 
-    Fields mirror `build_model`, `load_dataset` and `train` arguments;
-    `None` means "the default of the function it goes to".
+    Fields mirror `build_model` (`model`, its options and the options of
+    every registered architecture, such as `widths` and `filters`),
+    `load_dataset` and `train` arguments; `None` means "the default of the
+    function it goes to". Architecture options given as text (from the
+    command line) are parsed for the chosen model: `filters="4,8"` is
+    `(4, 8)` for `cnn1d` and `filters="4"` is `4` for `resnet_small`.
 
     Example:
 
@@ -54,15 +70,6 @@ class RunConfig:
     'dropout'
     """
 
-    model: str = "mlp"
-    placement: str = "bn_act_drop"
-    dropout: str = None
-    dropout_rate: float = 0.2
-    norm: str = "batch"
-    bn_preset: str = "keras"
-    api: str = "functional"
-    widths: tuple = None
-    filters: object = None
     dataset: str = "mnist1d"
     data_dir: str = None
     validation_split: float = 0.1
@@ -72,6 +79,14 @@ class RunConfig:
     learning_rate: float = 1e-3
     seed: int = 0
     name: str = None
+
+    def __post_init__(self):
+        if self.model in list_models():  # else `build_model` names the valid models
+            for name, value in architecture_kwargs(self.model, self._architecture_values()).items():
+                setattr(self, name, value)
+
+    def _architecture_values(self):
+        return {name: getattr(self, name) for name in architecture_options() if hasattr(self, name)}
 
     @classmethod
     def from_dict(cls, values, *, source="config"):
@@ -99,9 +114,8 @@ class RunConfig:
 
     def model_kwargs(self):
         """Keyword arguments of `build_model` (besides name, shapes and seed)."""
-        kwargs = {k: getattr(self, k) for k in
-                  ("placement", "dropout", "dropout_rate", "norm", "bn_preset", "api", "widths", "filters")}
-        return {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items() if v is not None}
+        kwargs = {o.name: getattr(self, o.name) for o in BUILD_OPTIONS if getattr(self, o.name) is not None}
+        return {**kwargs, **architecture_kwargs(self.model, self._architecture_values())}
 
     def run_name(self):
         """The given name, else one derived from the configuration.

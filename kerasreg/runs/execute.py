@@ -6,15 +6,27 @@ work directory under `out` and exports the finished run to `out/<name>/`.
 configured either way behaves the same.
 """
 
+from __future__ import annotations
+
+import os
 import pathlib
 import shutil
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import keras
 
 from kerasreg import _checks
 from kerasreg.data import load_dataset
 from kerasreg.export import check_export_target, export_run
 from kerasreg.models import build_model
 from kerasreg.training import make_optimizer, seed_everything, train
+
+if TYPE_CHECKING:
+    from kerasreg.runs.config import RunConfig
+    from kerasreg.training import RunResult
+
 
 WORK_DIR = ".work"
 
@@ -46,7 +58,14 @@ def prepare(config):
     return dataset, model
 
 
-def train_in(config, work_dir, *, resume=False, callbacks=(), verbose=1):
+def train_in(
+    config: RunConfig,
+    work_dir: str | os.PathLike,
+    *,
+    resume: bool = False,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: int = 1,
+) -> RunResult:
     """Validate, build and train one run in `work_dir`; nothing is exported.
 
     A leftover `work_dir` of a killed run is continued with `resume=True`
@@ -81,7 +100,16 @@ def train_in(config, work_dir, *, resume=False, callbacks=(), verbose=1):
     )
 
 
-def run(config, *, out="saved_models", overwrite=False, resume=False, fold_bn=False, callbacks=(), verbose=1):
+def run(
+    config: RunConfig,
+    *,
+    out: str | os.PathLike = "saved_models",
+    overwrite: bool = False,
+    resume: bool = False,
+    fold_bn: bool = False,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: int = 1,
+) -> pathlib.Path:
     """Validate, train and export one run; returns the export path.
 
     Everything is checked before training starts: names, rates, shapes,

@@ -1,5 +1,7 @@
 """The placement study: a grid of runs, its executors, and the report it writes.
 
+Names load on first use.
+
 Example:
 
 >>> import kerasreg
@@ -7,8 +9,13 @@ Example:
 >>> report = kerasreg.run_study(config, "studies/tiny")  # doctest: +SKIP
 """
 
-from kerasreg.study.config import PRESETS, StudyConfig
-from kerasreg.study.executors import default_workers
-from kerasreg.study.runner import FAILURES, RUNS_DIR, run_study
+from typing import TYPE_CHECKING
 
-__all__ = ["FAILURES", "PRESETS", "RUNS_DIR", "StudyConfig", "default_workers", "run_study"]
+from kerasreg import _lazy
+
+if TYPE_CHECKING:
+    from kerasreg.study.config import PRESETS, StudyConfig
+    from kerasreg.study.executors import default_workers
+    from kerasreg.study.runner import FAILURES, RUNS_DIR, run_study
+
+__getattr__, __dir__, __all__ = _lazy.attach_typed(__name__, __file__)

@@ -14,16 +14,25 @@ Disharmony between Dropout and Batch Normalization by Variance Shift", CVPR
 2019), and which differences are within seed noise.
 """
 
+from __future__ import annotations
+
 import collections
 import json
+import os
 import pathlib
 import sys
+from typing import TYPE_CHECKING
 
 from kerasreg.analysis import report
 from kerasreg.export import MANIFEST
 from kerasreg.runs import WORK_DIR
 from kerasreg.study.artifacts import export_artifacts
 from kerasreg.study.executors import make_executor
+
+if TYPE_CHECKING:
+    from kerasreg.analysis.report import StudyReport
+    from kerasreg.study.config import StudyConfig
+
 
 RUNS_DIR = "runs"
 FAILURES = "failures.jsonl"
@@ -57,7 +66,16 @@ def _export_outcomes(outcomes, runs_dir, bar):
     return failures, {"runs_per_node": dict(sorted(per_node.items())), "retried": retried}
 
 
-def run_study(config, out, *, executor=None, address=None, workers=None, resume=False, verbose=1):
+def run_study(
+    config: StudyConfig,
+    out: str | os.PathLike,
+    *,
+    executor: str | None = None,
+    address: str | None = None,
+    workers: int | None = None,
+    resume: bool = False,
+    verbose: int = 1,
+) -> StudyReport:
     """Run a study grid, skipping exported runs, then write its report.
 
     Runs train where the executor says (`config.executor` unless given):

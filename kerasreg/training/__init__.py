@@ -1,5 +1,7 @@
 """Training: `train`, the callbacks that measure overfitting, and the run directory.
 
+Names load on first use.
+
 Example:
 
 >>> import kerasreg
@@ -8,31 +10,23 @@ Example:
 >>> result = kerasreg.train(model, data, epochs=2, verbose=0)  # doctest: +SKIP
 """
 
-from kerasreg.training.early_stopping import GapEarlyStopping
-from kerasreg.training.evaluator import Evaluator
-from kerasreg.training.gap import OverfittingGap
-from kerasreg.training.run_dir import read_history
-from kerasreg.training.trainer import (
-    GAP_KEYS,
-    RunResult,
-    TrainingFailed,
-    make_optimizer,
-    seed_everything,
-    train,
-)
-from kerasreg.training.variance_shift import VarianceShiftMonitor, batch_norm_layers
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "GAP_KEYS",
-    "Evaluator",
-    "GapEarlyStopping",
-    "OverfittingGap",
-    "RunResult",
-    "TrainingFailed",
-    "VarianceShiftMonitor",
-    "batch_norm_layers",
-    "make_optimizer",
-    "read_history",
-    "seed_everything",
-    "train",
-]
+from kerasreg import _lazy
+
+if TYPE_CHECKING:
+    from kerasreg.training.early_stopping import GapEarlyStopping
+    from kerasreg.training.evaluator import Evaluator
+    from kerasreg.training.gap import OverfittingGap
+    from kerasreg.training.run_dir import read_history
+    from kerasreg.training.trainer import (
+        GAP_KEYS,
+        RunResult,
+        TrainingFailed,
+        make_optimizer,
+        seed_everything,
+        train,
+    )
+    from kerasreg.training.variance_shift import VarianceShiftMonitor, batch_norm_layers
+
+__getattr__, __dir__, __all__ = _lazy.attach_typed(__name__, __file__)

@@ -1,5 +1,7 @@
 """`GapEarlyStopping`: stop when the clean overfitting gap exceeds a threshold or keeps growing."""
 
+from __future__ import annotations
+
 import math
 
 import keras
@@ -78,14 +80,14 @@ class GapEarlyStopping(keras.callbacks.Callback):
     def __init__(
         self,
         *,
-        threshold=None,
-        patience=None,
-        monitor="clean_gap_loss",
-        min_delta=0.0,
-        restore_best_weights=True,
-        best_metric="val_loss",
-        verbose=1,
-    ):
+        threshold: float | None = None,
+        patience: int | None = None,
+        monitor: str = "clean_gap_loss",
+        min_delta: float = 0.0,
+        restore_best_weights: bool = True,
+        best_metric: str = "val_loss",
+        verbose: int = 1,
+    ) -> None:
         super().__init__()
         if threshold is None and patience is None:
             raise ValueError(

@@ -14,12 +14,22 @@ Like every kerasreg callback it writes into the `logs` dict of
 as long as they come *after* it in the `callbacks` list.
 """
 
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
 import keras
 import numpy as np
+from numpy.typing import ArrayLike
 
 from kerasreg import _checks
 from kerasreg.training.evaluator import Evaluator, materialise_subset, num_rows
 from kerasreg.training.jsonl import append_jsonl, jsonl_file, prepare_jsonl
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
 
 __all__ = ["OverfittingGap"]
 
@@ -114,16 +124,16 @@ class OverfittingGap(keras.callbacks.Callback):
 
     def __init__(
         self,
-        train_data,
+        train_data: tuple[ArrayLike, ArrayLike] | tf.data.Dataset,
         *,
-        subset_size=None,
-        validation_data=None,
-        seed=0,
-        batch_size=1024,
-        log_path=None,
-        append=False,
-        evaluate_validation=False,
-    ):
+        subset_size: int | None = None,
+        validation_data: tuple[ArrayLike, ArrayLike] | tf.data.Dataset | None = None,
+        seed: int = 0,
+        batch_size: int = 1024,
+        log_path: str | os.PathLike | None = None,
+        append: bool = False,
+        evaluate_validation: bool = False,
+    ) -> None:
         super().__init__()
         num_train = num_rows(train_data, "train_data")
         if evaluate_validation and validation_data is None:

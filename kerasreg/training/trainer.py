@@ -5,10 +5,15 @@ assemble the callbacks, fit, and collect the result from the same compiled
 inference pass that measured the gaps.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import math
+import os
 import pathlib
 import random
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -19,6 +24,10 @@ from kerasreg.training.epoch_callbacks import DivergenceGuard, EpochProgress, Ep
 from kerasreg.training.gap import OverfittingGap
 from kerasreg.training.run_dir import RunDir
 from kerasreg.training.variance_shift import VarianceShiftMonitor, batch_norm_layers
+
+if TYPE_CHECKING:
+    from kerasreg.data.dataset import Dataset
+
 
 VARIANCE_SHIFT_BATCH = 256
 GAP_KEYS = ("clean_gap_loss", "clean_gap_accuracy", "reported_gap_loss", "reported_gap_accuracy")
@@ -68,7 +77,7 @@ class RunResult:
         return values[-1] if values else None
 
 
-def seed_everything(seed):
+def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and TensorFlow and make TensorFlow ops deterministic.
 
     Example:
@@ -164,19 +173,19 @@ def _result(model, dataset, history, gap, user_callbacks, settings, run_dir):
 
 
 def train(
-    model,
-    dataset,
+    model: keras.Model,
+    dataset: Dataset,
     *,
-    epochs=50,
-    batch_size=100,
-    optimizer="adam",
-    learning_rate=1e-3,
-    seed=0,
-    run_dir=None,
-    callbacks=(),
-    resume=False,
-    verbose=1,
-):
+    epochs: int = 50,
+    batch_size: int = 100,
+    optimizer: str | keras.optimizers.Optimizer = "adam",
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+    run_dir: str | os.PathLike | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    resume: bool = False,
+    verbose: int = 1,
+) -> RunResult:
     """Train a model on a dataset and measure its overfitting gaps honestly.
 
     Training vs inference: Keras's `loss`/`accuracy` are running means in

@@ -6,11 +6,15 @@ variance a BN layer sees at inference divided by the moving variance it
 learned during training. Dropout feeding BN makes the two disagree.
 """
 
+from __future__ import annotations
+
+import os
 import warnings
 
 import keras
 import numpy as np
 import tensorflow as tf
+from numpy.typing import ArrayLike
 
 from kerasreg.training.evaluator import to_tensor
 from kerasreg.training.jsonl import append_jsonl, jsonl_file, prepare_jsonl
@@ -105,7 +109,9 @@ class VarianceShiftMonitor(keras.callbacks.Callback):
     ['variance_shift/bn', 'variance_shift_max', 'variance_shift_mean']
     """
 
-    def __init__(self, validation_batch, *, log_path=None, append=False):
+    def __init__(
+        self, validation_batch: ArrayLike, *, log_path: str | os.PathLike | None = None, append: bool = False
+    ) -> None:
         super().__init__()
         if isinstance(validation_batch, tf.data.Dataset):
             validation_batch = next(iter(validation_batch))

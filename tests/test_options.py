@@ -1,0 +1,89 @@
+"""The factory's options are declared once and reach the CLI, RunConfig and the manifest."""
+
+import dataclasses
+import inspect
+
+import pytest
+from helpers import run_python
+
+import kerasreg
+from kerasreg import cli
+from kerasreg.models import options, placements
+from kerasreg.runs import RunConfig
+
+
+def test_build_model_defaults_are_the_declared_ones():
+    params = inspect.signature(kerasreg.build_model).parameters
+    assert {o.name: params[o.name].default for o in options.BUILD_OPTIONS} == options.DEFAULTS
+
+
+def test_every_declared_and_architecture_option_is_a_flag_and_a_run_config_field():
+    help_text = cli.make_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    fields = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    for option in options.BUILD_OPTIONS:
+        assert option.flag in help_text
+        assert fields[option.name] == option.default
+    for name, defaults in options.architecture_options().items():
+        assert "--" + name.replace("_", "-") in help_text
+        assert fields[name] is None
+        for model, default in defaults.items():
+            assert kerasreg.model_options(model)[name] == default
+
+
+@pytest.mark.parametrize("model, text, expected", [
+    ("resnet_small", "4", 4),
+    ("cnn1d", "4", (4,)),
+    ("cnn1d", "4,8", (4, 8)),
+    ("mlp", "16x16", (16, 16)),
+])
+def test_architecture_option_text_is_parsed_by_the_models_own_default(model, text, expected):
+    name = "widths" if model == "mlp" else "filters"
+    assert options.architecture_kwargs(model, {name: text}) == {name: expected}
+    assert getattr(RunConfig(model=model, **{name: text}), name) == expected
+
+
+def test_unparsable_architecture_option_names_value_and_model():
+    with pytest.raises(ValueError, match=r"argument `stages` of model 'resnet_small'. Expected an int.*stages='two'"):
+        RunConfig(model="resnet_small", stages="two")
+
+
+def test_manifest_model_part_records_every_declared_option():
+    model = kerasreg.build_model("cnn1d", input_shape=(16,), num_classes=3, filters=(4,), seed=0)
+    config = model.kerasreg_config
+    assert set(options.RECORDED) <= set(config)
+    assert {o.name for o in options.BUILD_OPTIONS} <= set(options.RECORDED)
+    assert config["options"] == {"filters": [4], "kernel_size": 5}
+
+
+@pytest.mark.parametrize("record, uses_dropout", [
+    ({"placement": "head_dropout"}, True),
+    ({"placement": "bn_before_act"}, False),
+    ({"placement": "elsewhere", "block": ["weight", "norm", "act"], "dropout_scope": "head_only"}, True),
+    ({"placement": "elsewhere", "block": ["weight", "act"]}, False),
+])
+def test_recorded_placement_decides_dropout_for_names_and_recorded_blocks(record, uses_dropout):
+    placement = placements.recorded_placement(record)
+    assert placement.uses_dropout is uses_dropout
+    name = kerasreg.run_name({"model": "mlp", **record, "dropout_rate": 0.3, "seed": 0})
+    assert ("standard0.3" in name) is uses_dropout
+
+
+def test_a_registered_models_options_work_in_the_cli():
+    code = """
+import sys
+import kerasreg
+from kerasreg import cli
+
+@kerasreg.register_model
+def wide(blocks, *, input_shape, width=8, depth=1):
+    '''Wide blocks.'''
+    layers = blocks.flatten(input_shape)
+    for i in range(depth):
+        layers += blocks.dense(f"block{i + 1}", width)
+    return layers
+
+sys.exit(cli.main(["build", "wide", "--input-shape", "6", "--num-classes", "3",
+                   "--width", "5", "--depth", "2", "--placement", "none"]))
+"""
+    out = run_python(code).stdout
+    assert "Dense(5) > ReLU  x2 > Dense(3)" in out

@@ -1,0 +1,56 @@
+"""Packaging basics: one version, py.typed, a license that matches pyproject, a changelog, typed public API."""
+
+import inspect
+import pathlib
+import re
+import tomllib
+
+import pytest
+
+import kerasreg
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_pyproject_reads_the_version_from_the_package():
+    project = PYPROJECT["project"]
+    assert "version" not in project and "version" in project["dynamic"]
+    attr = PYPROJECT["tool"]["setuptools"]["dynamic"]["version"]["attr"]
+    module, name = attr.rsplit(".", 1)
+    assert getattr(__import__(module, fromlist=[name]), name) == kerasreg.__version__
+    assert re.fullmatch(r"\d+\.\d+\.\d+", kerasreg.__version__)
+
+
+def test_changelog_has_a_section_for_this_version_and_the_last():
+    text = (ROOT / "CHANGELOG.md").read_text()
+    assert f"## [{kerasreg.__version__}]" in text
+    assert "## [0.1.0]" in text
+
+
+def test_license_file_matches_the_declared_license():
+    assert PYPROJECT["project"]["license"] == {"text": "Apache-2.0"}
+    text = (ROOT / "LICENSE").read_text()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text
+
+
+def test_py_typed_marker_ships_with_the_package():
+    assert (ROOT / "kerasreg" / "py.typed").is_file()
+    assert "py.typed" in PYPROJECT["tool"]["setuptools"]["package-data"]["kerasreg"]
+
+
+def _public_callables():
+    for name in kerasreg.__all__:
+        value = getattr(kerasreg, name)
+        if inspect.isfunction(value):
+            yield name, value
+        elif inspect.isclass(value) and "__init__" in vars(value):
+            yield name, value.__init__
+
+
+@pytest.mark.parametrize("name, function", list(_public_callables()), ids=lambda v: v if isinstance(v, str) else "")
+def test_public_api_is_type_annotated(name, function):
+    parameters = [p for p in inspect.signature(function).parameters if p != "self"]
+    missing = [p for p in parameters if p not in function.__annotations__]
+    assert not missing, f"{name}: parameters without a type hint: {missing}"
+    assert "return" in function.__annotations__, f"{name}: no return type hint"

@@ -1,0 +1,113 @@
+"""A CLI that starts like a tool: light imports, no TensorFlow start-up noise, lazy public names."""
+
+import importlib
+import os
+
+import pytest
+from helpers import run_python
+
+import kerasreg
+from kerasreg import _quiet
+
+HEAVY = ("tensorflow", "tensorflow_datasets", "matplotlib", "keras", "jax")
+CHECK_IMPORTS = """
+import sys
+from kerasreg import cli
+try:
+    code = cli.main(sys.argv[1:])
+except SystemExit as exc:  # --help and --version exit from argparse
+    code = exc.code
+heavy = [m for m in {heavy!r} if m in sys.modules]
+print("HEAVY", heavy)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("argv", [["list"], ["--help"], ["--version"], ["train", "--help"]])
+def test_light_commands_import_no_heavy_library(argv):
+    result = run_python(CHECK_IMPORTS.format(heavy=HEAVY), *argv)
+    assert "HEAVY []" in result.stdout
+    assert result.stderr == ""
+
+
+def test_import_kerasreg_is_light_and_names_load_on_use():
+    out = run_python(
+        "import sys, kerasreg\n"
+        f"print([m for m in {HEAVY!r} if m in sys.modules])\n"
+        "kerasreg.list_placements()\n"
+        f"print([m for m in {HEAVY!r} if m in sys.modules])\n"
+        "kerasreg.build_model\n"
+        "print('keras' in sys.modules)\n"
+    ).stdout.split("\n")
+    assert out[:3] == ["[]", "[]", "True"]
+
+
+def test_version_flag_prints_the_package_version(capsys):
+    from kerasreg import cli
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"kerasreg {kerasreg.__version__}"
+
+
+@pytest.mark.parametrize("package", ["kerasreg", "kerasreg.models", "kerasreg.data", "kerasreg.training",
+                                     "kerasreg.export", "kerasreg.runs", "kerasreg.analysis", "kerasreg.study"])
+def test_every_lazy_name_resolves_and_is_listed(package):
+    module = importlib.import_module(package)
+    names = [n for n in module.__all__ if n != "__version__"]
+    assert names
+    for name in names:
+        value = getattr(module, name)
+        if callable(value):
+            assert value.__module__.startswith(package)
+            assert value.__name__ == name
+        else:
+            assert value is not None
+        assert name in dir(module)
+    with pytest.raises(AttributeError, match=f"module '{package}' has no attribute 'not_a_name'"):
+        getattr(module, "not_a_name")
+
+
+def test_names_moved_in_0_2_keep_their_old_paths():
+    from kerasreg.models import kinds
+
+    assert kinds.Uout is kerasreg.Uout is kerasreg.models.uout.Uout
+
+
+def test_a_command_that_imports_tensorflow_prints_nothing_on_stderr():
+    result = run_python("import sys\nfrom kerasreg import cli\nsys.exit(cli.main(sys.argv[1:]))",
+                        "build", "mlp", "--input-shape", "4", "--num-classes", "2", "--placement", "none")
+    assert "Dense(100) > ReLU  x2 > Dense(2)" in result.stdout
+    assert result.stderr == ""
+
+
+def test_processes_started_by_the_command_are_quiet_too():
+    result = run_python("import kerasreg, tensorflow", env={_quiet.ENV: "1"})
+    assert result.stderr == ""
+
+
+def test_filtered_stderr_drops_cxx_log_lines_and_keeps_the_rest(capfd):
+    with _quiet.filtered_stderr():
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")
+        os.write(2, b"I0000 00:00:1795672171.626999   12892 port.cc:153] oneDNN custom operations are on.\n")
+        os.write(2, b"E0000 00:00:1795673156.993020   30659 cuda_platform.cc:52] failed call to cuInit\n")
+        os.write(2, b"a real problem\n")
+        os.write(2, b"UserWarning: something the user should see\n")
+    err = capfd.readouterr().err
+    assert err == "a real problem\nUserWarning: something the user should see\n"
+
+
+def test_keras_load_model_after_import_kerasreg_finds_the_custom_classes(tmp_path):
+    model = kerasreg.build_model("mlp", placement="uout", input_shape=(4,), num_classes=2, seed=0)
+    model.save(tmp_path / "m.keras")
+    out = run_python(
+        "import sys, kerasreg\n"
+        "assert 'keras' not in sys.modules\n"
+        "import keras\n"
+        "model = keras.saving.load_model(sys.argv[1], safe_mode=True)\n"
+        "print(type(model).__name__, sorted({type(l).__name__ for l in model.layers}))\n",
+        tmp_path / "m.keras",
+    ).stdout
+    assert out.startswith("ZooFunctional")
+    assert "Uout" in out
