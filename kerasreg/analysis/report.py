@@ -10,18 +10,18 @@ compare configurations with Welch's t-test (p < 0.05) so that differences
 within seed noise are called so.
 """
 
-import base64
 import dataclasses
-import html
 import json
 import math
+import os
 import pathlib
 import warnings
 
 import numpy as np
 from scipy import stats
 
-from kerasreg.analysis import compare, plots
+from kerasreg.analysis import compare, hparams, plots
+from kerasreg.analysis import report_render as render
 from kerasreg.export import MANIFEST
 from kerasreg.models import placements
 
@@ -180,70 +180,63 @@ def findings(summaries):
     return lines
 
 
-def _table_rows(summaries):
-    return [[str(i), s.label, *(_cell(s, m) for m in METRICS), str(s.stat("test_accuracy")[2])]
-            for i, s in enumerate(summaries, start=1)]
+def _ranking_table(summaries):
+    headers = ["rank", "configuration", *(METRICS[m][0] for m in METRICS), "seeds"]
+    cells = [[str(i), s.label, *(_cell(s, m) for m in METRICS), str(s.stat("test_accuracy")[2])]
+             for i, s in enumerate(summaries, start=1)]
+    return headers, cells, ["r", "l"] + ["r"] * (len(headers) - 2)
 
 
-def _headers():
-    return ["rank", "configuration", *(METRICS[m][0] for m in METRICS), "seeds"]
+def _run_table(rows):
+    """The per-run table in compare's columns and formats."""
+    columns = list(compare.COLUMNS)
+    return ([compare.COLUMNS[c][0] for c in columns],
+            [[compare._format(c, row.get(c)) for c in columns] for row in rows],
+            ["l" if compare.COLUMNS[c][1] == 0 else "r" for c in columns])
+
+
+def headline(summaries):
+    """The answer in a few sentences: per architecture, the best configuration and its lead over the next.
+
+    Example:
+
+    >>> headline([])
+    ['No completed runs to report.']
+    """
+    measured = [s for s in summaries if s.stat("test_accuracy")[2]]
+    if not measured:
+        return ["No completed runs to report."]
+    lines = []
+    for arch, members in _by_architecture(measured).items():
+        best = members[0]
+        line = f"**{arch}**: best is **{best.label}** with test accuracy {_cell(best, 'test_accuracy')}"
+        if len(members) > 1:
+            lead = best.stat("test_accuracy")[0] - members[1].stat("test_accuracy")[0]
+            line += f", {lead:.2%} ahead of the next, {members[1].label}"
+        lines.append(line + ".")
+    return lines
+
+
+def _by_architecture(summaries):
+    groups = {}
+    for s in summaries:
+        groups.setdefault(s.config["architecture"], []).append(s)
+    return groups
 
 
 @dataclasses.dataclass
 class StudyReport:
-    """What a study produced: ranked summaries, findings, failures and the files written."""
+    """What a study produced: headline, ranked summaries, findings, failures and the files written."""
 
     summaries: list
     findings: list
     failures: dict
     files: list
+    headline: list = dataclasses.field(default_factory=list)
 
     def markdown(self):
         """The report as Markdown (what `report.md` holds)."""
         return (pathlib.Path(self.files[0])).read_text()
-
-
-def _markdown(title, config_text, summaries, lines, failures, plots, comparison_md):
-    parts = [f"# {title}", "", config_text, "", "## Ranking", "",
-             "Mean and 95% confidence interval over seeds, ranked by mean test accuracy. "
-             "Clean gap = train accuracy re-measured in inference mode minus validation accuracy; "
-             "reported gap = Keras's running training accuracy minus validation accuracy; "
-             "variance shift = max(r, 1/r) of the BatchNorm input variance at inference over its moving "
-             "variance (1 = none).", ""]
-    headers = _headers()
-    parts.append("| " + " | ".join(headers) + " |")
-    parts.append("|" + "|".join(["---:", "---"] + ["---:"] * (len(headers) - 2)) + "|")
-    parts += ["| " + " | ".join(row) + " |" for row in _table_rows(summaries)]
-    parts += ["", "## Findings", ""] + [f"- {line}" for line in lines]
-    if failures:
-        parts += ["", "## Failed runs", ""] + [f"- `{name}`: {error}" for name, error in sorted(failures.items())]
-    parts += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
-    parts += ["", "## Per-run comparison", "", comparison_md.split("\n", 2)[-1].strip(), ""]
-    return "\n".join(parts)
-
-
-def _html(title, config_text, summaries, lines, failures, plots):
-    def inline(path):
-        data = base64.b64encode(path.read_bytes()).decode()
-        return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
-
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in _headers())
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-                   for row in _table_rows(summaries))
-    items = "".join(f"<li>{html.escape(line).replace('**', '')}</li>" for line in lines)
-    failed = "".join(f"<li><code>{html.escape(n)}</code>: {html.escape(e)}</li>" for n, e in sorted(failures.items()))
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-        "td:nth-child(2){text-align:left}img{max-width:100%}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1><p>{html.escape(config_text)}</p>"
-        f"<h2>Ranking</h2><table><tr>{head}</tr>{body}</table>"
-        f"<h2>Findings</h2><ul>{items}</ul>"
-        + (f"<h2>Failed runs</h2><ul>{failed}</ul>" if failures else "")
-        + "<h2>Plots</h2>" + "".join(inline(p) for p in plots)
-        + "</body></html>"
-    )
 
 
 def _config_text(config):
@@ -273,20 +266,31 @@ def write_report(out, config, *, failures=None, latency_repeats=3):
     failures = dict(failures or {})
     names = {c.run_name() for c in config.runs()}
     paths = [out / "runs" / name for name in sorted(names) if (out / "runs" / name / MANIFEST).exists()]
-    rows, comparison_md = [], "# none\n\nNo run completed."
+    rows, histories = [], {}
     if paths:
         comparison = compare.compare_exports(paths, sort="test_accuracy", data_dir=config.data_dir,
                                              latency_repeats=latency_repeats)
-        comparison.write(out)
-        comparison_md = (out / "compare.md").read_text()
+        # The report draws its own per-configuration figures; compare's per-run ones would repeat them.
+        comparison.write(out, plots=False)
+        histories = comparison.histories
         for row in comparison.rows:
             manifest = json.loads((pathlib.Path(row["path"]) / MANIFEST).read_text())
             rows.append({**row, "train_time": (manifest.get("metrics") or {}).get("epoch_time_total")})
+        hparams.write_hparams(out, rows)
     summaries = summarize(rows)
-    lines = findings(summaries)
-    figures = plots.summary_bars(summaries, out, {k: v[0] for k, v in METRICS.items()}) if summaries else []
+    answer, lines = headline(summaries), findings(summaries)
+    groups = plots.run_groups(rows, [histories.get(row["path"]) or {} for row in rows])
+    figures = plots.study_figures(summaries, groups, out) if summaries else []
     title = f"kerasreg study: {config.dataset}"
-    config_text = _config_text(config)
-    (out / "report.md").write_text(_markdown(title, config_text, summaries, lines, failures, figures, comparison_md))
-    (out / "report.html").write_text(_html(title, config_text, summaries, lines, failures, figures))
-    return StudyReport(summaries, lines, failures, [out / "report.md", out / "report.html", *figures])
+    page = render.Page(title, _config_text(config), answer, _ranking_table(summaries), lines, failures,
+                       figures, _run_table(rows))
+    _write_text(out / "report.md", render.markdown(page))
+    _write_text(out / "report.html", render.html_page(page))
+    return StudyReport(summaries, lines, failures, [out / "report.md", out / "report.html", *figures], answer)
+
+
+def _write_text(path, text):
+    """Write through a temporary file, so a kill never leaves half a report."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)
