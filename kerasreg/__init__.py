@@ -47,6 +47,6 @@ from kerasreg.export import (
     run_name,
     verify_export,
 )
-from kerasreg.analysis import compare_exports, predict_mc
+from kerasreg.analysis import PairedComparison, compare_exports, comparison_findings, paired_comparisons, predict_mc
 from kerasreg.runs import RunConfig, run
 from kerasreg.study import StudyConfig, run_study

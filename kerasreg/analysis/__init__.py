@@ -8,5 +8,7 @@ Example:
 
 from kerasreg.analysis.compare import Comparison, compare_exports
 from kerasreg.analysis.mc_dropout import predict_mc
+from kerasreg.analysis.statistics import PairedComparison, comparison_findings, paired_comparisons
 
-__all__ = ["Comparison", "compare_exports", "predict_mc"]
+__all__ = ["Comparison", "PairedComparison", "compare_exports", "comparison_findings", "paired_comparisons",
+           "predict_mc"]

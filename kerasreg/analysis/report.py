@@ -6,8 +6,9 @@ dropout kind and rate, norm). For each, `report.md` and `report.html` show
 mean and 95% confidence interval (Student's t over seeds) of test
 accuracy, clean gap, reported gap, BatchNorm variance-shift ratio (Li et
 al., CVPR 2019) and training time, ranked by mean test accuracy. Findings
-compare configurations with Welch's t-test (p < 0.05) so that differences
-within seed noise are called so.
+compare configurations paired by seed with Holm's correction
+(`kerasreg.analysis.statistics`), so that differences within seed noise are
+called so.
 """
 
 import dataclasses
@@ -15,12 +16,11 @@ import json
 import math
 import os
 import pathlib
-import warnings
 
 import numpy as np
 from scipy import stats
 
-from kerasreg.analysis import compare, hparams, plots
+from kerasreg.analysis import compare, hparams, plots, statistics
 from kerasreg.analysis import report_render as render
 from kerasreg.export import MANIFEST
 from kerasreg.models import placements
@@ -107,22 +107,42 @@ def _cell(summary, metric):
     return text
 
 
-def _differs(a, b, metric):
-    """Welch's t-test between two configurations' seeds; None when it cannot be run."""
-    xs = [v for v in a.values[metric] if v is not None]
-    ys = [v for v in b.values[metric] if v is not None]
-    if len(xs) < 2 or len(ys) < 2:
-        return None
-    if np.std(xs) == 0 and np.std(ys) == 0:
-        return xs[0] != ys[0]
-    # Nearly equal seeds make scipy warn about precision; the p-value is still usable.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return bool(stats.ttest_ind(xs, ys, equal_var=False).pvalue < ALPHA)
+def _per_seed(rows, architecture, placement, metric):
+    """{seed: value} of one placement; None when several configurations (e.g. rates) share it."""
+    picked = [r for r in rows if r.get("architecture") == architecture and r.get("placement") == placement
+              and isinstance(r.get(metric), (int, float))]
+    values = {r.get("seed"): r[metric] for r in picked}
+    return values if len(values) == len(picked) else None
 
 
-def findings(summaries):
-    """Sentences about the measured numbers: best, worst, and what is within noise.
+def paired_family(summaries, rows):
+    """The report's one Holm family: best vs every other configuration per architecture (test accuracy
+    and clean gap), plus bn_act_drop vs bn_before_act; returns `(family, questions)`, corrected together.
+
+    Example:
+
+    >>> paired_family([], [])
+    ([], [])
+    """
+    rows = list(rows)
+    family = statistics.paired_comparisons(rows, ("test_accuracy", "clean_gap"))
+    questions = []
+    for arch in sorted({s.config["architecture"] for s in summaries}):
+        plain = _per_seed(rows, arch, "bn_before_act", "test_accuracy")
+        with_drop = _per_seed(rows, arch, "bn_act_drop", "test_accuracy")
+        if plain and with_drop:
+            questions.append(statistics.compare_pair(("bn_act_drop", with_drop), ("bn_before_act", plain),
+                                                     group=arch, n_comparisons=len(family) + 1))
+    corrected = statistics.holm(family + questions)
+    return corrected[:len(family)], corrected[len(family):]
+
+
+def findings(summaries, rows=()):
+    """Sentences about the measured numbers, with paired, Holm-corrected tests (`statistics`).
+
+    Within each architecture the best configuration is compared with every
+    other one, paired by seed, for test accuracy and clean gap; with the
+    bn_act_drop vs bn_before_act question, these form one Holm family.
 
     Example:
 
@@ -132,21 +152,19 @@ def findings(summaries):
     measured = [s for s in summaries if s.stat("test_accuracy")[2]]
     if not measured:
         return ["No completed runs to report."]
+    family, questions = paired_family(measured, rows)
     lines = []
-    best = max(measured, key=lambda s: s.stat("test_accuracy")[0])
-    tied = [s.label for s in measured if s is not best and _differs(best, s, "test_accuracy") is False]
-    lines.append(f"Best test accuracy: **{best.label}** ({_cell(best, 'test_accuracy')}).")
-    if tied:
-        lines.append(f"Within seed noise of it (Welch's t-test, p >= {ALPHA}): {', '.join(tied)}.")
-    elif len(measured) > 1 and all(_differs(best, s, "test_accuracy") is None for s in measured if s is not best):
+    for arch in sorted({s.config["architecture"] for s in measured}):
+        best = max((s for s in measured if s.config["architecture"] == arch),
+                   key=lambda s: s.stat("test_accuracy")[0])
+        lines.append(f"Best test accuracy ({arch}): **{best.label}** ({_cell(best, 'test_accuracy')}).")
+    if all(c.n_pairs < 2 for c in family):
         lines.append("With one seed per configuration, no difference can be told apart from noise.")
-    smallest = min(measured, key=lambda s: s.stat("clean_gap")[0])
-    largest = max(measured, key=lambda s: s.stat("clean_gap")[0])
-    lines.append(f"Smallest clean gap: **{smallest.label}** ({_cell(smallest, 'clean_gap')}); "
-                 f"largest: **{largest.label}** ({_cell(largest, 'clean_gap')}).")
-    tied_gap = [s.label for s in measured if s is not smallest and _differs(smallest, s, "clean_gap") is False]
-    if tied_gap:
-        lines.append(f"Clean gaps within seed noise of the smallest: {', '.join(tied_gap)}.")
+    else:
+        lines += statistics.comparison_findings(family)
+    for c in questions:
+        lines.append(f"Does BatchNorm reduce the need for dropout ({c.group})? Adding dropout after BatchNorm: "
+                     + statistics.describe_comparison(c))
     shifted = sorted((s for s in measured if s.stat("variance_shift_max")[2]),
                      key=lambda s: -s.stat("variance_shift_max")[0])
     if shifted:
@@ -156,19 +174,6 @@ def findings(summaries):
             low = shifted[-1]
             line += f"; smallest: {low.label} ({_cell(low, 'variance_shift_max')})"
         lines.append(line + ".")
-    by_placement = {(s.config["architecture"], s.config["placement"]): s for s in measured}
-    for arch in sorted({s.config["architecture"] for s in measured}):
-        plain, with_drop = by_placement.get((arch, "bn_before_act")), by_placement.get((arch, "bn_act_drop"))
-        if plain and with_drop:
-            delta = with_drop.stat("test_accuracy")[0] - plain.stat("test_accuracy")[0]
-            gap = with_drop.stat("clean_gap")[0] - plain.stat("clean_gap")[0]
-            noise = {True: "a significant difference", False: "within seed noise",
-                     None: "not testable with one seed"}[_differs(with_drop, plain, "test_accuracy")]
-            lines.append(
-                f"Does BatchNorm reduce the need for dropout ({arch})? Adding dropout after BatchNorm "
-                f"(bn_act_drop vs bn_before_act) changes test accuracy by {delta:+.2%} ({noise}) "
-                f"and the clean gap by {gap:+.2%}."
-            )
     understated = [s for s in measured if s.stat("reported_gap")[0] < s.stat("clean_gap")[0] - 0.005]
     if understated:
         lines.append(
@@ -195,8 +200,11 @@ def _run_table(rows):
             ["l" if compare.COLUMNS[c][1] == 0 else "r" for c in columns])
 
 
-def headline(summaries):
-    """The answer in a few sentences: per architecture, the best configuration and its lead over the next.
+def headline(summaries, rows=()):
+    """The answer first: per architecture, the best configuration, whether the paired test separates it
+    from the runner-up and by how much, and a one-line takeaway.
+
+    Uses the findings' Holm family (`paired_family`), so the two never disagree.
 
     Example:
 
@@ -206,15 +214,41 @@ def headline(summaries):
     measured = [s for s in summaries if s.stat("test_accuracy")[2]]
     if not measured:
         return ["No completed runs to report."]
+    family, _ = paired_family(measured, rows)
     lines = []
     for arch, members in _by_architecture(measured).items():
         best = members[0]
-        line = f"**{arch}**: best is **{best.label}** with test accuracy {_cell(best, 'test_accuracy')}"
-        if len(members) > 1:
-            lead = best.stat("test_accuracy")[0] - members[1].stat("test_accuracy")[0]
-            line += f", {lead:.2%} ahead of the next, {members[1].label}"
-        lines.append(line + ".")
+        mine = [c for c in family if c.group == str(arch) and c.metric == "test_accuracy"]
+        line = (f"**{arch}**: best is **{statistics.default_label(best.config)}**, test accuracy "
+                f"{_cell(best, 'test_accuracy')} over {best.stat('test_accuracy')[2]} seed(s).")
+        if not mine:
+            lines.append(line + " Nothing to compare it with.")
+            continue
+        runner_up = min(mine, key=lambda c: (c.mean_difference if math.isfinite(c.mean_difference) else 1.0))
+        line += f" Its lead over the runner-up, {runner_up.other}: " + \
+            statistics.describe_comparison(runner_up).split(": ", 1)[1]
+        separated = [c for c in mine if c.distinguishable]
+        gap = [c for c in family if c.group == str(arch) and c.metric == "clean_gap"]
+        least = f" Smallest clean gap: {gap[0].best}." if gap else ""
+        lines.append(line + least)
+        lines.append(f"Takeaway ({arch}): " + _takeaway(best, runner_up, separated, mine))
     return lines
+
+
+def _takeaway(best, runner_up, separated, comparisons):
+    name = statistics.default_label(best.config)
+    if len(separated) == len(comparisons):
+        return f"use {name}; it beats every other configuration measured, beyond seed noise."
+    tied = len(comparisons) - len(separated)
+    if separated:
+        return (f"{name} leads, but {tied} other configuration(s) are within seed noise of it; "
+                f"{len(separated)} are behind it beyond seed noise.")
+    if runner_up.n_pairs < 2:
+        return f"{name} ranks first, but with one seed nothing can be told apart from noise; run more seeds."
+    more = f" (about {runner_up.seeds_needed} seeds to separate it from the runner-up)" \
+        if runner_up.seeds_needed else ""
+    return (f"{name} ranks first, but no configuration is distinguishable from it with "
+            f"{runner_up.n_pairs} seeds; the ranking alone is not evidence, run more seeds{more}.")
 
 
 def _by_architecture(summaries):
@@ -278,7 +312,7 @@ def write_report(out, config, *, failures=None, latency_repeats=3):
             rows.append({**row, "train_time": (manifest.get("metrics") or {}).get("epoch_time_total")})
         hparams.write_hparams(out, rows)
     summaries = summarize(rows)
-    answer, lines = headline(summaries), findings(summaries)
+    answer, lines = headline(summaries, rows), findings(summaries, rows)
     groups = plots.run_groups(rows, [histories.get(row["path"]) or {} for row in rows])
     figures = plots.study_figures(summaries, groups, out) if summaries else []
     title = f"kerasreg study: {config.dataset}"
