@@ -114,7 +114,7 @@ def seed_points(summaries, metric, label):
 def _percent():
     from matplotlib.ticker import PercentFormatter
 
-    return PercentFormatter(1.0, decimals=0)
+    return PercentFormatter(1.0)  # decimals follow the axis range: a zoomed axis needs them
 
 
 def gap_pairs(summaries):
@@ -222,6 +222,7 @@ def learning_curves(groups, title, keys=(("val_accuracy", "val", "-"),
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     from matplotlib import colormaps
+    from matplotlib.ticker import MaxNLocator
 
     cmap = colormaps["viridis"]
     for ax, ((arch, placement), members) in zip(axes, sorted(panels.items(), key=lambda kv: str(kv[0]))):
@@ -240,6 +241,7 @@ def learning_curves(groups, title, keys=(("val_accuracy", "val", "-"),
                                         color=color, alpha=0.15, linewidth=0)
         ax.set_title(f"{arch} / {placement}", fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.tick_params(labelsize=7)
         ax.yaxis.set_major_formatter(_percent())
         ax.grid(color="0.92")
