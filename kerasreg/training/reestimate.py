@@ -74,10 +74,35 @@ def _layer_inputs(model, layer, x, batch_size):
     return np.concatenate(seen, axis=0) if seen else None
 
 
+def _in_call_order(model, layers, x):
+    """`layers` in the order a forward pass calls them (nested models can list them in another order)."""
+    order = []
+
+    def recorder(layer):
+        original = layer.call
+
+        def call(inputs, *args, **kwargs):
+            if layer not in order:
+                order.append(layer)
+            return original(inputs, *args, **kwargs)
+
+        return call
+
+    for layer in layers:
+        layer.call = recorder(layer)
+    try:
+        model(x, training=False)
+    finally:
+        for layer in layers:
+            del layer.call
+    return order
+
+
 def reestimate_batch_norm(model, data, *, batch_size=1000, copy=True):
     """Recompute the moving mean and variance of every BatchNormalization layer on the training data.
 
-    Layers are processed in model order: each layer's statistics are the
+    Layers are processed in the order the forward pass calls them (BN
+    layers it never reaches are left as they are): each layer's statistics are the
     per-channel mean and (population) variance of its inputs over the whole
     training split, measured in inference mode with the layers before it
     already re-estimated. No weight other than `moving_mean` and
@@ -112,7 +137,7 @@ def reestimate_batch_norm(model, data, *, batch_size=1000, copy=True):
     _checks.positive_int(batch_size, "batch_size")
     x = _inputs_of(data)
     target = _copy(model) if copy else model
-    for layer in batch_norm_layers(target):
+    for layer in _in_call_order(target, batch_norm_layers(target), x[:2]):
         inputs = _layer_inputs(target, layer, x, batch_size)
         if inputs is None:  # the forward pass never reaches it: nothing to measure
             continue
