@@ -33,6 +33,7 @@ from kerasreg.training import (
     RunResult,
     TrainingFailed,
     VarianceShiftMonitor,
+    reestimate_batch_norm,
     seed_everything,
     train,
 )

@@ -95,8 +95,10 @@ def test_hparams_sessions_hold_each_runs_grid_point_and_final_metrics(study):
         assert got["seed"].number_value == int(row["seed"])
         assert got["dropout_rate"].number_value == pytest.approx(float(row["dropout_rate"]))
         scalars = {v.tag: float(tf.make_ndarray(v.tensor)) for v in values if v.tag in hparams.METRICS}
-        assert set(scalars) == set(hparams.METRICS), "every run logs every metric (both placements have BN)"
-        for key in ("test_accuracy", "clean_gap", "reported_gap", "variance_shift_max"):
+        measured = {key for key in hparams.METRICS if row.get(key, "") != ""}
+        assert {"test_accuracy", "clean_gap", "reported_gap", "variance_shift_max"} <= measured
+        assert set(scalars) == measured, "a session logs exactly the metrics its run measured"
+        for key in measured:
             assert scalars[key] == pytest.approx(float(row[key]), rel=1e-6)
 
 

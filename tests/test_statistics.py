@@ -147,3 +147,16 @@ def test_report_findings_use_the_paired_tests_per_architecture():
     assert "not distinguishable from it with 3 seeds: bn_act_drop" in text
     assert "separated from it (paired, Holm-corrected): drop_before_bn" in text
     assert any(line.startswith("Does BatchNorm reduce the need for dropout (mlp)?") for line in lines)
+
+
+def test_report_findings_quote_the_reestimation_gain_paired_by_seed():
+    from kerasreg.analysis import report
+
+    rows = _rows({"drop_before_bn": [0.90, 0.91, 0.92], "uout": [0.98, 0.985, 0.99]}, architecture="resnet_small")
+    for row in rows:
+        gain = 0.05 if row["placement"] == "drop_before_bn" else 0.0
+        row.update(test_accuracy_reestimated=row["test_accuracy"] + gain + 0.002 * row["seed"], clean_gap=0.05,
+                   reported_gap=0.04, variance_shift_max=None, train_time=1.0)
+    text = "\n".join(report.findings(report.summarize(rows), rows))
+    assert "resnet_small / drop_before_bn / standard 0.2 +5.2 points" in text
+    assert "resnet_small / uout / standard 0.2 +0.2 points" in text

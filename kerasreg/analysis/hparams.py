@@ -8,7 +8,8 @@ rate, norm, seed) and its final metrics as scalars at step 0. Then
     tensorboard --logdir <out>
 
 shows the table and parallel-coordinates views of the grid against test
-accuracy, clean and reported gap and variance shift, next to the per-epoch
+accuracy, clean and reported gap and variance shift (also after BatchNorm
+re-estimation), next to the per-epoch
 scalars every run already logs in `runs/<run>/logs/`.
 """
 
@@ -34,6 +35,8 @@ METRICS = {
     "clean_gap": "clean gap (train acc in inference mode - val acc)",
     "reported_gap": "reported gap (Keras running train acc - val acc)",
     "variance_shift_max": "BatchNorm variance shift max(r, 1/r)",
+    "test_accuracy_reestimated": "test accuracy, BatchNorm statistics re-estimated",
+    "variance_shift_reestimated": "variance shift, BatchNorm statistics re-estimated",
     "val_accuracy": "validation accuracy",
 }
 

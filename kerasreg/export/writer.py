@@ -123,6 +123,7 @@ def _metrics(result):
         "variance_shift_max": result.variance_shift_max,
         "epochs_run": len(history.get("loss", [])) or result.config.get("epochs_run"),
         "epoch_time_total": float(sum(times)) if times else None,
+        **(result.reestimated or {}),
     }
 
 

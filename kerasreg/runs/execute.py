@@ -6,6 +6,7 @@ work directory under `out` and exports the finished run to `out/<name>/`.
 configured either way behaves the same.
 """
 
+import dataclasses
 import pathlib
 import shutil
 import sys
@@ -14,9 +15,10 @@ from kerasreg import _checks
 from kerasreg.data import load_dataset
 from kerasreg.export import check_export_target, export_run
 from kerasreg.models import build_model
-from kerasreg.training import make_optimizer, seed_everything, train
+from kerasreg.training import make_optimizer, reestimate_batch_norm, reestimation_metrics, seed_everything, train
 
 WORK_DIR = ".work"
+REESTIMATED_SUFFIX = "-bn_reestimated"
 
 
 def _work_dir(out, name):
@@ -46,7 +48,8 @@ def prepare(config):
     return dataset, model
 
 
-def run(config, *, out="saved_models", overwrite=False, resume=False, fold_bn=False, callbacks=(), verbose=1):
+def run(config, *, out="saved_models", overwrite=False, resume=False, fold_bn=False, callbacks=(), verbose=1,
+        export_reestimated=False):
     """Validate, train and export one run; returns the export path.
 
     Everything is checked before training starts: names, rates, shapes,
@@ -54,6 +57,11 @@ def run(config, *, out="saved_models", overwrite=False, resume=False, fold_bn=Fa
     `overwrite`). Training happens in `out/.work/<name>/`; only a finished
     run is exported, atomically, and the work directory is then removed. A
     run that diverges raises `TrainingFailed` and is never exported.
+
+    With BatchNormalization, a copy of the trained model with its BN
+    statistics re-estimated (`reestimate_batch_norm`) is evaluated too; its
+    test accuracy and variance shift go into the manifest's metrics. The
+    export is always the trained model.
 
     Args:
         config: `RunConfig`.
@@ -63,6 +71,8 @@ def run(config, *, out="saved_models", overwrite=False, resume=False, fold_bn=Fa
         fold_bn: bool. Also export a BatchNorm-folded SavedModel. Defaults to `False`.
         callbacks: extra Keras callbacks for `train`. Defaults to `()`.
         verbose: int. 1 prints one line per epoch. Defaults to `1`.
+        export_reestimated: bool. Also export the re-estimated copy to
+            `out/<name>-bn_reestimated`. Defaults to `False`.
 
     Returns:
         pathlib.Path of the export.
@@ -85,7 +95,17 @@ def run(config, *, out="saved_models", overwrite=False, resume=False, fold_bn=Fa
         optimizer=config.optimizer, learning_rate=config.learning_rate, seed=config.seed,
         run_dir=work_dir, callbacks=callbacks, resume=resume, verbose=verbose,
     )
+    result = dataclasses.replace(result, reestimated=reestimation_metrics(result.model, dataset) or None)
+    if export_reestimated:
+        check_export_target(out, name + REESTIMATED_SUFFIX, overwrite)
     path = export_run(result, out=out, name=name, overwrite=overwrite, fold_bn=fold_bn)
+    if export_reestimated and result.reestimated:
+        fixed = reestimate_batch_norm(result.model, dataset)
+        # Only the test accuracy was measured on the copy; the trained model's other numbers would mislead.
+        test = {"accuracy": result.reestimated["test_accuracy_reestimated"], "loss": None}
+        export_run(dataclasses.replace(result, model=fixed, test_metrics=test, reestimated=None,
+                                       val_metrics={"accuracy": None, "loss": None}),
+                   out=out, name=name + REESTIMATED_SUFFIX, overwrite=overwrite, fold_bn=fold_bn)
     shutil.rmtree(work_dir)
     try:
         work_dir.parent.rmdir()  # only succeeds once no other run is in progress

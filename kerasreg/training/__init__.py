@@ -11,6 +11,7 @@ Example:
 from kerasreg.training.early_stopping import GapEarlyStopping
 from kerasreg.training.evaluator import Evaluator
 from kerasreg.training.gap import OverfittingGap
+from kerasreg.training.reestimate import reestimate_batch_norm, reestimation_metrics, variance_shift_max
 from kerasreg.training.run_dir import read_history
 from kerasreg.training.trainer import (
     GAP_KEYS,
@@ -33,6 +34,9 @@ __all__ = [
     "batch_norm_layers",
     "make_optimizer",
     "read_history",
+    "reestimate_batch_norm",
+    "reestimation_metrics",
     "seed_everything",
     "train",
+    "variance_shift_max",
 ]

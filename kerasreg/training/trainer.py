@@ -18,9 +18,8 @@ from kerasreg import _checks
 from kerasreg.training.epoch_callbacks import DivergenceGuard, EpochProgress, EpochSeeds, EpochTimer
 from kerasreg.training.gap import OverfittingGap
 from kerasreg.training.run_dir import RunDir
-from kerasreg.training.variance_shift import VarianceShiftMonitor, batch_norm_layers
+from kerasreg.training.variance_shift import VARIANCE_SHIFT_BATCH, VarianceShiftMonitor, batch_norm_layers
 
-VARIANCE_SHIFT_BATCH = 256
 GAP_KEYS = ("clean_gap_loss", "clean_gap_accuracy", "reported_gap_loss", "reported_gap_accuracy")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "nadam", "adagrad", "adadelta", "adamax", "lion")
 
@@ -48,6 +47,8 @@ class RunResult:
         stop_reason: str or None. Why training ended before `epochs`.
         clean_subset_indices: np.ndarray. Rows of the train split on which
             the clean gap was measured.
+        reestimated: dict or None. Metrics of a copy with re-estimated
+            BatchNorm statistics (`reestimation_metrics`), when measured.
     """
 
     model: keras.Model
@@ -60,6 +61,7 @@ class RunResult:
     run_dir: pathlib.Path = None
     stop_reason: str = None
     clean_subset_indices: np.ndarray = None
+    reestimated: dict = None
 
     @property
     def variance_shift_max(self):
