@@ -9,8 +9,8 @@ rate, norm, seed) and its final metrics as scalars at step 0. Then
 
 shows the table and parallel-coordinates views of the grid against test
 accuracy, clean and reported gap and variance shift (also after BatchNorm
-re-estimation), next to the per-epoch
-scalars every run already logs in `runs/<run>/logs/`.
+re-estimation), next to the per-epoch scalars every run already logs in
+`runs/<run>/logs/`.
 """
 
 import math

@@ -224,8 +224,10 @@ def findings(summaries, rows=()):
 
 
 def _ranking_table(summaries):
-    headers = ["rank", "configuration", *(METRICS[m][0] for m in METRICS), "seeds"]
-    cells = [[str(i), s.label, *(_cell(s, m) for m in METRICS), str(s.stat("test_accuracy")[2])]
+    # A metric no run measured (e.g. re-estimation in an older study) would be a column of n/a.
+    shown = [m for m in METRICS if any(s.stat(m)[2] for s in summaries)]
+    headers = ["rank", "configuration", *(METRICS[m][0] for m in shown), "seeds"]
+    cells = [[str(i), s.label, *(_cell(s, m) for m in shown), str(s.stat("test_accuracy")[2])]
              for i, s in enumerate(summaries, start=1)]
     return headers, cells, ["r", "l"] + ["r"] * (len(headers) - 2)
 

@@ -31,7 +31,7 @@ STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
     "#answer{background:#f3f7ff;border-left:4px solid #3366cc;padding:.2em 1em}"
     "table{border-collapse:collapse;font-size:.85em;margin:.5em 0}"
-    "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;white-space:nowrap}th{background:#f4f4f4}"
+    "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td{white-space:nowrap}th{background:#f4f4f4}"
     "td.l,th.l{text-align:left}#ranking tbody tr:first-child{font-weight:600}"
     "figure{margin:1.5em 0}img{max-width:100%;height:auto}figcaption{color:#555;font-size:.9em}"
     ".scroll{overflow-x:auto}"
