@@ -314,10 +314,7 @@ class StudyReport:
 
 
 def _config_text(config):
-    return (f"Dataset `{config.dataset}`; models {', '.join(config.models)}; "
-            f"{len(config.placements)} placement(s); dropout rates {', '.join(f'{r:g}' for r in config.rates)}; "
-            f"norms {', '.join(config.norms)}; seeds {', '.join(map(str, config.seeds))}; "
-            f"{config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.learning_rate:g}.")
+    return config.describe()
 
 
 def write_report(out, config, *, failures=None, latency_repeats=3):

@@ -45,7 +45,12 @@ class RunConfig:
     """Everything that defines one training run.
 
     Fields mirror `build_model`, `load_dataset` and `train` arguments;
-    `None` means "the default of the function it goes to".
+    `None` means "the default of the function it goes to". `options` holds
+    further architecture options of `build_model` (see `model_options`),
+    e.g. `{"stages": 3}` for `resnet_small`. `patience` trains until
+    validation loss has not improved for that many epochs (at most
+    `epochs`) and keeps the weights of the best epoch (Keras's
+    `EarlyStopping` with `restore_best_weights`); `None` trains all epochs.
 
     Example:
 
@@ -63,6 +68,7 @@ class RunConfig:
     api: str = "functional"
     widths: tuple = None
     filters: object = None
+    options: dict = None
     dataset: str = "mnist1d"
     data_dir: str = None
     validation_split: float = 0.1
@@ -70,6 +76,7 @@ class RunConfig:
     batch_size: int = 100
     optimizer: str = "adam"
     learning_rate: float = 1e-3
+    patience: int = None
     seed: int = 0
     name: str = None
 
@@ -101,6 +108,7 @@ class RunConfig:
         """Keyword arguments of `build_model` (besides name, shapes and seed)."""
         kwargs = {k: getattr(self, k) for k in
                   ("placement", "dropout", "dropout_rate", "norm", "bn_preset", "api", "widths", "filters")}
+        kwargs.update(self.options or {})
         return {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items() if v is not None}
 
     def run_name(self):

@@ -11,6 +11,8 @@ import pathlib
 import shutil
 import sys
 
+import keras
+
 from kerasreg import _checks
 from kerasreg.data import load_dataset
 from kerasreg.export import check_export_target, export_run
@@ -38,6 +40,10 @@ def prepare(config):
     make_optimizer(config.optimizer, config.learning_rate)
     for name in ("epochs", "batch_size"):
         _checks.positive_int(getattr(config, name), name)
+    if config.patience is not None:
+        _checks.positive_int(config.patience, "patience")
+    if config.options is not None and not isinstance(config.options, dict):
+        raise _checks.invalid("options", "a dict of build_model options or None", config.options)
     dataset = load_dataset(config.dataset, data_dir=config.data_dir,
                            validation_split=config.validation_split, seed=config.seed)
     seed_everything(config.seed)
@@ -90,6 +96,9 @@ def run(config, *, out="saved_models", overwrite=False, resume=False, fold_bn=Fa
             print(f"Discarding the unfinished run in {work_dir} (use --resume to continue it).",
                   file=sys.stderr)
         shutil.rmtree(work_dir)
+    if config.patience is not None:
+        callbacks = (*callbacks, keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.patience, restore_best_weights=True))
     result = train(
         model, dataset, epochs=config.epochs, batch_size=config.batch_size,
         optimizer=config.optimizer, learning_rate=config.learning_rate, seed=config.seed,

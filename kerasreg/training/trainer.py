@@ -65,9 +65,12 @@ class RunResult:
 
     @property
     def variance_shift_max(self):
-        """The last epoch's largest BatchNorm variance shift, or None without BatchNorm."""
+        """The largest BatchNorm variance shift of the returned weights' epoch, or None without BatchNorm."""
         values = self.history.get("variance_shift_max")
-        return values[-1] if values else None
+        if not values:
+            return None
+        best = self.config.get("best_epoch")
+        return values[best - 1] if best and best <= len(values) else values[-1]
 
 
 def seed_everything(seed):
@@ -146,6 +149,8 @@ def _result(model, dataset, history, gap, user_callbacks, settings, run_dir):
         "standardize": dataset.standardized,
         "epochs": settings["epochs"],
         "epochs_run": len(full_history.get("loss", [])),
+        # 1-based epoch whose weights are returned (the restored best epoch under early stopping).
+        "best_epoch": (final_epoch if final_epoch >= 0 else len(full_history.get("loss", [])) + final_epoch) + 1,
         "batch_size": settings["batch_size"],
         "optimizer": optimizer if isinstance(optimizer, str) else type(optimizer).__name__.lower(),
         "learning_rate": settings["learning_rate"],
