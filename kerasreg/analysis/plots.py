@@ -59,13 +59,21 @@ def _by_architecture(summaries):
     return groups
 
 
-def _row_panels(summaries, width=5.8):
-    """A figure with one panel per architecture side by side, one row per configuration."""
-    groups = _by_architecture(summaries)
-    rows = max(len(g) for g in groups.values())
-    fig = new_figure((width * len(groups), ROW_HEIGHT * rows + 1.6))
-    axes = fig.subplots(1, len(groups), squeeze=False)[0]
-    return fig, list(zip(axes, groups.items()))
+def _row_panels(summaries, width=5.8, columns=2):
+    """One panel per architecture (two side by side, then wrapping), one row per configuration.
+
+    Panel heights follow their number of configurations, so every row is
+    equally tall and the figure stays as wide as a page.
+    """
+    groups = list(_by_architecture(summaries).items())
+    columns = min(columns, len(groups))
+    lines = [groups[i:i + columns] for i in range(0, len(groups), columns)]
+    heights = [max(len(members) for _, members in line) for line in lines]
+    fig = new_figure((width * columns, ROW_HEIGHT * sum(heights) + 1.4 * len(lines) + 0.3))
+    axes = fig.subplots(len(lines), columns, squeeze=False, gridspec_kw={"height_ratios": heights})
+    for ax in axes.ravel()[len(groups):]:
+        ax.set_visible(False)
+    return fig, list(zip(axes.ravel(), groups))
 
 
 def _set_rows(ax, members):
@@ -107,14 +115,16 @@ def seed_points(summaries, metric, label):
         ax.set_title(f"{arch}", fontsize=10)
         ax.set_xlabel(f"{label} (dots: seeds; black: mean and 95% CI)", fontsize=8)
         if metric.endswith("accuracy"):
-            ax.xaxis.set_major_formatter(_percent())
+            _percent(ax.xaxis)
     return fig
 
 
-def _percent():
-    from matplotlib.ticker import PercentFormatter
+def _percent(axis):
+    """Ticks as percentages, few enough not to collide; decimals follow the range (a zoomed axis needs them)."""
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-    return PercentFormatter(1.0)  # decimals follow the axis range: a zoomed axis needs them
+    axis.set_major_locator(MaxNLocator(nbins=6))
+    axis.set_major_formatter(PercentFormatter(1.0))
 
 
 def gap_pairs(summaries):
@@ -140,7 +150,7 @@ def gap_pairs(summaries):
                             label=text if y == 0 else None)
         ax.axvline(0, color="0.5", linewidth=0.8)
         _set_rows(ax, members)
-        ax.xaxis.set_major_formatter(_percent())
+        _percent(ax.xaxis)
         ax.set_title(f"{arch}: overfitting gap (train - val accuracy)", fontsize=10)
     fig.legend(*panels[0][0].get_legend_handles_labels(), loc="outside upper center", ncols=2, fontsize=8,
                frameon=False)
@@ -171,7 +181,7 @@ def shift_vs_accuracy(summaries):
     handles = [Line2D([], [], color=c, marker="o", linestyle="", label=p) for p, c in colors.items()]
     handles += [Line2D([], [], color="0.3", marker=m, linestyle="", label=a) for a, m in markers.items()]
     ax.legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    ax.yaxis.set_major_formatter(_percent())
+    _percent(ax.yaxis)
     ax.set(xlabel="BatchNorm variance shift, max(r, 1/r) of the worst layer (1 = none)",
            ylabel="test accuracy", title="Variance shift against test accuracy (mean and 95% CI over seeds)")
     return fig
@@ -243,7 +253,7 @@ def learning_curves(groups, title, keys=(("val_accuracy", "val", "-"),
         ax.set_xlabel("epoch", fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.tick_params(labelsize=7)
-        ax.yaxis.set_major_formatter(_percent())
+        _percent(ax.yaxis)
         ax.grid(color="0.92")
         if len(members) > 1 or members[0][0] != placement:
             ax.legend(fontsize=6, loc="lower right")
