@@ -158,6 +158,9 @@ def test_html_report_renders_in_chromium(study, browser):
     assert runs == len(PLACEMENTS) * len(SEEDS)
     first = browser.execute_script("return document.querySelector('h2').textContent;")
     assert first == "Answer"
+    answer_bottom = browser.execute_script("return document.getElementById('answer').getBoundingClientRect().bottom;")
+    assert answer_bottom < browser.execute_script("return window.innerHeight;"), "the answer is on the first screen"
+    assert report.headline[0].split("**")[1] in browser.find_element("id", "answer").text
     errors = [entry for entry in browser.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
     assert errors == []
     height = browser.execute_script("return document.documentElement.scrollHeight;")

@@ -95,3 +95,11 @@ def test_compare_curves_group_seeds_of_one_configuration():
     fig = plots.gap_curves("mnist1d", rows, histories)
     (ax,) = fig.get_axes()
     np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [0.0, 0.1])
+
+
+def test_curves_of_early_stopped_seeds_end_where_most_seeds_stopped():
+    groups = [({"architecture": "mlp", "placement": "none"}, "no dropout",
+               [{"val_accuracy": [0.1] * n} for n in (4, 6, 10)])]
+    fig = plots.learning_curves(groups, "curves", keys=(("val_accuracy", "val", "-"),))
+    (line,) = fig.get_axes()[0].get_lines()
+    assert list(line.get_xdata()) == [1, 2, 3, 4, 5, 6], "epochs 7-10 were run by one seed of three"

@@ -8,6 +8,7 @@ that differences of a point or two stay visible.
 """
 
 import math
+import warnings
 
 import numpy as np
 
@@ -242,8 +243,12 @@ def learning_curves(groups, title, keys=(("val_accuracy", "val", "-"),
                 values = _stack(histories, key)
                 if values is None:
                     continue
+                # Early stopping ends seeds at different epochs: a mean over the last one or two would jump.
+                kept = np.sum(np.isfinite(values), axis=0) * 2 >= values.shape[0]
+                values = values[:, kept]
                 epochs = np.arange(1, values.shape[1] + 1)
-                with np.errstate(all="ignore"):
+                with np.errstate(all="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # an epoch with NaN only: a gap
                     ax.plot(epochs, np.nanmean(values, axis=0), style, color=color, linewidth=1.3,
                             label=label if key == keys[0][0] else None)
                     if values.shape[0] > 1:
