@@ -11,7 +11,7 @@ import shutil
 import pytest
 
 import kerasreg
-from kerasreg.analysis import hparams
+from kerasreg.analysis import hparams, report
 
 PLACEMENTS = ["bn_before_act", "bn_act_drop"]
 SEEDS = [0, 1]
@@ -170,3 +170,29 @@ def test_html_report_renders_in_chromium(study, browser):
     assert screenshot.stat().st_size > 10_000
     if os.environ.get("KERASREG_SCREENSHOT"):  # where to keep a copy for a person to look at
         shutil.copy(screenshot, os.environ["KERASREG_SCREENSHOT"])
+
+
+def _rows(accuracies):
+    """Rows of one architecture: {placement: [accuracy per seed]}, with the seeds' shared offsets."""
+    return [{"run": f"{placement}-{seed}", "architecture": "mlp", "placement": placement,
+             "dropout": "standard" if placement != "none" else "none",
+             "dropout_rate": 0.2 if placement != "none" else 0.0, "norm": "batch", "seed": seed,
+             "test_accuracy": value, "clean_gap": 0.1 + 0.01 * seed}
+            for placement, values in accuracies.items() for seed, value in enumerate(values)]
+
+
+def test_headline_says_use_the_best_when_paired_tests_separate_it_from_every_other():
+    offsets = [0.0, 0.03, -0.02, 0.01, 0.04]  # shared by seed: pairing removes them
+    rows = _rows({"ic": [0.70 + o + 0.001 * i for i, o in enumerate(offsets)],
+                  "dropout": [0.64 + o for o in offsets], "none": [0.60 + o - 0.001 * i for i, o in enumerate(offsets)]})
+    first, takeaway = report.headline(report.summarize(rows), rows)
+    assert first.startswith("**mlp**: best is **ic / standard 0.2**")
+    assert "runner-up, dropout / standard 0.2: +6." in first and "distinguishable with 5 seeds" in first
+    assert takeaway == "Takeaway (mlp): use ic / standard 0.2; it beats every other configuration measured, beyond seed noise."
+
+
+def test_headline_says_the_ranking_is_not_evidence_when_seeds_disagree():
+    rows = _rows({"ic": [0.70, 0.60, 0.71, 0.59], "dropout": [0.61, 0.69, 0.60, 0.68]})
+    first, takeaway = report.headline(report.summarize(rows), rows)
+    assert "not distinguishable with 4 seeds" in first
+    assert "the ranking alone is not evidence" in takeaway
