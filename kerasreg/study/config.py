@@ -21,7 +21,7 @@ PRESETS = {
     "quick": {
         "arms": [
             {"name": "shallow", "models": ["mlp"], "placements": ALL_PLACEMENTS, "rates": [0.2],
-             "seeds": [0, 1, 2, 3, 4], "epochs": 150, "patience": 10},
+             "seeds": [0, 1, 2, 3, 4], "epochs": 150, "patience": 15},
             {"name": "deep", "models": ["resnet_small"], "options": {"stages": 3}, "placements": DEEP_PLACEMENTS,
              "rates": [0.5], "seeds": [0, 1, 2], "epochs": 100, "patience": 8},
         ],
