@@ -61,7 +61,7 @@ def main():
                   f"{statistics.median(r[2]['best_epoch'] for r in rows):g}, epochs run "
                   f"{statistics.median(r[2]['epochs_run'] for r in rows):g}; "
                   f"about {arm_total / 60:.1f} min with {args.workers} workers", flush=True)
-    print(f"preset {args.preset}: about {total / 60:.1f} min of training with {args.workers} workers "
+    print(f"{args.config or 'preset ' + args.preset}: about {total / 60:.1f} min of training with {args.workers} workers "
           "(extrapolated from the medians above)")
 
 
