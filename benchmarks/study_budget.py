@@ -9,7 +9,7 @@ preset with `--workers` parallel processes (runs / workers x median wall,
 plus the report's compare pass measured separately by the study itself).
 On a shared machine compare CPU seconds, which the load changes less.
 
-Run: python benchmarks/study_budget.py [--preset quick] [--per-arm 2] [--workers 2]
+Run: python benchmarks/study_budget.py [--preset quick | --config study.toml] [--per-arm 2] [--workers 2]
 """
 
 import argparse
@@ -32,10 +32,13 @@ def time_run(config, out):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="quick")
+    parser.add_argument("--config", default=None, help="a study TOML file instead of the preset")
     parser.add_argument("--per-arm", type=int, default=2, help="runs timed per arm (spread over its placements)")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     config = kerasreg.StudyConfig.preset(args.preset)
+    if args.config:
+        config = kerasreg.StudyConfig.from_toml(args.config, base=config)
     total = 0.0
     with tempfile.TemporaryDirectory() as out:
         for name, arm in zip(config.arm_names(), config.arm_configs()):
@@ -58,7 +61,7 @@ def main():
                   f"{statistics.median(r[2]['best_epoch'] for r in rows):g}, epochs run "
                   f"{statistics.median(r[2]['epochs_run'] for r in rows):g}; "
                   f"about {arm_total / 60:.1f} min with {args.workers} workers", flush=True)
-    print(f"preset {args.preset}: about {total / 60:.1f} min of training with {args.workers} workers "
+    print(f"{args.config or 'preset ' + args.preset}: about {total / 60:.1f} min of training with {args.workers} workers "
           "(extrapolated from the medians above)")
 
 

@@ -160,3 +160,12 @@ def test_report_findings_quote_the_reestimation_gain_paired_by_seed():
     text = "\n".join(report.findings(report.summarize(rows), rows))
     assert "resnet_small / drop_before_bn / standard 0.2 +5.2 points" in text
     assert "resnet_small / uout / standard 0.2 +0.2 points" in text
+
+
+def test_identical_differences_use_a_sign_test_that_needs_enough_seeds():
+    (two,) = statistics.paired_comparisons(_rows({"a": [0.96, 0.962], "b": [0.953, 0.955]}))
+    assert two.test.startswith("sign test") and two.p_value == pytest.approx(0.5) and not two.distinguishable
+    assert two.seeds_needed == 6  # 2 / 2**6 < 0.05 <= 2 / 2**5
+    seven = [0.9 + 0.01 * i for i in range(7)]
+    (c,) = statistics.paired_comparisons(_rows({"a": [v + 0.007 for v in seven], "b": seven}))  # float noise
+    assert c.p_value == pytest.approx(2 / 2 ** 7) and c.distinguishable

@@ -22,9 +22,9 @@ PRESETS = {
     "quick": {
         "arms": [
             {"name": "shallow", "models": ["mlp"], "placements": ALL_PLACEMENTS, "rates": [0.2],
-             "seeds": [0, 1, 2, 3, 4], "epochs": 100, "patience": 10},
+             "seeds": [0, 1, 2, 3, 4], "epochs": 150, "patience": 15},
             {"name": "deep", "models": ["resnet_small"], "options": {"stages": 3}, "placements": DEEP_PLACEMENTS,
-             "rates": [0.5], "seeds": [0, 1, 2], "epochs": 60, "patience": 8},
+             "rates": [0.5], "seeds": [0, 1, 2], "epochs": 100, "patience": 8},
         ],
         "dataset": "mnist1d",
     },
@@ -33,7 +33,7 @@ PRESETS = {
             {"name": "shallow", "models": ["mlp", "cnn1d"], "placements": ALL_PLACEMENTS,
              "rates": [0.1, 0.2, 0.3, 0.5], "seeds": [0, 1, 2, 3, 4], "epochs": 200, "patience": 15},
             {"name": "deep", "models": ["resnet_small"], "options": {"stages": 3}, "placements": ALL_PLACEMENTS,
-             "rates": [0.2, 0.5], "seeds": [0, 1, 2, 3, 4], "epochs": 150, "patience": 15},
+             "rates": [0.2, 0.5], "seeds": [0, 1, 2, 3, 4], "epochs": 200, "patience": 15},
         ],
         "dataset": "mnist1d",
     },
