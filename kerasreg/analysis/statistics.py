@@ -27,6 +27,7 @@ Scandinavian Journal of Statistics 6(2), 65-70.
 
 import dataclasses
 import math
+from collections.abc import Callable, Iterable, Sequence
 import warnings
 
 import numpy as np
@@ -237,8 +238,16 @@ def holm(comparisons, *, alpha=ALPHA):
     return out
 
 
-def paired_comparisons(rows, metric="test_accuracy", *, group_by="architecture", label=default_label,
-                       higher_is_better=None, test="t", alpha=ALPHA):
+def paired_comparisons(
+    rows: Iterable[dict],
+    metric: str | Sequence[str] = "test_accuracy",
+    *,
+    group_by: str = "architecture",
+    label: Callable[[dict], str] = default_label,
+    higher_is_better: bool | None = None,
+    test: str = "t",
+    alpha: float = ALPHA,
+) -> list[PairedComparison]:
     """Within each group, compare the best configuration with every other one, paired by seed, Holm-corrected.
 
     Args:
@@ -336,7 +345,7 @@ def describe_comparison(c):
     return text + f"; about {c.seeds_needed} seeds would be needed."
 
 
-def comparison_findings(comparisons):
+def comparison_findings(comparisons: Iterable[PairedComparison]) -> list[str]:
     """Finding sentences, one per metric and group: what is separated from the best, and what is not.
 
     Example:
