@@ -22,6 +22,7 @@ from kerasreg._version import __version__
 if TYPE_CHECKING:
     from kerasreg.analysis.compare import compare_exports
     from kerasreg.analysis.mc_dropout import predict_mc
+    from kerasreg.analysis.statistics import PairedComparison, comparison_findings, paired_comparisons
     from kerasreg.data.catalog import dataset_info, list_datasets
     from kerasreg.data.dataset import Dataset
     from kerasreg.data.loading import DatasetNotPreparedError, default_data_dir, load_dataset
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from kerasreg.study.runner import run_study
     from kerasreg.training.early_stopping import GapEarlyStopping
     from kerasreg.training.gap import OverfittingGap
+    from kerasreg.training.reestimate import reestimate_batch_norm
     from kerasreg.training.trainer import RunResult, TrainingFailed, seed_everything, train
     from kerasreg.training.variance_shift import VarianceShiftMonitor
 

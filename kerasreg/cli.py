@@ -100,14 +100,15 @@ def cmd_train(args):
         "validation_split": args.validation_split, "epochs": args.epochs,
         "batch_size": args.batch_size, "optimizer": args.optimizer,
         "learning_rate": args.learning_rate, "seed": args.seed, "name": args.name,
-        **model_kwargs(args),
+        "patience": args.patience, **model_kwargs(args),
     }
     if args.config:
         config = runs.RunConfig.from_toml(args.config, **flags)
     else:
         config = runs.RunConfig.from_dict({k: v for k, v in flags.items() if v is not None})
     path = runs.run(config, out=args.out, overwrite=args.overwrite, resume=args.resume,
-                    fold_bn=args.fold_bn, verbose=0 if args.quiet else 1)
+                    fold_bn=args.fold_bn, verbose=0 if args.quiet else 1,
+                    export_reestimated=args.export_reestimated)
     print(f"Exported {path}")
     return 0
 
@@ -187,6 +188,9 @@ def make_parser():
     p.add_argument("--data-dir", default=None, help="TFDS data directory (default $KERASREG_DATA_DIR or ~/tensorflow_datasets)")
     p.add_argument("--validation-split", type=float, default=None, help="fraction of train held out (default 0.1)")
     p.add_argument("--epochs", type=int, default=None, help="default 50")
+    p.add_argument("--patience", type=int, default=None,
+                   help="stop once validation loss has not improved for this many epochs, keeping the best "
+                        "epoch (default: train all epochs)")
     p.add_argument("--batch-size", type=int, default=None, help="default 100")
     p.add_argument("--optimizer", default=None, help="default adam")
     p.add_argument("--learning-rate", type=float, default=None, help="default 1e-3")
@@ -197,6 +201,8 @@ def make_parser():
     p.add_argument("--resume", action="store_true", help="continue a killed run from its last completed epoch")
     p.add_argument("--overwrite", action="store_true", help="replace an existing export of the same name")
     p.add_argument("--fold-bn", action="store_true", help="also export a BatchNorm-folded SavedModel")
+    p.add_argument("--export-reestimated", action="store_true",
+                   help="also export a copy with BatchNorm statistics re-estimated (to <out>/<name>-bn_reestimated)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     p.set_defaults(func=cmd_train)
 

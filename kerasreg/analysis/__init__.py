@@ -15,5 +15,6 @@ from kerasreg import _lazy
 if TYPE_CHECKING:
     from kerasreg.analysis.compare import Comparison, compare_exports
     from kerasreg.analysis.mc_dropout import predict_mc
+    from kerasreg.analysis.statistics import PairedComparison, comparison_findings, paired_comparisons
 
 __getattr__, __dir__, __all__ = _lazy.attach_typed(__name__, __file__)

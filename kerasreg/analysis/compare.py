@@ -61,8 +61,9 @@ COLUMNS = {
     "size_kb": ("size_kb", -1),
     "latency_ms": ("latency_ms", -1),
 }
-EXTRA_CSV_COLUMNS = ("dataset", "test_loss", "manifest_test_accuracy", "clean_gap_loss",
-                     "reported_gap_loss", "epochs_run", "seed", "path")
+EXTRA_CSV_COLUMNS = ("dataset", "test_loss", "manifest_test_accuracy", "test_accuracy_reestimated",
+                     "variance_shift_reestimated", "clean_gap_loss", "reported_gap_loss", "epochs_run",
+                     "best_epoch", "seed", "path")
 DEFAULT_SORT = "clean_gap"
 LATENCY_BATCH = 256
 UNKNOWN_DATASET = "(no dataset)"
@@ -236,6 +237,9 @@ def _row(path, export, data_dir, cache, latency_repeats):
         "dataset": dataset["name"] if dataset else UNKNOWN_DATASET,
         "test_loss": test_loss,
         "manifest_test_accuracy": metrics.get("test_accuracy"),
+        "test_accuracy_reestimated": metrics.get("test_accuracy_reestimated"),
+        "variance_shift_reestimated": metrics.get("variance_shift_reestimated"),
+        "best_epoch": metrics.get("best_epoch"),
         "clean_gap_loss": metrics.get("clean_gap_loss"),
         "reported_gap_loss": metrics.get("reported_gap_loss"),
         "epochs_run": metrics.get("epochs_run"),

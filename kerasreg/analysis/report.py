@@ -6,22 +6,22 @@ dropout kind and rate, norm). For each, `report.md` and `report.html` show
 mean and 95% confidence interval (Student's t over seeds) of test
 accuracy, clean gap, reported gap, BatchNorm variance-shift ratio (Li et
 al., CVPR 2019) and training time, ranked by mean test accuracy. Findings
-compare configurations with Welch's t-test (p < 0.05) so that differences
-within seed noise are called so.
+compare configurations paired by seed with Holm's correction
+(`kerasreg.analysis.statistics`), so that differences within seed noise are
+called so.
 """
 
-import base64
 import dataclasses
-import html
 import json
 import math
+import os
 import pathlib
-import warnings
 
 import numpy as np
 from scipy import stats
 
-from kerasreg.analysis import compare, plots
+from kerasreg.analysis import compare, hparams, plots, statistics
+from kerasreg.analysis import report_render as render
 from kerasreg.export import MANIFEST
 from kerasreg.models import placements
 
@@ -32,6 +32,9 @@ METRICS = {
     "clean_gap": ("clean gap", "{:+.2%}", False),
     "reported_gap": ("reported gap", "{:+.2%}", False),
     "variance_shift_max": ("variance shift", "{:.3f}", False),
+    "test_accuracy_reestimated": ("test accuracy, BN re-estimated", "{:.2%}", True),
+    "variance_shift_reestimated": ("variance shift, BN re-estimated", "{:.3f}", False),
+    "best_epoch": ("chosen epoch", "{:.0f}", False),
     "train_time": ("train time (s)", "{:.1f}", False),
 }
 ALPHA = 0.05
@@ -107,22 +110,71 @@ def _cell(summary, metric):
     return text
 
 
-def _differs(a, b, metric):
-    """Welch's t-test between two configurations' seeds; None when it cannot be run."""
-    xs = [v for v in a.values[metric] if v is not None]
-    ys = [v for v in b.values[metric] if v is not None]
-    if len(xs) < 2 or len(ys) < 2:
-        return None
-    if np.std(xs) == 0 and np.std(ys) == 0:
-        return xs[0] != ys[0]
-    # Nearly equal seeds make scipy warn about precision; the p-value is still usable.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return bool(stats.ttest_ind(xs, ys, equal_var=False).pvalue < ALPHA)
+def _per_seed(rows, architecture, placement, metric):
+    """{seed: value} of one placement; None when several configurations (e.g. rates) share it."""
+    picked = [r for r in rows if r.get("architecture") == architecture and r.get("placement") == placement
+              and isinstance(r.get(metric), (int, float))]
+    values = {r.get("seed"): r[metric] for r in picked}
+    return values if len(values) == len(picked) else None
 
 
-def findings(summaries):
-    """Sentences about the measured numbers: best, worst, and what is within noise.
+def format_gain(c):
+    """`"+5.8 points (95% CI ..., distinguishable)"` for a re-estimated vs trained comparison."""
+    verdict = "distinguishable" if c.distinguishable else f"not distinguishable with {c.n_pairs} seeds"
+    interval = (f"95% CI {statistics.format_difference(c.metric, c.ci_low)} to "
+                f"{statistics.format_difference(c.metric, c.ci_high)}, " if c.n_pairs > 1 else "")
+    return f"{statistics.format_difference(c.metric, c.mean_difference)} ({interval}{verdict})"
+
+
+def _remedy_comparisons(measured, rows, n_comparisons):
+    """Per configuration: test accuracy after BN re-estimation vs as trained, paired by seed."""
+    out = []
+    for summary in measured:
+        picked = [r for r in rows if all(r.get(k) == summary.config[k] for k in CONFIG_KEYS)
+                  and isinstance(r.get("test_accuracy_reestimated"), (int, float))
+                  and isinstance(r.get("test_accuracy"), (int, float))]
+        if picked:
+            after = {r.get("seed"): r["test_accuracy_reestimated"] for r in picked}
+            before = {r.get("seed"): r["test_accuracy"] for r in picked}
+            out.append(statistics.compare_pair(("re-estimated", after), ("trained", before),
+                                               group=summary.label, n_comparisons=n_comparisons + len(measured)))
+    return out
+
+
+def paired_family(summaries, rows):
+    """The report's one Holm family, corrected together; returns `(family, questions, remedies)`.
+
+    `family`: per architecture, the best configuration vs every other one (test
+    accuracy and clean gap); `questions`: bn_act_drop vs bn_before_act per
+    architecture; `remedies`: per configuration, test accuracy after BatchNorm
+    re-estimation vs as trained. All paired by seed.
+
+    Example:
+
+    >>> paired_family([], [])
+    ([], [], [])
+    """
+    rows = list(rows)
+    family = statistics.paired_comparisons(rows, ("test_accuracy", "clean_gap"))
+    questions = []
+    for arch in sorted({s.config["architecture"] for s in summaries}):
+        plain = _per_seed(rows, arch, "bn_before_act", "test_accuracy")
+        with_drop = _per_seed(rows, arch, "bn_act_drop", "test_accuracy")
+        if plain and with_drop:
+            questions.append(statistics.compare_pair(("bn_act_drop", with_drop), ("bn_before_act", plain),
+                                                     group=arch, n_comparisons=len(family) + 1))
+    remedies = _remedy_comparisons(summaries, rows, n_comparisons=len(family) + len(questions))
+    corrected = statistics.holm(family + questions + remedies)
+    first, second = len(family), len(family) + len(questions)
+    return corrected[:first], corrected[first:second], corrected[second:]
+
+
+def findings(summaries, rows=()):
+    """Sentences about the measured numbers, with paired, Holm-corrected tests (`statistics`).
+
+    Within each architecture the best configuration is compared with every
+    other one, paired by seed, for test accuracy and clean gap; with the
+    bn_act_drop vs bn_before_act question, these form one Holm family.
 
     Example:
 
@@ -132,21 +184,25 @@ def findings(summaries):
     measured = [s for s in summaries if s.stat("test_accuracy")[2]]
     if not measured:
         return ["No completed runs to report."]
+    family, questions, remedies = paired_family(measured, rows)
     lines = []
-    best = max(measured, key=lambda s: s.stat("test_accuracy")[0])
-    tied = [s.label for s in measured if s is not best and _differs(best, s, "test_accuracy") is False]
-    lines.append(f"Best test accuracy: **{best.label}** ({_cell(best, 'test_accuracy')}).")
-    if tied:
-        lines.append(f"Within seed noise of it (Welch's t-test, p >= {ALPHA}): {', '.join(tied)}.")
-    elif len(measured) > 1 and all(_differs(best, s, "test_accuracy") is None for s in measured if s is not best):
+    for arch in sorted({s.config["architecture"] for s in measured}):
+        best = max((s for s in measured if s.config["architecture"] == arch),
+                   key=lambda s: s.stat("test_accuracy")[0])
+        lines.append(f"Best test accuracy ({arch}): **{best.label}** ({_cell(best, 'test_accuracy')}).")
+    if all(c.n_pairs < 2 for c in family):
         lines.append("With one seed per configuration, no difference can be told apart from noise.")
-    smallest = min(measured, key=lambda s: s.stat("clean_gap")[0])
-    largest = max(measured, key=lambda s: s.stat("clean_gap")[0])
-    lines.append(f"Smallest clean gap: **{smallest.label}** ({_cell(smallest, 'clean_gap')}); "
-                 f"largest: **{largest.label}** ({_cell(largest, 'clean_gap')}).")
-    tied_gap = [s.label for s in measured if s is not smallest and _differs(smallest, s, "clean_gap") is False]
-    if tied_gap:
-        lines.append(f"Clean gaps within seed noise of the smallest: {', '.join(tied_gap)}.")
+    else:
+        lines += statistics.comparison_findings(family)
+    for c in questions:
+        lines.append(f"Does BatchNorm reduce the need for dropout ({c.group})? Adding dropout after BatchNorm: "
+                     + statistics.describe_comparison(c))
+    gains = [c for c in remedies if c.n_pairs]
+    if gains:
+        lines.append("Re-estimating BatchNorm statistics after training (train split, dropout off) changes test "
+                     "accuracy by: " + "; ".join(
+                         f"{c.group} {format_gain(c)}" for c in sorted(gains, key=lambda c: -c.mean_difference))
+                     + ".")
     shifted = sorted((s for s in measured if s.stat("variance_shift_max")[2]),
                      key=lambda s: -s.stat("variance_shift_max")[0])
     if shifted:
@@ -156,19 +212,6 @@ def findings(summaries):
             low = shifted[-1]
             line += f"; smallest: {low.label} ({_cell(low, 'variance_shift_max')})"
         lines.append(line + ".")
-    by_placement = {(s.config["architecture"], s.config["placement"]): s for s in measured}
-    for arch in sorted({s.config["architecture"] for s in measured}):
-        plain, with_drop = by_placement.get((arch, "bn_before_act")), by_placement.get((arch, "bn_act_drop"))
-        if plain and with_drop:
-            delta = with_drop.stat("test_accuracy")[0] - plain.stat("test_accuracy")[0]
-            gap = with_drop.stat("clean_gap")[0] - plain.stat("clean_gap")[0]
-            noise = {True: "a significant difference", False: "within seed noise",
-                     None: "not testable with one seed"}[_differs(with_drop, plain, "test_accuracy")]
-            lines.append(
-                f"Does BatchNorm reduce the need for dropout ({arch})? Adding dropout after BatchNorm "
-                f"(bn_act_drop vs bn_before_act) changes test accuracy by {delta:+.2%} ({noise}) "
-                f"and the clean gap by {gap:+.2%}."
-            )
     understated = [s for s in measured if s.stat("reported_gap")[0] < s.stat("clean_gap")[0] - 0.005]
     if understated:
         lines.append(
@@ -180,77 +223,98 @@ def findings(summaries):
     return lines
 
 
-def _table_rows(summaries):
-    return [[str(i), s.label, *(_cell(s, m) for m in METRICS), str(s.stat("test_accuracy")[2])]
-            for i, s in enumerate(summaries, start=1)]
+def _ranking_table(summaries):
+    # A metric no run measured (e.g. re-estimation in an older study) would be a column of n/a.
+    shown = [m for m in METRICS if any(s.stat(m)[2] for s in summaries)]
+    headers = ["rank", "configuration", *(METRICS[m][0] for m in shown), "seeds"]
+    cells = [[str(i), s.label, *(_cell(s, m) for m in shown), str(s.stat("test_accuracy")[2])]
+             for i, s in enumerate(summaries, start=1)]
+    return headers, cells, ["r", "l"] + ["r"] * (len(headers) - 2)
 
 
-def _headers():
-    return ["rank", "configuration", *(METRICS[m][0] for m in METRICS), "seeds"]
+def _run_table(rows):
+    """The per-run table in compare's columns and formats."""
+    columns = list(compare.COLUMNS)
+    return ([compare.COLUMNS[c][0] for c in columns],
+            [[compare._format(c, row.get(c)) for c in columns] for row in rows],
+            ["l" if compare.COLUMNS[c][1] == 0 else "r" for c in columns])
+
+
+def headline(summaries, rows=()):
+    """The answer first: per architecture, the best configuration, whether the paired test separates it
+    from the runner-up and by how much, and a one-line takeaway.
+
+    Uses the findings' Holm family (`paired_family`), so the two never disagree.
+
+    Example:
+
+    >>> headline([])
+    ['No completed runs to report.']
+    """
+    measured = [s for s in summaries if s.stat("test_accuracy")[2]]
+    if not measured:
+        return ["No completed runs to report."]
+    family, _, _ = paired_family(measured, rows)
+    lines = []
+    for arch, members in _by_architecture(measured).items():
+        best = members[0]
+        mine = [c for c in family if c.group == str(arch) and c.metric == "test_accuracy"]
+        line = (f"**{arch}**: best is **{statistics.default_label(best.config)}**, test accuracy "
+                f"{_cell(best, 'test_accuracy')} over {best.stat('test_accuracy')[2]} seed(s).")
+        if not mine:
+            lines.append(line + " Nothing to compare it with.")
+            continue
+        runner_up = min(mine, key=lambda c: (c.mean_difference if math.isfinite(c.mean_difference) else 1.0))
+        line += f" Its lead over the runner-up, {runner_up.other}: " + \
+            statistics.describe_comparison(runner_up).split(": ", 1)[1]
+        separated = [c for c in mine if c.distinguishable]
+        gap = [c for c in family if c.group == str(arch) and c.metric == "clean_gap"]
+        least = f" Smallest clean gap: {gap[0].best}." if gap else ""
+        lines.append(line + least)
+        lines.append(f"Takeaway ({arch}): " + _takeaway(best, runner_up, separated, mine))
+    return lines
+
+
+def _takeaway(best, runner_up, separated, comparisons):
+    name = statistics.default_label(best.config)
+    if len(separated) == len(comparisons):
+        return f"use {name}; it beats every other configuration measured, beyond seed noise."
+    tied = len(comparisons) - len(separated)
+    if separated:
+        return (f"{name} leads, but {tied} other configuration(s) are within seed noise of it; "
+                f"{len(separated)} are behind it beyond seed noise.")
+    if runner_up.n_pairs < 2:
+        return f"{name} ranks first, but with one seed nothing can be told apart from noise; run more seeds."
+    more = f" (about {runner_up.seeds_needed} seeds to separate it from the runner-up)" \
+        if runner_up.seeds_needed else ""
+    return (f"{name} ranks first, but no configuration is distinguishable from it with "
+            f"{runner_up.n_pairs} seeds; the ranking alone is not evidence, run more seeds{more}.")
+
+
+def _by_architecture(summaries):
+    groups = {}
+    for s in summaries:
+        groups.setdefault(s.config["architecture"], []).append(s)
+    return groups
 
 
 @dataclasses.dataclass
 class StudyReport:
-    """What a study produced: ranked summaries, findings, failures and the files written."""
+    """What a study produced: headline, ranked summaries, findings, failures and the files written."""
 
     summaries: list
     findings: list
     failures: dict
     files: list
+    headline: list = dataclasses.field(default_factory=list)
 
     def markdown(self):
         """The report as Markdown (what `report.md` holds)."""
         return (pathlib.Path(self.files[0])).read_text()
 
 
-def _markdown(title, config_text, summaries, lines, failures, plots, comparison_md):
-    parts = [f"# {title}", "", config_text, "", "## Ranking", "",
-             "Mean and 95% confidence interval over seeds, ranked by mean test accuracy. "
-             "Clean gap = train accuracy re-measured in inference mode minus validation accuracy; "
-             "reported gap = Keras's running training accuracy minus validation accuracy; "
-             "variance shift = max(r, 1/r) of the BatchNorm input variance at inference over its moving "
-             "variance (1 = none).", ""]
-    headers = _headers()
-    parts.append("| " + " | ".join(headers) + " |")
-    parts.append("|" + "|".join(["---:", "---"] + ["---:"] * (len(headers) - 2)) + "|")
-    parts += ["| " + " | ".join(row) + " |" for row in _table_rows(summaries)]
-    parts += ["", "## Findings", ""] + [f"- {line}" for line in lines]
-    if failures:
-        parts += ["", "## Failed runs", ""] + [f"- `{name}`: {error}" for name, error in sorted(failures.items())]
-    parts += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
-    parts += ["", "## Per-run comparison", "", comparison_md.split("\n", 2)[-1].strip(), ""]
-    return "\n".join(parts)
-
-
-def _html(title, config_text, summaries, lines, failures, plots):
-    def inline(path):
-        data = base64.b64encode(path.read_bytes()).decode()
-        return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
-
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in _headers())
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-                   for row in _table_rows(summaries))
-    items = "".join(f"<li>{html.escape(line).replace('**', '')}</li>" for line in lines)
-    failed = "".join(f"<li><code>{html.escape(n)}</code>: {html.escape(e)}</li>" for n, e in sorted(failures.items()))
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-        "td:nth-child(2){text-align:left}img{max-width:100%}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1><p>{html.escape(config_text)}</p>"
-        f"<h2>Ranking</h2><table><tr>{head}</tr>{body}</table>"
-        f"<h2>Findings</h2><ul>{items}</ul>"
-        + (f"<h2>Failed runs</h2><ul>{failed}</ul>" if failures else "")
-        + "<h2>Plots</h2>" + "".join(inline(p) for p in plots)
-        + "</body></html>"
-    )
-
-
 def _config_text(config):
-    return (f"Dataset `{config.dataset}`; models {', '.join(config.models)}; "
-            f"{len(config.placements)} placement(s); dropout rates {', '.join(f'{r:g}' for r in config.rates)}; "
-            f"norms {', '.join(config.norms)}; seeds {', '.join(map(str, config.seeds))}; "
-            f"{config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.learning_rate:g}.")
+    return config.describe()
 
 
 def _execution_text(execution):
@@ -284,20 +348,31 @@ def write_report(out, config, *, failures=None, latency_repeats=3, execution=Non
     failures = dict(failures or {})
     names = {c.run_name() for c in config.runs()}
     paths = [out / "runs" / name for name in sorted(names) if (out / "runs" / name / MANIFEST).exists()]
-    rows, comparison_md = [], "# none\n\nNo run completed."
+    rows, histories = [], {}
     if paths:
         comparison = compare.compare_exports(paths, sort="test_accuracy", data_dir=config.data_dir,
                                              latency_repeats=latency_repeats)
-        comparison.write(out)
-        comparison_md = (out / "compare.md").read_text()
+        # The report draws its own per-configuration figures; compare's per-run ones would repeat them.
+        comparison.write(out, plots=False)
+        histories = comparison.histories
         for row in comparison.rows:
             manifest = json.loads((pathlib.Path(row["path"]) / MANIFEST).read_text())
             rows.append({**row, "train_time": (manifest.get("metrics") or {}).get("epoch_time_total")})
+        hparams.write_hparams(out, rows)
     summaries = summarize(rows)
-    lines = findings(summaries)
-    figures = plots.summary_bars(summaries, out, {k: v[0] for k, v in METRICS.items()}) if summaries else []
+    answer, lines = headline(summaries, rows), findings(summaries, rows)
+    groups = plots.run_groups(rows, [histories.get(row["path"]) or {} for row in rows])
+    figures = plots.study_figures(summaries, groups, out) if summaries else []
     title = f"kerasreg study: {config.dataset}"
-    config_text = _config_text(config) + _execution_text(execution)
-    (out / "report.md").write_text(_markdown(title, config_text, summaries, lines, failures, figures, comparison_md))
-    (out / "report.html").write_text(_html(title, config_text, summaries, lines, failures, figures))
-    return StudyReport(summaries, lines, failures, [out / "report.md", out / "report.html", *figures])
+    page = render.Page(title, _config_text(config) + _execution_text(execution), answer,
+                       _ranking_table(summaries), lines, failures, figures, _run_table(rows))
+    _write_text(out / "report.md", render.markdown(page))
+    _write_text(out / "report.html", render.html_page(page))
+    return StudyReport(summaries, lines, failures, [out / "report.md", out / "report.html", *figures], answer)
+
+
+def _write_text(path, text):
+    """Write through a temporary file, so a kill never leaves half a report."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)

@@ -39,7 +39,11 @@ within a schema version, a breaking change bumps the number):
 - `metrics`: `val_accuracy`, `val_loss`, `test_accuracy`, `test_loss`, final
   `clean_gap_accuracy`, `clean_gap_loss`, `reported_gap_accuracy`,
   `reported_gap_loss`, `variance_shift_max` (null without BatchNormalization),
-  `epochs_run`, `epoch_time_total` (seconds); `null` for a bare model.
+  `epochs_run`, `best_epoch` (1-based epoch of the exported weights: the
+  restored best epoch under early stopping), `epoch_time_total` (seconds); with BatchNormalization and when
+  measured, `test_accuracy_reestimated` and `variance_shift_reestimated` (a
+  copy with BN statistics re-estimated on the train split, dropout off; the
+  exported model itself is the trained one); `null` for a bare model.
 - `folded`: `null`, or `path`, the folded (`weight`, `norm`) layer `pairs` and
   the largest output difference measured at export time (`max_abs_diff`).
 - `config`: the full run configuration as recorded by `train()`.

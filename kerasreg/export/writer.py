@@ -126,7 +126,9 @@ def _metrics(result):
                                           "reported_gap_accuracy", "reported_gap_loss")},
         "variance_shift_max": result.variance_shift_max,
         "epochs_run": len(history.get("loss", [])) or result.config.get("epochs_run"),
+        "best_epoch": result.config.get("best_epoch"),
         "epoch_time_total": float(sum(times)) if times else None,
+        **(result.reestimated or {}),
     }
 
 

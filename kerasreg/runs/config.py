@@ -57,11 +57,15 @@ class RunConfig(_ModelFields):
     """Everything that defines one training run.
 
     Fields mirror `build_model` (`model`, its options and the options of
-    every registered architecture, such as `widths` and `filters`),
-    `load_dataset` and `train` arguments; `None` means "the default of the
-    function it goes to". Architecture options given as text (from the
-    command line) are parsed for the chosen model: `filters="4,8"` is
-    `(4, 8)` for `cnn1d` and `filters="4"` is `4` for `resnet_small`.
+    every registered architecture, such as `widths`, `filters` and
+    `stages`), `load_dataset` and `train` arguments; `None` means "the
+    default of the function it goes to". Architecture options given as text
+    (from the command line) are parsed for the chosen model: `filters="4,8"`
+    is `(4, 8)` for `cnn1d` and `filters="4"` is `4` for `resnet_small`.
+    `patience` trains until validation loss has not improved for that many
+    epochs (at most `epochs`) and keeps the weights of the best epoch
+    (Keras's `EarlyStopping` with `restore_best_weights`); `None` trains all
+    epochs.
 
     Example:
 
@@ -77,6 +81,7 @@ class RunConfig(_ModelFields):
     batch_size: int = 100
     optimizer: str = "adam"
     learning_rate: float = 1e-3
+    patience: int = None
     seed: int = 0
     name: str = None
 

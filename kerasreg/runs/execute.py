@@ -8,6 +8,7 @@ configured either way behaves the same.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
 import shutil
@@ -21,7 +22,7 @@ from kerasreg import _checks
 from kerasreg.data import load_dataset
 from kerasreg.export import check_export_target, export_run
 from kerasreg.models import build_model
-from kerasreg.training import make_optimizer, seed_everything, train
+from kerasreg.training import make_optimizer, reestimate_batch_norm, reestimation_metrics, seed_everything, train
 
 if TYPE_CHECKING:
     from kerasreg.runs.config import RunConfig
@@ -29,10 +30,16 @@ if TYPE_CHECKING:
 
 
 WORK_DIR = ".work"
+REESTIMATED_SUFFIX = "-bn_reestimated"
 
 
 def _work_dir(out, name):
     return pathlib.Path(out) / WORK_DIR / name
+
+
+def _dataset(config):
+    return load_dataset(config.dataset, data_dir=config.data_dir,
+                        validation_split=config.validation_split, seed=config.seed)
 
 
 def prepare(config):
@@ -48,8 +55,9 @@ def prepare(config):
     make_optimizer(config.optimizer, config.learning_rate)
     for name in ("epochs", "batch_size"):
         _checks.positive_int(getattr(config, name), name)
-    dataset = load_dataset(config.dataset, data_dir=config.data_dir,
-                           validation_split=config.validation_split, seed=config.seed)
+    if config.patience is not None:
+        _checks.positive_int(config.patience, "patience")
+    dataset = _dataset(config)
     seed_everything(config.seed)
     model = build_model(
         config.model, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
@@ -71,6 +79,11 @@ def train_in(
     A leftover `work_dir` of a killed run is continued with `resume=True`
     and discarded otherwise. On success the directory holds the trained
     `model.keras`, `status.json` and the logs (see `kerasreg.training.run_dir`).
+    With `config.patience`, training stops once validation loss has not
+    improved for that many epochs and keeps the best epoch's weights. With
+    BatchNormalization, a copy of the trained model with its BN statistics
+    re-estimated (`reestimate_batch_norm`) is evaluated too, into
+    `result.reestimated`; the trained model is left as it is.
 
     Args:
         config: `RunConfig`.
@@ -93,11 +106,15 @@ def train_in(
             print(f"Discarding the unfinished run in {work_dir} (use --resume to continue it).",
                   file=sys.stderr)
         shutil.rmtree(work_dir)
-    return train(
+    if config.patience is not None:
+        callbacks = (*callbacks, keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.patience, restore_best_weights=True))
+    result = train(
         model, dataset, epochs=config.epochs, batch_size=config.batch_size,
         optimizer=config.optimizer, learning_rate=config.learning_rate, seed=config.seed,
         run_dir=work_dir, callbacks=callbacks, resume=resume, verbose=verbose,
     )
+    return dataclasses.replace(result, reestimated=reestimation_metrics(result.model, dataset) or None)
 
 
 def run(
@@ -109,6 +126,7 @@ def run(
     fold_bn: bool = False,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int = 1,
+    export_reestimated: bool = False,
 ) -> pathlib.Path:
     """Validate, train and export one run; returns the export path.
 
@@ -118,6 +136,11 @@ def run(
     run is exported, atomically, and the work directory is then removed. A
     run that diverges raises `TrainingFailed` and is never exported.
 
+    With BatchNormalization, a copy of the trained model with its BN
+    statistics re-estimated (`reestimate_batch_norm`) is evaluated too; its
+    test accuracy and variance shift go into the manifest's metrics. The
+    export is always the trained model.
+
     Args:
         config: `RunConfig`.
         out: str or path. Export directory. Defaults to `"saved_models"`.
@@ -126,6 +149,8 @@ def run(
         fold_bn: bool. Also export a BatchNorm-folded SavedModel. Defaults to `False`.
         callbacks: extra Keras callbacks for `train`. Defaults to `()`.
         verbose: int. 1 prints one line per epoch. Defaults to `1`.
+        export_reestimated: bool. Also export the re-estimated copy to
+            `out/<name>-bn_reestimated`. Defaults to `False`.
 
     Returns:
         pathlib.Path of the export.
@@ -137,8 +162,17 @@ def run(
     name = config.run_name()
     check_export_target(out, name, overwrite)
     work_dir = _work_dir(out, name)
+    if export_reestimated:
+        check_export_target(out, name + REESTIMATED_SUFFIX, overwrite)
     result = train_in(config, work_dir, resume=resume, callbacks=callbacks, verbose=verbose)
     path = export_run(result, out=out, name=name, overwrite=overwrite, fold_bn=fold_bn)
+    if export_reestimated and result.reestimated:
+        fixed = reestimate_batch_norm(result.model, _dataset(config))
+        # Only the test accuracy was measured on the copy; the trained model's other numbers would mislead.
+        test = {"accuracy": result.reestimated["test_accuracy_reestimated"], "loss": None}
+        export_run(dataclasses.replace(result, model=fixed, test_metrics=test, reestimated=None,
+                                       val_metrics={"accuracy": None, "loss": None}),
+                   out=out, name=name + REESTIMATED_SUFFIX, overwrite=overwrite, fold_bn=fold_bn)
     shutil.rmtree(work_dir)
     try:
         work_dir.parent.rmdir()  # only succeeds once no other run is in progress

@@ -1,4 +1,5 @@
-"""`StudyConfig`: a grid of runs (models x placements x dropout kinds x rates x norms x seeds) and its presets."""
+"""`StudyConfig`: a grid of runs (models x placements x dropout kinds x rates x norms x seeds), or several such
+grids ("arms", e.g. one per depth), and its presets."""
 
 import dataclasses
 
@@ -11,16 +12,30 @@ from kerasreg.study.executors import EXECUTORS
 from kerasreg.training import make_optimizer
 
 
+# Fields an arm may set; the others (dataset, split, ...) are shared by all arms so that seeds pair across them.
+ARM_FIELDS = ("models", "placements", "dropouts", "rates", "norms", "seeds", "epochs", "patience", "options",
+              "batch_size", "learning_rate", "optimizer", "bn_preset")
+# Placements that show the depth effect of Li et al. (CVPR 2019) in the deep arm.
+DEEP_PLACEMENTS = ["bn_before_act", "bn_act_drop", "drop_before_bn", "head_dropout", "uout"]
+ALL_PLACEMENTS = [p.name for p in BUILT_INS]
 PRESETS = {
     "quick": {
-        "models": ["mlp"], "placements": [p.name for p in BUILT_INS],
-        "dropouts": [None], "rates": [0.2], "norms": ["batch"], "seeds": [0, 1, 2],
-        "epochs": 30, "dataset": "mnist1d",
+        "arms": [
+            {"name": "shallow", "models": ["mlp"], "placements": ALL_PLACEMENTS, "rates": [0.2],
+             "seeds": [0, 1, 2, 3, 4], "epochs": 100, "patience": 10},
+            {"name": "deep", "models": ["resnet_small"], "options": {"stages": 3}, "placements": DEEP_PLACEMENTS,
+             "rates": [0.5], "seeds": [0, 1, 2], "epochs": 60, "patience": 8},
+        ],
+        "dataset": "mnist1d",
     },
     "full": {
-        "models": ["mlp", "cnn1d"], "placements": [p.name for p in BUILT_INS],
-        "dropouts": [None], "rates": [0.1, 0.2, 0.3, 0.5], "norms": ["batch"], "seeds": [0, 1, 2],
-        "epochs": 50, "dataset": "mnist1d",
+        "arms": [
+            {"name": "shallow", "models": ["mlp", "cnn1d"], "placements": ALL_PLACEMENTS,
+             "rates": [0.1, 0.2, 0.3, 0.5], "seeds": [0, 1, 2, 3, 4], "epochs": 200, "patience": 15},
+            {"name": "deep", "models": ["resnet_small"], "options": {"stages": 3}, "placements": ALL_PLACEMENTS,
+             "rates": [0.2, 0.5], "seeds": [0, 1, 2, 3, 4], "epochs": 150, "patience": 15},
+        ],
+        "dataset": "mnist1d",
     },
 }
 
@@ -31,7 +46,16 @@ class StudyConfig:
 
     `dropouts` may hold `None`: each placement's own dropout kind (`standard`,
     or `uout` for the `uout` placement). Placements without dropout are run
-    once per seed with rate 0 instead of once per rate.
+    once per seed with rate 0 instead of once per rate. `options` are further
+    `build_model` options (e.g. `{"stages": 3}`); `patience` trains each run
+    until validation loss has not improved for that many epochs (at most
+    `epochs`) and keeps its best epoch.
+
+    `arms`, when given, is a list of grids run together: each arm is a dict
+    that overrides any of `ARM_FIELDS` (plus an optional `name`), e.g. a
+    shallow and a deep architecture with their own placements, rates and
+    seeds. Dataset, data directory and validation split are shared, so every
+    run of one seed sees the same split and batch order.
 
     Example:
 
@@ -54,6 +78,9 @@ class StudyConfig:
     learning_rate: float = 1e-3
     optimizer: str = "adam"
     validation_split: float = 0.1
+    patience: int = None
+    options: dict = None
+    arms: list = None
     executor: str = "local"
     address: str = None
 
@@ -80,15 +107,60 @@ class StudyConfig:
         values = read_toml(path, "study file")
         check_known_keys(values, cls, f"study file {path}", word="field")
         base = base or cls.preset("quick")
+        if "arms" not in values and set(values) & set(ARM_FIELDS):
+            values["arms"] = None  # a file that sets the grid itself describes one grid, not the preset's arms
         config = dataclasses.replace(base, **values)
         config.validate(source=str(path))
         return config
+
+    def arm_configs(self):
+        """One `StudyConfig` per arm (just `[self]` without arms).
+
+        Example:
+
+        >>> [a.models for a in StudyConfig.preset("quick").arm_configs()]
+        [['mlp'], ['resnet_small']]
+        """
+        if not self.arms:
+            return [self]
+        return [dataclasses.replace(self, arms=None, **{k: v for k, v in arm.items() if k != "name"})
+                for arm in self.arms]
+
+    def arm_names(self):
+        """Names of the arms (`"arm <i>"` where an arm has none)."""
+        return [arm.get("name") or f"arm {i}" for i, arm in enumerate(self.arms or [{"name": "grid"}], start=1)]
+
+    def describe(self):
+        """One paragraph describing the grid(s), for reports.
+
+        Example:
+
+        >>> StudyConfig(placements=["none"], seeds=[0], epochs=2).describe()  # doctest: +ELLIPSIS
+        'Dataset `mnist1d`; models mlp; 1 placement(s); ...'
+        """
+        parts = []
+        for name, arm in zip(self.arm_names(), self.arm_configs()):
+            options = "".join(f", {k}={v}" for k, v in (arm.options or {}).items())
+            stop = (f"up to {arm.epochs} epochs, early stopping on validation loss (patience {arm.patience}, "
+                    "best epoch kept)" if arm.patience else f"{arm.epochs} epochs")
+            text = (f"models {', '.join(arm.models)}{options}; {len(arm.placements)} placement(s); "
+                    f"dropout rates {', '.join(f'{r:g}' for r in arm.rates)}; norms {', '.join(arm.norms)}; "
+                    f"seeds {', '.join(map(str, arm.seeds))}; {stop}, batch {arm.batch_size}, "
+                    f"{arm.optimizer} lr {arm.learning_rate:g}.")
+            parts.append(f"{name}: {text}" if self.arms else text)
+        return f"Dataset `{self.dataset}`; " + " ".join(parts)
 
     def validate(self, source="study"):
         """Check every field and every grid point before anything trains.
 
         Errors name the field, e.g. "Invalid value in study for field `rates`".
         """
+        if self.arms is not None:
+            self._validate_arms(source)
+            for name, arm in zip(self.arm_names(), self.arm_configs()):
+                arm.validate(source=f"{source}, arm {name!r},")
+            self.runs()  # two arms must not produce one run name with different settings
+            return
         for field in ("models", "placements", "dropouts", "rates", "norms", "seeds"):
             value = getattr(self, field)
             if not isinstance(value, list) or not value:
@@ -110,6 +182,8 @@ class StudyConfig:
             ("optimizer", lambda v: make_optimizer(v, 1e-3), self.optimizer),
             ("learning_rate", lambda v: make_optimizer("adam", v), self.learning_rate),
             ("validation_split", check_validation_split, self.validation_split),
+            ("patience", lambda v: v is None or _checks.positive_int(v, "patience"), self.patience),
+            ("options", _check_options, self.options),
             ("executor", lambda v: _checks.one_of(v, EXECUTORS, "executor"), self.executor),
             ("dataset", lambda v: load_dataset(v, data_dir=self.data_dir), self.dataset),
         ]
@@ -129,14 +203,36 @@ class StudyConfig:
                     f"run {config.run_name()}: {exc}"
                 ) from None
 
+    def _validate_arms(self, source):
+        if not isinstance(self.arms, list) or not self.arms or not all(isinstance(a, dict) for a in self.arms):
+            raise ValueError(f"Invalid value in {source} for field `arms`: expected a non-empty list of tables "
+                             f"(dicts). Received: arms={self.arms!r}")
+        for i, arm in enumerate(self.arms, start=1):
+            unknown = sorted(set(arm) - set(ARM_FIELDS) - {"name"})
+            if unknown:
+                raise ValueError(f"Unknown field(s) {', '.join(map(repr, unknown))} in {source}, arm {i}. "
+                                 f"An arm may set: name, {', '.join(ARM_FIELDS)}.")
+
     def runs(self):
-        """The grid as a list of `RunConfig`, without duplicates.
+        """The grid as a list of `RunConfig`, without duplicates (all arms, in order).
 
         Example:
 
         >>> [c.run_name() for c in StudyConfig(placements=["none"], seeds=[0], rates=[0.1, 0.5]).runs()]
         ['mlp-none-standard0-seed0']
         """
+        if self.arms:
+            grid, seen = [], {}
+            for arm in self.arm_configs():
+                for config in arm.runs():
+                    name = config.run_name()
+                    if name in seen and seen[name] != config:
+                        raise ValueError(f"Two arms of the study produce run {name!r} with different settings; "
+                                         "give the arms different models or placements.")
+                    if name not in seen:
+                        seen[name] = config
+                        grid.append(config)
+            return grid
         grid, seen = [], set()
         for model in self.models:
             for name in self.placements:
@@ -152,9 +248,15 @@ class StudyConfig:
                                     norm=norm, bn_preset=self.bn_preset, dataset=self.dataset, data_dir=self.data_dir,
                                     validation_split=self.validation_split, epochs=self.epochs,
                                     batch_size=self.batch_size, optimizer=self.optimizer,
-                                    learning_rate=self.learning_rate, seed=seed,
+                                    learning_rate=self.learning_rate, seed=seed, patience=self.patience,
+                                    **(self.options or {}),
                                 )
                                 if config.run_name() not in seen:
                                     seen.add(config.run_name())
                                     grid.append(config)
         return grid
+
+
+def _check_options(options):
+    if options is not None and not isinstance(options, dict):
+        raise _checks.invalid("options", "a table (dict) of build_model options or None", options)

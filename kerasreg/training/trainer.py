@@ -23,13 +23,11 @@ from kerasreg import _checks
 from kerasreg.training.epoch_callbacks import DivergenceGuard, EpochProgress, EpochSeeds, EpochTimer
 from kerasreg.training.gap import OverfittingGap
 from kerasreg.training.run_dir import RunDir
-from kerasreg.training.variance_shift import VarianceShiftMonitor, batch_norm_layers
+from kerasreg.training.variance_shift import VARIANCE_SHIFT_BATCH, VarianceShiftMonitor, batch_norm_layers
 
 if TYPE_CHECKING:
     from kerasreg.data.dataset import Dataset
 
-
-VARIANCE_SHIFT_BATCH = 256
 GAP_KEYS = ("clean_gap_loss", "clean_gap_accuracy", "reported_gap_loss", "reported_gap_accuracy")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "nadam", "adagrad", "adadelta", "adamax", "lion")
 
@@ -57,6 +55,8 @@ class RunResult:
         stop_reason: str or None. Why training ended before `epochs`.
         clean_subset_indices: np.ndarray. Rows of the train split on which
             the clean gap was measured.
+        reestimated: dict or None. Metrics of a copy with re-estimated
+            BatchNorm statistics (`reestimation_metrics`), when measured.
     """
 
     model: keras.Model
@@ -69,12 +69,16 @@ class RunResult:
     run_dir: pathlib.Path = None
     stop_reason: str = None
     clean_subset_indices: np.ndarray = None
+    reestimated: dict = None
 
     @property
     def variance_shift_max(self):
-        """The last epoch's largest BatchNorm variance shift, or None without BatchNorm."""
+        """The largest BatchNorm variance shift of the returned weights' epoch, or None without BatchNorm."""
         values = self.history.get("variance_shift_max")
-        return values[-1] if values else None
+        if not values:
+            return None
+        best = self.config.get("best_epoch")
+        return values[best - 1] if best and best <= len(values) else values[-1]
 
 
 def seed_everything(seed: int) -> None:
@@ -153,6 +157,8 @@ def _result(model, dataset, history, gap, user_callbacks, settings, run_dir):
         "standardize": dataset.standardized,
         "epochs": settings["epochs"],
         "epochs_run": len(full_history.get("loss", [])),
+        # 1-based epoch whose weights are returned (the restored best epoch under early stopping).
+        "best_epoch": (final_epoch if final_epoch >= 0 else len(full_history.get("loss", [])) + final_epoch) + 1,
         "batch_size": settings["batch_size"],
         "optimizer": optimizer if isinstance(optimizer, str) else type(optimizer).__name__.lower(),
         "learning_rate": settings["learning_rate"],

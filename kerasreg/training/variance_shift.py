@@ -19,6 +19,9 @@ from numpy.typing import ArrayLike
 from kerasreg.training.evaluator import to_tensor
 from kerasreg.training.jsonl import append_jsonl, jsonl_file, prepare_jsonl
 
+# Validation rows the variance shift is measured on (during training and after re-estimation).
+VARIANCE_SHIFT_BATCH = 256
+
 
 def batch_norm_layers(model):
     """BatchNormalization layers at any depth, in model order.

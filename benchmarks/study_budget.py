@@ -1,0 +1,66 @@
+"""How long the study presets take: time a sample of each arm's runs and extrapolate.
+
+Trains a few runs of every arm of a preset exactly as `kerasreg study` does
+(`kerasreg.run`, early stopping included, export and BatchNorm
+re-estimation included) on the backend this process uses, one at a time,
+and prints per arm the median wall and CPU seconds per run, the median
+chosen epoch and epochs run, then the extrapolated wall time of the whole
+preset with `--workers` parallel processes (runs / workers x median wall,
+plus the report's compare pass measured separately by the study itself).
+On a shared machine compare CPU seconds, which the load changes less.
+
+Run: python benchmarks/study_budget.py [--preset quick] [--per-arm 2] [--workers 2]
+"""
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+
+import kerasreg
+
+
+def time_run(config, out):
+    wall, cpu = time.perf_counter(), time.process_time()
+    path = kerasreg.run(config, out=out, verbose=0)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    metrics = json.loads((path / "manifest.json").read_text())["metrics"]
+    return wall, cpu, metrics
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="quick")
+    parser.add_argument("--per-arm", type=int, default=2, help="runs timed per arm (spread over its placements)")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    config = kerasreg.StudyConfig.preset(args.preset)
+    total = 0.0
+    with tempfile.TemporaryDirectory() as out:
+        for name, arm in zip(config.arm_names(), config.arm_configs()):
+            runs = arm.runs()
+            step = max(1, len(runs) // args.per_arm)
+            sample = runs[::step][:args.per_arm]
+            rows = []
+            for run in sample:
+                wall, cpu, metrics = time_run(run, out)
+                rows.append((wall, cpu, metrics))
+                print(f"  {run.run_name()}: {wall:.1f} s wall, {cpu:.1f} s CPU, best epoch "
+                      f"{metrics['best_epoch']} of {metrics['epochs_run']}, test {metrics['test_accuracy']:.3f}"
+                      + (f" -> {metrics['test_accuracy_reestimated']:.3f} re-estimated"
+                         if metrics.get("test_accuracy_reestimated") is not None else ""), flush=True)
+            wall = statistics.median(r[0] for r in rows)
+            arm_total = wall * len(runs) / args.workers
+            total += arm_total
+            print(f"{name}: {len(runs)} runs; median {wall:.1f} s wall, "
+                  f"{statistics.median(r[1] for r in rows):.1f} s CPU per run; median best epoch "
+                  f"{statistics.median(r[2]['best_epoch'] for r in rows):g}, epochs run "
+                  f"{statistics.median(r[2]['epochs_run'] for r in rows):g}; "
+                  f"about {arm_total / 60:.1f} min with {args.workers} workers", flush=True)
+    print(f"preset {args.preset}: about {total / 60:.1f} min of training with {args.workers} workers "
+          "(extrapolated from the medians above)")
+
+
+if __name__ == "__main__":
+    main()
