@@ -22,9 +22,13 @@ Holm, S. (1979). A simple sequentially rejective multiple test procedure.
 Scandinavian Journal of Statistics 6(2), 65-70.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import math
 import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -32,6 +36,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 
 from kerasreg import _checks
+
 
 CONFIG_KEYS = ("architecture", "placement", "dropout", "dropout_rate", "norm")
 # metric -> higher is better
@@ -227,8 +232,16 @@ def holm(comparisons, *, alpha=ALPHA):
     return out
 
 
-def paired_comparisons(rows, metric="test_accuracy", *, group_by="architecture", label=default_label,
-                       higher_is_better=None, test="t", alpha=ALPHA):
+def paired_comparisons(
+    rows: Iterable[Mapping[str, Any]],
+    metric: str | Sequence[str] = "test_accuracy",
+    *,
+    group_by: str = "architecture",
+    label: Callable[[Mapping[str, Any]], str] = default_label,
+    higher_is_better: bool | None = None,
+    test: str = "t",
+    alpha: float = ALPHA,
+) -> list[PairedComparison]:
     """Within each group, compare the best configuration with every other one, paired by seed, Holm-corrected.
 
     Args:
@@ -326,7 +339,7 @@ def describe_comparison(c):
     return text + f"; about {c.seeds_needed} seeds would be needed."
 
 
-def comparison_findings(comparisons):
+def comparison_findings(comparisons: Sequence[PairedComparison]) -> list[str]:
     """Finding sentences, one per metric and group: what is separated from the best, and what is not.
 
     Example:

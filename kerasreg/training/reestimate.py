@@ -11,11 +11,19 @@ same procedure is called "precise BN" by Wu & Johnson, "Rethinking 'Batch'
 in BatchNorm", 2021.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import keras
 import numpy as np
+from numpy.typing import ArrayLike
 
 from kerasreg import _checks
 from kerasreg.training.variance_shift import VARIANCE_SHIFT_BATCH, VarianceShiftMonitor, batch_norm_layers
+
+if TYPE_CHECKING:
+    from kerasreg.data.dataset import Dataset
 
 
 def _inputs_of(data):
@@ -98,7 +106,10 @@ def _in_call_order(model, layers, x):
     return order
 
 
-def reestimate_batch_norm(model, data, *, batch_size=1000, copy=True):
+def reestimate_batch_norm(
+    model: keras.Model, data: Dataset | tuple[ArrayLike, ArrayLike] | ArrayLike, *, batch_size: int = 1000,
+    copy: bool = True,
+) -> keras.Model:
     """Recompute the moving mean and variance of every BatchNormalization layer on the training data.
 
     Layers are processed in the order the forward pass calls them (BN
