@@ -47,7 +47,6 @@ def attach(package, exports):
     return __getattr__, __dir__, sorted(where)
 
 
-
 def attach_typed(package, init_file):
     """`attach` with the exports read from the package's own `if TYPE_CHECKING:` imports.
 

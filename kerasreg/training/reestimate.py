@@ -17,9 +17,15 @@ from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
+from numpy.typing import ArrayLike
 
 from kerasreg import _checks
-from kerasreg.training.variance_shift import VARIANCE_SHIFT_BATCH, VarianceShiftMonitor, batch_norm_layers
+from kerasreg.training.variance_shift import (
+    VARIANCE_SHIFT_BATCH,
+    VarianceShiftMonitor,
+    batch_norm_layers,
+    inputs_recorded,
+)
 
 if TYPE_CHECKING:
     from kerasreg.data.dataset import Dataset
@@ -84,29 +90,14 @@ def _layer_inputs(model, layer, x, batch_size):
 def _in_call_order(model, layers, x):
     """`layers` in the order a forward pass calls them (nested models can list them in another order)."""
     order = []
-
-    def recorder(layer):
-        original = layer.call
-
-        def call(inputs, *args, **kwargs):
-            if layer not in order:
-                order.append(layer)
-            return original(inputs, *args, **kwargs)
-
-        return call
-
-    for layer in layers:
-        layer.call = recorder(layer)
-    try:
+    with inputs_recorded(layers, lambda layer, _: order.append(layer) if layer not in order else None):
         model(x, training=False)
-    finally:
-        for layer in layers:
-            del layer.call
     return order
 
 
 def reestimate_batch_norm(
-    model: keras.Model, data: Dataset | tuple, *, batch_size: int = 1000, copy: bool = True
+    model: keras.Model, data: Dataset | tuple[ArrayLike, ArrayLike] | ArrayLike, *, batch_size: int = 1000,
+    copy: bool = True,
 ) -> keras.Model:
     """Recompute the moving mean and variance of every BatchNormalization layer on the training data.
 

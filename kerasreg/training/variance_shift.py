@@ -8,6 +8,7 @@ learned during training. Dropout feeding BN makes the two disagree.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 
@@ -38,6 +39,34 @@ def batch_norm_layers(model):
         for layer in model._flatten_layers(include_self=False, recursive=True)
         if isinstance(layer, keras.layers.BatchNormalization)
     ]
+
+
+@contextlib.contextmanager
+def inputs_recorded(layers, record):
+    """Within the block, each call of one of `layers` first passes `(layer, inputs)` to `record`.
+
+    Example:
+
+    >>> seen = []
+    >>> with inputs_recorded(batch_norm_layers(model), lambda layer, x: seen.append(layer)):  # doctest: +SKIP
+    ...     model(x, training=False)
+    """
+    def wrap(layer):
+        original = layer.call
+
+        def call(inputs, *args, **kwargs):
+            record(layer, inputs)
+            return original(inputs, *args, **kwargs)
+
+        return call
+
+    for layer in layers:
+        layer.call = wrap(layer)
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer.call
 
 
 def _unique_names(layers):
@@ -165,24 +194,9 @@ class VarianceShiftMonitor(keras.callbacks.Callback):
         @tf.function(reduce_retracing=True)
         def probe(x):
             seen = {}
-
-            def recorder(layer):
-                original = layer.call
-
-                def call(inputs, *args, **kwargs):
-                    # A shared layer is measured on its first call.
-                    seen.setdefault(id(layer), inputs)
-                    return original(inputs, *args, **kwargs)
-
-                return call
-
-            for layer in layers:
-                layer.call = recorder(layer)
-            try:
+            # A shared layer is measured on its first call.
+            with inputs_recorded(layers, lambda layer, inputs: seen.setdefault(id(layer), inputs)):
                 model(x, training=False)
-            finally:
-                for layer in layers:
-                    del layer.call
             # A BN layer the forward pass never reaches has nothing to report.
             return {
                 name: ratio(layer, seen[id(layer)])
