@@ -17,6 +17,9 @@ power given the observed paired spread (`statsmodels.stats.power.TTestPower`).
 Which test: the paired t-test is the default. The Wilcoxon signed-rank test
 assumes less, but with n pairs its smallest two-sided p-value is 2 / 2**n, so
 with fewer than 6 seeds it can never reach p < 0.05; use it from 6 seeds up.
+When every seed gives the same difference (test accuracies are multiples of
+1 / test size, so this happens) the t-test is undefined and a sign test
+(`scipy.stats.binomtest`) is used: n equal signs give p = 2 / 2**n.
 
 Holm, S. (1979). A simple sequentially rejective multiple test procedure.
 Scandinavian Journal of Statistics 6(2), 65-70.
@@ -53,6 +56,7 @@ DIRECTIONS = {
 # Metrics that are fractions: differences are quoted in percentage points.
 FRACTIONS = ("test_accuracy", "test_accuracy_reestimated", "val_accuracy", "clean_gap", "reported_gap")
 TESTS = {"t": "paired t-test", "wilcoxon": "Wilcoxon signed-rank test"}
+SIGN_TEST = "sign test (identical differences)"
 ALPHA = 0.05
 POWER = 0.8
 MAX_SEEDS = 10_000
@@ -73,7 +77,8 @@ class PairedComparison:
         ci_low, ci_high: float. 95% confidence interval of that mean (NaN under 2 pairs).
         p_value: float. The test's two-sided p-value (NaN when no test could be run).
         p_holm: float. `p_value` after Holm's correction over all comparisons made together.
-        test: str. `"paired t-test"`, `"Wilcoxon signed-rank test"` or `"none"`.
+        test: str. `"paired t-test"`, `"Wilcoxon signed-rank test"`, the sign test
+            when all differences are identical, or `"none"`.
         distinguishable: bool. `p_holm < alpha`.
         seeds_needed: int or None. Seeds a paired t-test would need to separate the
             pair with 80% power at the strictest Holm level, from the observed
@@ -171,11 +176,16 @@ def compare_pair(best, other, *, metric="test_accuracy", group="", test="t", alp
         return PairedComparison(metric, group, best[0], other[0], n, mean, float("nan"), float("nan"),
                                 float("nan"), float("nan"), "none", False, None, alpha)
     spread = float(np.std(d, ddof=1))
-    if spread == 0:
-        # Identical differences on every seed: no spread to test against; either all equal or a constant shift.
-        p = 1.0 if mean == 0 else 0.0
-        return PairedComparison(metric, group, best[0], other[0], n, mean, mean, mean, p, p, TESTS[test],
-                                p < alpha, None if mean == 0 else 2, alpha)
+    if spread <= 1e-12:  # float noise of equal differences, e.g. 0.96 - 0.953 vs 0.962 - 0.955
+        # Identical differences on every seed (accuracies on a fixed test set are discrete): a t-test is
+        # undefined, so the sign test says how much n equal signs prove (p = 2 / 2**n).
+        if mean == 0:
+            return PairedComparison(metric, group, best[0], other[0], n, mean, mean, mean, 1.0, 1.0, SIGN_TEST,
+                                    False, None, alpha)
+        p = float(stats.binomtest(n, n).pvalue)
+        needed = next(k for k in range(2, MAX_SEEDS) if stats.binomtest(k, k).pvalue < alpha / n_comparisons)
+        return PairedComparison(metric, group, best[0], other[0], n, mean, mean, mean, p, p, SIGN_TEST,
+                                p < alpha, max(needed, n), alpha)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # near-equal values: precision notes only
         result = stats.ttest_rel([best[1][s] for s in seeds], [other[1][s] for s in seeds])
@@ -201,7 +211,7 @@ def seeds_needed(differences, *, alpha=ALPHA, power=POWER):
     mean, spread = float(np.mean(d)), float(np.std(d, ddof=1))
     if mean == 0:
         return None
-    if spread == 0:
+    if spread <= 1e-12:
         return 2
     effect = abs(mean) / spread
     # Power over a range of sample sizes instead of solve_power: its root finder fails on large effects.
