@@ -11,7 +11,8 @@ Example:
 from kerasreg.training.early_stopping import GapEarlyStopping
 from kerasreg.training.evaluator import Evaluator
 from kerasreg.training.gap import OverfittingGap
-from kerasreg.training.run_dir import read_history
+from kerasreg.training.checkpoint import CheckpointError
+from kerasreg.training.run_dir import ResumeMismatchError, RunDir, read_history
 from kerasreg.training.trainer import (
     GAP_KEYS,
     RunResult,
@@ -24,9 +25,12 @@ from kerasreg.training.variance_shift import VarianceShiftMonitor, batch_norm_la
 
 __all__ = [
     "GAP_KEYS",
+    "CheckpointError",
     "Evaluator",
     "GapEarlyStopping",
     "OverfittingGap",
+    "ResumeMismatchError",
+    "RunDir",
     "RunResult",
     "TrainingFailed",
     "VarianceShiftMonitor",

@@ -17,7 +17,7 @@ import tensorflow as tf
 from kerasreg import _checks
 from kerasreg.training.epoch_callbacks import DivergenceGuard, EpochProgress, EpochSeeds, EpochTimer
 from kerasreg.training.gap import OverfittingGap
-from kerasreg.training.run_dir import RunDir
+from kerasreg.training.run_dir import RunDir, run_config
 from kerasreg.training.variance_shift import VarianceShiftMonitor, batch_norm_layers
 
 VARIANCE_SHIFT_BATCH = 256
@@ -229,7 +229,9 @@ def train(
     seed_everything(seed)
 
     run_dir = RunDir(run_dir) if run_dir is not None else None
-    initial_epoch = run_dir.start(resume=resume) if run_dir else 0
+    settings = dict(epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                    learning_rate=learning_rate, seed=seed)
+    initial_epoch = run_dir.start(resume=resume, config=run_config(model, dataset, **settings)) if run_dir else 0
 
     x_train = dataset.as_numpy("train")[0]
     steps_per_epoch = math.ceil(len(x_train) / batch_size)
@@ -259,8 +261,6 @@ def train(
             run_dir.write_status("failed", reason=guard.message)
         raise TrainingFailed(guard.message)
 
-    settings = dict(epochs=epochs, batch_size=batch_size, optimizer=optimizer,
-                    learning_rate=learning_rate, seed=seed)
     result = _result(model, dataset, history, gap, callbacks, settings, run_dir)
     if run_dir:
         run_dir.finish(model, val_metrics=result.val_metrics, test_metrics=result.test_metrics, gaps=result.gaps)
