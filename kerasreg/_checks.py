@@ -141,3 +141,30 @@ def one_of(value, choices, argument):
     if not isinstance(value, str) or value not in choices:
         raise invalid(argument, f"one of {', '.join(choices)}", value)
     return value
+
+
+def writable_dir(path, argument):
+    """Return `path` as a `pathlib.Path` if it is, or can be created as, a writable directory; else raise.
+
+    Nothing is created: the nearest existing ancestor must be a writable
+    directory, so a read-only or non-directory location fails before any work.
+
+    Example:
+
+    >>> writable_dir("/tmp", "out").name
+    'tmp'
+    """
+    import os
+    import pathlib
+
+    path = pathlib.Path(path)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():  # a dangling link: nothing could be created through it
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise invalid(argument, f"a directory ({existing} is not a directory)", str(path))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise invalid(argument, f"a writable directory ({existing} is read-only)", str(path))
+    return path

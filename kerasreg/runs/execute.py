@@ -6,11 +6,15 @@ work directory under `out` and exports the finished run to `out/<name>/`.
 configured either way behaves the same.
 """
 
+import json
+import os
 import pathlib
+import re
 import shutil
 import sys
 
 from kerasreg import _checks
+from kerasreg._locks import Lock
 from kerasreg.data import load_dataset
 from kerasreg.export import check_export_target, export_run
 from kerasreg.models import build_model
@@ -21,6 +25,51 @@ WORK_DIR = ".work"
 
 def _work_dir(out, name):
     return pathlib.Path(out) / WORK_DIR / name
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def _clean_leftovers(out, name, work_dir, verbose):
+    """Remove what a killed writer of this run left: export siblings of dead processes, a finished work dir.
+
+    Called under the run's lock, so no live `run()` of this name is writing them.
+    """
+    pattern = re.compile(rf"\.{re.escape(name)}\.(tmp|trash)-(\d+)-[0-9a-f]+")
+    for sibling in pathlib.Path(out).glob(f".{glob_escape(name)}.*-*"):
+        match = pattern.fullmatch(sibling.name)
+        if match and not _pid_alive(int(match.group(2))):
+            if match.group(1) == "trash" and not (pathlib.Path(out) / name).exists():
+                continue  # the replaced export was not yet put back: keep it for the user
+            shutil.rmtree(sibling, ignore_errors=True)
+    status = work_dir / "status.json"
+    if (pathlib.Path(out) / name / "manifest.json").is_file() and status.is_file():
+        try:
+            finished = json.loads(status.read_text()).get("status") == "completed"
+        except ValueError:
+            finished = False
+        if finished:  # killed after exporting, before removing its work dir
+            if verbose:
+                print(f"Removing {work_dir}: its run finished and was exported.", file=sys.stderr)
+            shutil.rmtree(work_dir)
+
+
+def glob_escape(text):
+    """`text` with glob metacharacters escaped.
+
+    Example:
+
+    >>> glob_escape("a[1]")
+    'a[[][1]]'
+    """
+    return re.sub(r"([*?\[\]])", r"[\1]", text)
 
 
 def prepare(config):
@@ -55,6 +104,13 @@ def run(config, *, out="saved_models", overwrite=False, resume=False, fold_bn=Fa
     run is exported, atomically, and the work directory is then removed. A
     run that diverges raises `TrainingFailed` and is never exported.
 
+    One writer per run: the run holds `out/.work/<name>.lock` from before it
+    touches anything until it returns; a second `run()` of the same name
+    raises `LockedError` naming the holder (pid, host, start time). A lock
+    left by a killed process is taken over. Under the lock, what a killed
+    run of this name left behind is cleaned: hidden `.<name>.tmp-*` export
+    siblings of dead processes, and a work directory whose run was exported.
+
     Args:
         config: `RunConfig`.
         out: str or path. Export directory. Defaults to `"saved_models"`.
@@ -67,14 +123,36 @@ def run(config, *, out="saved_models", overwrite=False, resume=False, fold_bn=Fa
     Returns:
         pathlib.Path of the export.
 
+    Raises:
+        LockedError: another process is running this name into `out`.
+        ResumeMismatchError: `resume` with a configuration other than the
+            one the run started with; the message names every difference.
+
     Example:
 
     >>> path = run(RunConfig(epochs=2), out="/tmp/exports")  # doctest: +SKIP
     """
     name = config.run_name()
-    check_export_target(out, name, overwrite)
-    dataset, model = prepare(config)
+    out = _checks.writable_dir(out, "out")
+    check_export_target(out, name, overwrite=True)  # a valid name, and `out` a directory
     work_dir = _work_dir(out, name)
+    created = [p for p in (out, work_dir.parent) if not p.exists()]
+    try:
+        with Lock(work_dir.with_name(f"{name}.lock"), f"Run {name!r} in {out}"):
+            _clean_leftovers(out, name, work_dir, verbose)
+            check_export_target(out, name, overwrite)
+            return _train_and_export(config, out, name, work_dir, overwrite=overwrite, resume=resume,
+                                     fold_bn=fold_bn, callbacks=callbacks, verbose=verbose)
+    finally:
+        for folder in (work_dir.parent, *created[:1]):
+            try:
+                folder.rmdir()  # only succeeds once empty: no other run in progress, nothing exported
+            except OSError:
+                pass
+
+
+def _train_and_export(config, out, name, work_dir, *, overwrite, resume, fold_bn, callbacks, verbose):
+    dataset, model = prepare(config)
     if work_dir.exists() and not resume:
         if verbose:
             print(f"Discarding the unfinished run in {work_dir} (use --resume to continue it).",
@@ -87,8 +165,4 @@ def run(config, *, out="saved_models", overwrite=False, resume=False, fold_bn=Fa
     )
     path = export_run(result, out=out, name=name, overwrite=overwrite, fold_bn=fold_bn)
     shutil.rmtree(work_dir)
-    try:
-        work_dir.parent.rmdir()  # only succeeds once no other run is in progress
-    except OSError:
-        pass
     return path

@@ -19,12 +19,14 @@ import pathlib
 import sys
 
 from kerasreg import _checks
+from kerasreg._locks import Lock
 from kerasreg.analysis import report
 from kerasreg.export import MANIFEST
 from kerasreg.study.executors import default_workers, execute
 
 RUNS_DIR = "runs"
 FAILURES = "failures.jsonl"
+LOCK = ".lock"
 
 
 def _progress(total, initial):
@@ -57,6 +59,10 @@ def run_study(config, out, *, workers=None, resume=False, verbose=1):
     Returns:
         `kerasreg.report.StudyReport`.
 
+    Raises:
+        LockedError: another study is writing `out` (one writer per study
+            folder); the message names it (pid, host, start time).
+
     Example:
 
     >>> import kerasreg
@@ -66,7 +72,12 @@ def run_study(config, out, *, workers=None, resume=False, verbose=1):
     workers = default_workers() if workers is None else workers
     _checks.positive_int(workers, "workers")
     config.validate()
-    out = pathlib.Path(out)
+    out = _checks.writable_dir(out, "out")
+    with Lock(out / LOCK, f"Study {str(out)!r}"):
+        return _run_grid(config, out, workers, resume, verbose)
+
+
+def _run_grid(config, out, workers, resume, verbose):
     runs_dir = out / RUNS_DIR
     runs_dir.mkdir(parents=True, exist_ok=True)
     grid = config.runs()
