@@ -146,16 +146,17 @@ def one_of(value, choices, argument):
 def writable_dir(path, argument):
     """Return `path` as a `pathlib.Path` if it is, or can be created as, a writable directory; else raise.
 
-    Nothing is created: the nearest existing ancestor must be a writable
-    directory, so a read-only or non-directory location fails before any work.
+    Nothing is left behind: the nearest existing ancestor must be a
+    directory in which a probe folder can be created and removed, so a
+    read-only or non-directory location fails before any work.
 
     Example:
 
     >>> writable_dir("/tmp", "out").name
     'tmp'
     """
-    import os
     import pathlib
+    import tempfile
 
     path = pathlib.Path(path)
     existing = path
@@ -165,6 +166,8 @@ def writable_dir(path, argument):
         existing = existing.parent
     if not existing.is_dir():
         raise invalid(argument, f"a directory ({existing} is not a directory)", str(path))
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise invalid(argument, f"a writable directory ({existing} is read-only)", str(path))
+    try:  # a probe, not os.access: root passes every permission check but not a read-only mount
+        tempfile.TemporaryDirectory(dir=existing, prefix=".kerasreg-probe-").cleanup()
+    except OSError as exc:
+        raise invalid(argument, f"a writable directory ({existing}: {exc.strerror})", str(path)) from None
     return path

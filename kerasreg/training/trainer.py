@@ -17,6 +17,7 @@ import tensorflow as tf
 from kerasreg import _checks
 from kerasreg.training.epoch_callbacks import DivergenceGuard, EpochProgress, EpochSeeds, EpochTimer
 from kerasreg.training.gap import OverfittingGap
+from kerasreg.training.inputs import check_model_and_data
 from kerasreg.training.run_dir import RunDir, run_config
 from kerasreg.training.variance_shift import VarianceShiftMonitor, batch_norm_layers
 
@@ -226,6 +227,7 @@ def train(
     if resume and run_dir is None:
         raise ValueError("`resume=True` needs a `run_dir` holding the checkpoint to resume from.")
     make_optimizer(optimizer, learning_rate)
+    check_model_and_data(model, dataset)
     seed_everything(seed)
 
     run_dir = RunDir(run_dir) if run_dir is not None else None
