@@ -27,9 +27,12 @@ from kerasreg.models import (
     register_placement,
 )
 from kerasreg.data import Dataset, DatasetNotPreparedError, dataset_info, default_data_dir, list_datasets, load_dataset
+from kerasreg._locks import LockedError
 from kerasreg.training import (
+    CheckpointError,
     GapEarlyStopping,
     OverfittingGap,
+    ResumeMismatchError,
     RunResult,
     TrainingFailed,
     VarianceShiftMonitor,

@@ -185,3 +185,20 @@ def test_cli_resume_with_another_seed_exits_2_naming_it(tmp_path, fail_at, capsy
     assert cli.main([*args, "--resume"]) == 0
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["training"]["epochs_run"] == 3 and not (tmp_path / runs.WORK_DIR / "run").exists()
+
+
+def test_resume_with_stateful_callbacks_fails_clearly(mnist1d, tmp_path, fail_at):
+    run_dir = tmp_path / "run"
+    fail_at("begin", 2)
+    with pytest.raises(Fault):
+        kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=run_dir,
+                       callbacks=[training.GapEarlyStopping(patience=1)], **SETTINGS)
+    checkpoint.fault_hook = None
+    history = (run_dir / "history.csv").read_text()
+    # Their best epoch and patience count are not in the checkpoint: continuing could differ silently.
+    with pytest.raises(training.ResumeMismatchError, match=r"extra callbacks \(GapEarlyStopping\)"):
+        kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=run_dir, resume=True,
+                       callbacks=[training.GapEarlyStopping(patience=1)], **SETTINGS)
+    with pytest.raises(training.ResumeMismatchError, match=r"callbacks: \['GapEarlyStopping'\] -> \[\]"):
+        kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=run_dir, resume=True, **SETTINGS)
+    assert (run_dir / "history.csv").read_text() == history

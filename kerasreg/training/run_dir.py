@@ -130,7 +130,7 @@ class RunDir:
         self.path = pathlib.Path(path)
         self._checkpoint = None
 
-    def start(self, *, resume, config=None):
+    def start(self, *, resume, config=None, callbacks=()):
         """Prepare for training; returns the number of epochs already completed.
 
         A fresh run removes an old checkpoint and records `config` in
@@ -139,12 +139,22 @@ class RunDir:
         field, before anything is changed), then reads the newest valid
         checkpoint (a corrupt slot is skipped with a message on stderr) and
         drops the log lines of epochs after it (written just before a kill).
+        Extra `callbacks` cannot join a resumed run: their state across epochs
+        (a best epoch, a patience count) is not in the checkpoint, so the
+        result could differ from an uninterrupted run; that raises too.
         """
         if resume:
             self._check_config(config)
             self.path.mkdir(parents=True, exist_ok=True)
             self._checkpoint = checkpoint.read_latest(self.path / CHECKPOINT)
             completed = self._checkpoint["epoch"] if self._checkpoint else 0
+            if completed and callbacks:
+                names = ", ".join(type(c).__name__ for c in callbacks)
+                raise ResumeMismatchError(
+                    f"Cannot resume {self.path} with extra callbacks ({names}): their state across epochs "
+                    "is not in the checkpoint, so the resumed run could differ from an uninterrupted one. "
+                    "Resume without them, or start over without resume."
+                )
             for message in self._checkpoint["skipped"] if self._checkpoint else ():
                 print(f"Skipped a bad checkpoint: {message}; resuming from epoch {completed} "
                       f"({self._checkpoint['path'].name}).", file=sys.stderr)

@@ -233,7 +233,8 @@ def train(
     run_dir = RunDir(run_dir) if run_dir is not None else None
     settings = dict(epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                     learning_rate=learning_rate, seed=seed)
-    initial_epoch = run_dir.start(resume=resume, config=run_config(model, dataset, **settings)) if run_dir else 0
+    config = run_config(model, dataset, callbacks=[type(c).__name__ for c in callbacks], **settings)
+    initial_epoch = run_dir.start(resume=resume, config=config, callbacks=callbacks) if run_dir else 0
 
     x_train = dataset.as_numpy("train")[0]
     steps_per_epoch = math.ceil(len(x_train) / batch_size)
