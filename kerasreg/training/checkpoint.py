@@ -10,8 +10,8 @@ hold the newest checkpoint, through a temporary file that is fsynced and
 renamed into place, so a kill or a full disk at any moment leaves the
 previous checkpoint intact.
 
-Each file starts with a magic line and the sha256 of its body (an `.npz`
-archive with a JSON description of every array). Loading verifies both,
+Each file starts with a magic line and the sha256 of its body (a JSON
+header describing every array, then the arrays' raw bytes). Loading verifies both,
 checks that the arrays fit the model, and takes the newest valid slot; a
 slot it had to skip is named in a message.
 
@@ -20,7 +20,6 @@ Only backend-neutral Keras calls are used (`variable.numpy()`,
 """
 
 import hashlib
-import io
 import json
 import os
 import pathlib
@@ -78,18 +77,26 @@ def _variables(model):
 
 
 def _encode(model, epoch):
-    arrays, meta = {}, {"epoch": int(epoch)}
+    """MAGIC, sha256 of the body, then the body: header length, JSON header, raw array bytes in order."""
+    meta, chunks = {"epoch": int(epoch)}, []
     for group, variables in _variables(model).items():
         meta[group] = []
-        for i, variable in enumerate(variables):
-            value = np.asarray(variable.numpy())
-            arrays[f"{group}_{i}"] = value
+        for variable in variables:
+            value = np.asarray(variable.numpy())  # not ascontiguousarray: it makes scalars 1-d
+            chunks.append(value.tobytes())
             meta[group].append([variable.path, list(value.shape), str(value.dtype)])
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    body = buffer.getvalue()
+    header = json.dumps(meta).encode("utf-8")
+    body = len(header).to_bytes(8, "little") + header + b"".join(chunks)
     return MAGIC + hashlib.sha256(body).hexdigest().encode("ascii") + b"\n" + body
+
+
+def _dtype(name):
+    try:
+        return np.dtype(name)
+    except TypeError:  # bfloat16 and friends are registered by ml_dtypes, which Keras depends on
+        import ml_dtypes
+
+        return np.dtype(getattr(ml_dtypes, name))
 
 
 def _fsync_dir(directory):
@@ -137,9 +144,16 @@ def _decode(path):
     digest, _, body = data[len(MAGIC):].partition(b"\n")
     if hashlib.sha256(body).hexdigest().encode("ascii") != digest:
         raise CheckpointError(f"{path.name} is corrupt (sha256 mismatch)")
-    with np.load(io.BytesIO(body), allow_pickle=False) as archive:
-        arrays = {key: archive[key] for key in archive.files}
-    meta = json.loads(arrays.pop("meta").tobytes().decode("utf-8"))
+    size = int.from_bytes(body[:8], "little")
+    meta = json.loads(body[8:8 + size].decode("utf-8"))
+    arrays, offset = {}, 8 + size
+    for group in _GROUPS:
+        for i, (_, shape, dtype) in enumerate(meta[group]):
+            dtype, count = _dtype(dtype), int(np.prod(shape, dtype=np.int64))
+            arrays[f"{group}_{i}"] = np.frombuffer(body, dtype, count=count, offset=offset).reshape(shape)
+            offset += count * dtype.itemsize
+    if offset != len(body):
+        raise CheckpointError(f"{path.name} has {len(body) - offset} bytes more than its header describes")
     return meta, arrays
 
 
