@@ -6,6 +6,7 @@ work directory under `out` and exports the finished run to `out/<name>/`.
 configured either way behaves the same.
 """
 
+import glob
 import json
 import os
 import pathlib
@@ -43,7 +44,7 @@ def _clean_leftovers(out, name, work_dir, verbose):
     Called under the run's lock, so no live `run()` of this name is writing them.
     """
     pattern = re.compile(rf"\.{re.escape(name)}\.(tmp|trash)-(\d+)-[0-9a-f]+")
-    for sibling in pathlib.Path(out).glob(f".{glob_escape(name)}.*-*"):
+    for sibling in pathlib.Path(out).glob(f".{glob.escape(name)}.*-*"):
         match = pattern.fullmatch(sibling.name)
         if match and not _pid_alive(int(match.group(2))):
             if match.group(1) == "trash" and not (pathlib.Path(out) / name).exists():
@@ -59,17 +60,6 @@ def _clean_leftovers(out, name, work_dir, verbose):
             if verbose:
                 print(f"Removing {work_dir}: its run finished and was exported.", file=sys.stderr)
             shutil.rmtree(work_dir)
-
-
-def glob_escape(text):
-    """`text` with glob metacharacters escaped.
-
-    Example:
-
-    >>> glob_escape("a[1]")
-    'a[[][1]]'
-    """
-    return re.sub(r"([*?\[\]])", r"[\1]", text)
 
 
 def prepare(config):
