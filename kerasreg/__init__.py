@@ -20,6 +20,7 @@ from kerasreg import _lazy, _quiet
 from kerasreg._version import __version__
 
 if TYPE_CHECKING:
+    from kerasreg._locks import LockedError
     from kerasreg.analysis.compare import compare_exports
     from kerasreg.analysis.mc_dropout import predict_mc
     from kerasreg.analysis.statistics import PairedComparison, comparison_findings, paired_comparisons
@@ -40,9 +41,11 @@ if TYPE_CHECKING:
     from kerasreg.runs.execute import run
     from kerasreg.study.config import StudyConfig
     from kerasreg.study.runner import run_study
+    from kerasreg.training.checkpoint import CheckpointError
     from kerasreg.training.early_stopping import GapEarlyStopping
     from kerasreg.training.gap import OverfittingGap
     from kerasreg.training.reestimate import reestimate_batch_norm
+    from kerasreg.training.run_dir import ResumeMismatchError
     from kerasreg.training.trainer import RunResult, TrainingFailed, seed_everything, train
     from kerasreg.training.variance_shift import VarianceShiftMonitor
 

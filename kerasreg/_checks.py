@@ -143,3 +143,33 @@ def one_of(value, choices, argument):
     if not isinstance(value, str) or value not in choices:
         raise invalid(argument, f"one of {', '.join(choices)}", value)
     return value
+
+
+def writable_dir(path, argument):
+    """Return `path` as a `pathlib.Path` if it is, or can be created as, a writable directory; else raise.
+
+    Nothing is left behind: the nearest existing ancestor must be a
+    directory in which a probe folder can be created and removed, so a
+    read-only or non-directory location fails before any work.
+
+    Example:
+
+    >>> writable_dir("/tmp", "out").name
+    'tmp'
+    """
+    import pathlib
+    import tempfile
+
+    path = pathlib.Path(path)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():  # a dangling link: nothing could be created through it
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise invalid(argument, f"a directory ({existing} is not a directory)", str(path))
+    try:  # a probe, not os.access: root passes every permission check but not a read-only mount
+        tempfile.TemporaryDirectory(dir=existing, prefix=".kerasreg-probe-").cleanup()
+    except OSError as exc:
+        raise invalid(argument, f"a writable directory ({existing}: {exc.strerror})", str(path)) from None
+    return path

@@ -157,7 +157,8 @@ def make_parser():
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true",
-                        help="show TensorFlow's start-up log lines (hidden by default)")
+                        help="show TensorFlow's start-up log lines and the full traceback of an error "
+                             "(accepted anywhere on the line)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="list models, placements, dropout kinds and norm kinds")
@@ -234,23 +235,65 @@ def make_parser():
     return parser
 
 
+def _report(command, exc):
+    """Exit code and one-line message for an exception: the CLI's single error boundary."""
+    from kerasreg._locks import LockedError
+    from kerasreg.training import TrainingFailed
+
+    if isinstance(exc, TrainingFailed):  # the run failed on its own (diverged): recorded, not a usage error
+        print(f"kerasreg {command}: failed: {exc}", file=sys.stderr)
+        return 1
+    if isinstance(exc, (ValueError, OSError, LockedError)):
+        print(f"kerasreg {command}: error: {exc}", file=sys.stderr)
+        return 2
+    if isinstance(exc, MemoryError):
+        print(f"kerasreg {command}: error: out of memory; use a smaller model or batch size.", file=sys.stderr)
+        return 2
+    print(f"kerasreg {command}: unexpected error: {type(exc).__name__}: {exc}\n"
+          f"Run again with --debug for the full traceback.", file=sys.stderr)
+    return 1
+
+
+def _silence_stdout():
+    """Point stdout at /dev/null so the interpreter's final flush cannot raise BrokenPipeError again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def main(argv=None):
     """Run the `kerasreg` command; returns the exit code.
+
+    Exit codes: 0 success; 2 bad input or environment (a message names the
+    value: argument, file, lock holder, configuration that differs); 1 a
+    run that failed on its own (diverged), a study with failed runs, or an
+    unexpected error (add `--debug`, anywhere, for the traceback).
 
     Example:
 
     >>> main(["list"])  # doctest: +SKIP
     0
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [arg for arg in argv if arg != "--debug"]
     args = make_parser().parse_args(argv)
-    if not args.debug:
+    if not debug:
         os.environ[_quiet.ENV] = "1"
         _quiet.install()
     try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        print(f"kerasreg {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except RuntimeError as exc:  # TrainingFailed: the run diverged
-        print(f"kerasreg {args.command}: failed: {exc}", file=sys.stderr)
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        print(f"kerasreg {args.command}: output closed early (broken pipe).", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"kerasreg {args.command}: interrupted.", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        return _report(args.command, exc)

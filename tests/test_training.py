@@ -36,7 +36,7 @@ def finished_run(mnist1d, tmp_path_factory):
 def test_run_dir_holds_history_gaps_logs_and_model(finished_run):
     result, run_dir = finished_run
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        "gaps.jsonl", "history.csv", "logs", "model.keras", "status.json", "variance_shift.jsonl"]
+        "gaps.jsonl", "history.csv", "logs", "model.keras", "run_config.json", "status.json", "variance_shift.jsonl"]
     assert json.loads((run_dir / "status.json").read_text())["status"] == "completed"
     assert len((run_dir / "gaps.jsonl").read_text().splitlines()) == 3
     assert len(result.epoch_times) == 3 and all(t > 0 for t in result.epoch_times)
@@ -114,17 +114,17 @@ TRAIN_ARGS = ["train", "--widths", "32,32", "--epochs", "40", "--batch-size", "2
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     out = tmp_path / "exports"
     proc = _cli(*TRAIN_ARGS, "--out", str(out), "--name", "killed")
-    metadata = out / runs.WORK_DIR / "killed" / "backup" / "training_metadata.json"
+    run_dir = training.RunDir(out / runs.WORK_DIR / "killed")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        if metadata.exists() and json.loads(metadata.read_text() or '{"epoch": 0}')["epoch"] >= 3:
+        if run_dir.completed_epochs() >= 3:
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     assert not (out / "killed").exists()
-    epochs_done = json.loads(metadata.read_text())["epoch"]
+    epochs_done = run_dir.completed_epochs()
     assert 3 <= epochs_done < 40
 
     resumed = _cli(*TRAIN_ARGS, "--out", str(out), "--name", "killed", "--resume")

@@ -364,7 +364,10 @@ def check_validation_split(validation_split):
 def resolve_data_dir(data_dir):
     if data_dir is None:
         return default_data_dir()
-    return os.path.abspath(os.path.expanduser(os.fspath(data_dir)))
+    path = os.path.abspath(os.path.expanduser(os.fspath(data_dir)))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise _checks.invalid("data_dir", "a directory (it is a file)", os.fspath(data_dir))
+    return path
 
 
 def is_prepared(builder):

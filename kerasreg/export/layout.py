@@ -56,7 +56,10 @@ within a schema version, a breaking change bumps the number):
 
 import hashlib
 import json
+import math
+import os
 import pathlib
+import re
 
 SCHEMA = "kerasreg.export/1"
 SAVED_MODEL = "saved_model"
@@ -67,6 +70,23 @@ HISTORY = "history.csv"
 INPUT_NAME = "inputs"
 OUTPUT_NAME = "output_0"
 RUN_DIR_EXTRAS = ("gaps.jsonl", "variance_shift.jsonl", "logs")
+MAX_MANIFEST_BYTES = 16 << 20
+MAX_MANIFEST_DEPTH = 32
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+# Field: (accepted types, whether null is allowed). Only what readers index into is typed.
+_FIELD_TYPES = {
+    "name": (str, False),
+    "files": (dict, False),
+    "manifest_sha256": (str, False),
+    "input": (dict, False),
+    "num_classes": (int, False),
+    "model": (dict, True),
+    "metrics": (dict, True),
+    "dataset": (dict, True),
+    "training": (dict, True),
+    "config": (dict, True),
+    "folded": (dict, True),
+}
 
 
 class ExportExistsError(FileExistsError):
@@ -120,3 +140,118 @@ def manifest_digest(manifest):
     body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _depth(value, limit):
+    """Nesting depth of JSON containers, counted iteratively (a deep manifest must not overflow the stack)."""
+    stack, deepest = [(value, 1)], 0
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _reject_constant(name):
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def parse_manifest(text):
+    """Parse manifest JSON strictly: no NaN or Infinity, nesting at most `MAX_MANIFEST_DEPTH`.
+
+    Raises `ValueError` naming the problem.
+
+    Example:
+
+    >>> parse_manifest('{"schema": "kerasreg.export/1"}')["schema"]
+    'kerasreg.export/1'
+    """
+    try:
+        manifest = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_MANIFEST_DEPTH} levels") from None
+    if _depth(manifest, MAX_MANIFEST_DEPTH) > MAX_MANIFEST_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_MANIFEST_DEPTH} levels")
+    return manifest
+
+
+def check_relative_path(rel):
+    """The problem with a manifest file key, or None if it is a plain relative path inside the export.
+
+    Example:
+
+    >>> check_relative_path("saved_model/saved_model.pb") is None
+    True
+    >>> check_relative_path("../secret")
+    "path '../secret' leaves the export"
+    """
+    if not isinstance(rel, str) or not rel or "\0" in rel or "\\" in rel:
+        return f"path {rel!r} is not a plain relative path"
+    parts = rel.split("/")
+    if rel.startswith("/") or ".." in parts:
+        return f"path {rel!r} leaves the export"
+    if any(part in ("", ".") for part in parts) or rel == MANIFEST:
+        return f"path {rel!r} is not normalised"
+    return None
+
+
+def manifest_problems(manifest):
+    """Every structural problem of a parsed manifest, as short messages (empty when well-formed).
+
+    Checked before any listed file is touched: field types, that every
+    `files` key is a normalised relative path inside the export and every
+    value a sha256, and that numbers are finite.
+
+    Example:
+
+    >>> manifest_problems({"name": 3})[0]
+    "field 'name' must be str, not int"
+    """
+    problems = []
+    for field, (kind, nullable) in _FIELD_TYPES.items():
+        value = manifest.get(field)
+        if value is None and nullable:
+            continue
+        if not isinstance(value, kind) or isinstance(value, bool):
+            problems.append(f"field {field!r} must be {kind.__name__}, not {type(value).__name__}")
+    files_ = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
+    for rel, digest in files_.items():
+        problem = check_relative_path(rel)
+        if problem is None and not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
+            problem = f"checksum of {rel!r} is not a sha256 hex digest"
+        if problem:
+            problems.append(problem)
+    spec = manifest.get("input") if isinstance(manifest.get("input"), dict) else {}
+    shape, dtype = spec.get("shape"), spec.get("dtype")
+    if not (isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and d > 0
+                                            for d in shape)):
+        problems.append(f"input.shape must be a list of positive ints, not {shape!r}"[:200])
+    if dtype not in ("float16", "float32", "float64", "bfloat16", "uint8", "int32", "int64"):
+        problems.append(f"input.dtype {dtype!r} is not a known dtype"[:200])
+    if isinstance(manifest.get("num_classes"), int) and manifest["num_classes"] < 1:
+        problems.append("num_classes must be positive")
+    return problems
+
+
+def walk_export(root):
+    """Relative paths of every entry under `root` and the subset that are symlinks, without following any.
+
+    Example:
+
+    >>> walk_export("/nonexistent")
+    ([], [])
+    """
+    root = pathlib.Path(root)
+    entries, links = [], []
+    for directory, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames + filenames:
+            path = pathlib.Path(directory) / name
+            rel = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                links.append(rel)
+            elif name in filenames and rel != MANIFEST:
+                entries.append(rel)
+    return sorted(entries), sorted(links)

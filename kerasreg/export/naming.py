@@ -64,11 +64,19 @@ def run_name(config: Mapping[str, Any] | RunResult | keras.Model) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", "-".join(parts))
 
 
+def _is_utf8(name):
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable command-line bytes arrive as lone surrogates
+        return False
+    return True
+
+
 def _check_name(name):
     if not isinstance(name, str) or not name or name.startswith(".") \
-            or name != os.path.basename(name) or "\\" in name:
+            or name != os.path.basename(name) or "\\" in name or "\0" in name or not _is_utf8(name):
         raise ValueError(
-            "Invalid value received for argument `name`. Expected a folder name without "
+            "Invalid value received for argument `name`. Expected a folder name in UTF-8 without "
             f"path separators that does not start with '.'. Received: name={name!r}"
         )
 

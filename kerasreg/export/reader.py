@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 from typing import Any
@@ -15,6 +14,7 @@ from kerasreg.export.layout import (
     HISTORY,
     INPUT_NAME,
     MANIFEST,
+    MAX_MANIFEST_BYTES,
     MODEL_FILE,
     OUTPUT_NAME,
     SAVED_MODEL,
@@ -22,22 +22,31 @@ from kerasreg.export.layout import (
     SCHEMA,
     ExportIntegrityError,
     NotAnExportError,
-    files,
     manifest_digest,
+    manifest_problems,
+    parse_manifest,
     sha256,
+    walk_export,
 )
 from kerasreg.training import read_history
 
 
 def _read_manifest(path):
     manifest_path = path / MANIFEST
+    if manifest_path.is_symlink():
+        raise ExportIntegrityError(f"{manifest_path} is a symlink; an export's files must be inside it.")
     if not manifest_path.is_file():
         raise NotAnExportError(
             f"{path} is not a kerasreg export: it has no {MANIFEST}. An export holds "
             f"{SAVED_MODEL}/, model.keras and {MANIFEST} (see kerasreg.export_run)."
         )
+    size = manifest_path.stat().st_size
+    if size > MAX_MANIFEST_BYTES:
+        raise ExportIntegrityError(
+            f"{manifest_path} is {size} bytes, more than a manifest can be ({MAX_MANIFEST_BYTES} bytes)."
+        )
     try:
-        manifest = json.loads(manifest_path.read_text())
+        manifest = parse_manifest(manifest_path.read_bytes().decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ExportIntegrityError(f"{manifest_path} is not valid JSON: {exc}") from None
     if not isinstance(manifest, dict) or not str(manifest.get("schema", "")).startswith("kerasreg.export/"):
@@ -64,8 +73,12 @@ def verify_export(path: str | os.PathLike) -> dict[str, Any]:
     Raises:
         FileNotFoundError: `path` does not exist.
         NotAnExportError: `path` has no kerasreg manifest.
-        ExportIntegrityError: the manifest was edited, or a file is missing,
-            changed or not listed; the message names every such file.
+        ExportIntegrityError: the manifest is malformed (wrong types, NaN,
+            too deep, too large, a path that is absolute, not normalised or
+            leaves the export), was edited, the export holds a symlink, or a
+            file is missing, changed or not listed; the message names every
+            such problem. No file outside the export is ever opened, so the
+            message never depends on one.
 
     Example:
 
@@ -76,20 +89,30 @@ def verify_export(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_dir():
         raise FileNotFoundError(f"Export {path} does not exist or is not a directory.")
     manifest = _read_manifest(path)
-    if manifest.get("manifest_sha256") != manifest_digest(manifest):
+    malformed = manifest_problems(manifest)
+    if malformed:
+        raise ExportIntegrityError(f"{path / MANIFEST} is malformed: {'; '.join(malformed)}.")
+    if manifest["manifest_sha256"] != manifest_digest(manifest):
         raise ExportIntegrityError(
             f"{path / MANIFEST} was modified after export (its manifest_sha256 does not match "
             "its content). Re-export the run."
         )
-    listed = manifest.get("files") or {}
+    present, links = walk_export(path)
+    if links:
+        raise ExportIntegrityError(
+            f"Export {path} contains symlinks ({', '.join(links)}); exports are refused with any, "
+            "since they could point outside the export."
+        )
+    listed = manifest["files"]
     problems = []
+    # Paths were checked to be normalised and relative, and no symlink exists: every file is inside.
     for rel, digest in sorted(listed.items()):
         file = path / rel
         if not file.is_file():
             problems.append(f"missing file {rel}")
         elif sha256(file) != digest:
             problems.append(f"changed file {rel} (sha256 mismatch)")
-    problems += [f"unlisted file {rel}" for rel in files(path) if rel not in listed]
+    problems += [f"unlisted file {rel}" for rel in present if rel not in listed]
     if problems:
         raise ExportIntegrityError(
             f"Export {path} failed verification: {'; '.join(problems)}. Re-export the run."

@@ -173,6 +173,34 @@ def _check_shape(input_shape, num_classes):
     return tuple(int(d) for d in shape), int(num_classes)
 
 
+# About 1 GiB of float32 weights: more is a typo (e.g. a missing comma in --widths), not a study model.
+MAX_WEIGHTS = 2**28
+
+
+def _check_sizes(input_shape, num_classes, arch_kwargs):
+    """Layer sizes are positive ints whose weights fit the budget, checked before any is allocated."""
+    for key, per_unit in (("widths", 1), ("filters", 9)):  # 9: a 3x3 kernel
+        if key not in arch_kwargs:
+            continue
+        value = arch_kwargs[key]
+        sizes = (value,) if _checks.is_int(value) else value
+        try:
+            sizes = tuple(sizes)
+        except TypeError:
+            sizes = ()
+        if not sizes or isinstance(value, str) or not all(_checks.is_int(s) and s >= 1 for s in sizes):
+            raise _checks.invalid(key, "positive ints, e.g. (100, 100)", value)
+        fan_in = math.prod(input_shape) if key == "widths" else input_shape[-1] * per_unit
+        weights = 0
+        for size in (*sizes, num_classes):
+            weights += fan_in * size
+            fan_in = size * per_unit
+        if weights > MAX_WEIGHTS:
+            raise _checks.invalid(
+                key, f"sizes giving at most {MAX_WEIGHTS:,} weights (about 1 GiB of float32); "
+                f"these give about {weights:,}", value)
+
+
 def _resolve_dropout_kind(placement, dropout):
     if dropout is None:
         return placement.dropout_kind or "standard"
@@ -283,6 +311,7 @@ def build_model(
     seed = _checks.seed(seed, allow_none=True)
     arch_kwargs = {k: v for k, v in arch_kwargs.items() if v is not None}
     _check_arch_kwargs(name, arch_kwargs)
+    _check_sizes(input_shape, num_classes, arch_kwargs)
 
     blocks = BlockBuilder(
         placement, dropout=dropout, dropout_rate=dropout_rate, norm=norm,

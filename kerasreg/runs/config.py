@@ -19,9 +19,12 @@ def read_toml(path, what="config file"):
     """
     path = pathlib.Path(path)
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(f"{what.capitalize()} not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{what.capitalize()} {path} is not UTF-8 text (TOML must be): {exc.reason} "
+                         f"at byte {exc.start}.") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"Invalid TOML in {what} {path}: {exc}") from None
 

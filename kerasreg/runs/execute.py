@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING
 import keras
 
 from kerasreg import _checks
+from kerasreg._locks import Lock
 from kerasreg.data import load_dataset
 from kerasreg.export import check_export_target, export_run
 from kerasreg.models import build_model
+from kerasreg.runs.leftovers import clean_leftovers
 from kerasreg.training import make_optimizer, reestimate_batch_norm, reestimation_metrics, seed_everything, train
 
 if TYPE_CHECKING:
@@ -141,6 +143,13 @@ def run(
     test accuracy and variance shift go into the manifest's metrics. The
     export is always the trained model.
 
+    One writer per run: the run holds `out/.work/<name>.lock` from before it
+    touches anything until it returns; a second `run()` of the same name
+    raises `LockedError` naming the holder (pid, host, start time). A lock
+    left by a killed process is taken over. Under the lock, what a killed
+    run of this name left behind is cleaned: hidden `.<name>.tmp-*` export
+    siblings of dead processes, and a work directory whose run was exported.
+
     Args:
         config: `RunConfig`.
         out: str or path. Export directory. Defaults to `"saved_models"`.
@@ -155,15 +164,39 @@ def run(
     Returns:
         pathlib.Path of the export.
 
+    Raises:
+        LockedError: another process is running this name into `out`.
+        ResumeMismatchError: `resume` with a configuration other than the
+            one the run started with; the message names every difference.
+
     Example:
 
     >>> path = run(RunConfig(epochs=2), out="/tmp/exports")  # doctest: +SKIP
     """
     name = config.run_name()
-    check_export_target(out, name, overwrite)
+    out = _checks.writable_dir(out, "out")
+    check_export_target(out, name, overwrite=True)  # a valid name, and `out` a directory
     work_dir = _work_dir(out, name)
-    if export_reestimated:
-        check_export_target(out, name + REESTIMATED_SUFFIX, overwrite)
+    created = [p for p in (out, work_dir.parent) if not p.exists()]
+    try:
+        with Lock(work_dir.with_name(f"{name}.lock"), f"Run {name!r} in {out}"):
+            clean_leftovers(out, name, work_dir, verbose)
+            check_export_target(out, name, overwrite)
+            if export_reestimated:
+                check_export_target(out, name + REESTIMATED_SUFFIX, overwrite)
+            return _train_and_export(config, out, name, work_dir, overwrite=overwrite, resume=resume,
+                                     fold_bn=fold_bn, callbacks=callbacks, verbose=verbose,
+                                     export_reestimated=export_reestimated)
+    finally:
+        for folder in (work_dir.parent, *created[:1]):
+            try:
+                folder.rmdir()  # only succeeds once empty: no other run in progress, nothing exported
+            except OSError:
+                pass
+
+
+def _train_and_export(config, out, name, work_dir, *, overwrite, resume, fold_bn, callbacks, verbose,
+                      export_reestimated):
     result = train_in(config, work_dir, resume=resume, callbacks=callbacks, verbose=verbose)
     path = export_run(result, out=out, name=name, overwrite=overwrite, fold_bn=fold_bn)
     if export_reestimated and result.reestimated:
@@ -174,8 +207,4 @@ def run(
                                        val_metrics={"accuracy": None, "loss": None}),
                    out=out, name=name + REESTIMATED_SUFFIX, overwrite=overwrite, fold_bn=fold_bn)
     shutil.rmtree(work_dir)
-    try:
-        work_dir.parent.rmdir()  # only succeeds once no other run is in progress
-    except OSError:
-        pass
     return path

@@ -19,10 +19,11 @@ from __future__ import annotations
 import collections
 import json
 import os
-import pathlib
 import sys
 from typing import TYPE_CHECKING
 
+from kerasreg import _checks
+from kerasreg._locks import Lock
 from kerasreg.analysis import report
 from kerasreg.export import MANIFEST
 from kerasreg.runs import WORK_DIR
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 RUNS_DIR = "runs"
 FAILURES = "failures.jsonl"
+LOCK = ".lock"
 
 
 def _progress(total, initial):
@@ -105,6 +107,10 @@ def run_study(
     Returns:
         `kerasreg.analysis.report.StudyReport`.
 
+    Raises:
+        LockedError: another study is writing `out` (one writer per study
+            folder); the message names it (pid, host, start time).
+
     Example:
 
     >>> import kerasreg
@@ -114,7 +120,12 @@ def run_study(
     """
     runner = make_executor(executor or config.executor, workers=workers, address=address or config.address)
     config.validate()
-    out = pathlib.Path(out)
+    out = _checks.writable_dir(out, "out")
+    with Lock(out / LOCK, f"Study {str(out)!r}"):
+        return _run_grid(config, out, runner, resume, verbose)
+
+
+def _run_grid(config, out, runner, resume, verbose):
     runs_dir = out / RUNS_DIR
     runs_dir.mkdir(parents=True, exist_ok=True)
     grid = config.runs()

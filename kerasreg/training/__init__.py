@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING
 from kerasreg import _lazy
 
 if TYPE_CHECKING:
+    from kerasreg.training.checkpoint import CheckpointError
     from kerasreg.training.early_stopping import GapEarlyStopping
     from kerasreg.training.evaluator import Evaluator
     from kerasreg.training.gap import OverfittingGap
     from kerasreg.training.reestimate import reestimate_batch_norm, reestimation_metrics, variance_shift_max
-    from kerasreg.training.run_dir import read_history
+    from kerasreg.training.run_dir import ResumeMismatchError, RunDir, read_history
     from kerasreg.training.trainer import (
         GAP_KEYS,
         RunResult,

@@ -1,29 +1,42 @@
-"""The run directory: the one place for its files and rules (status, checkpoint, logs, resume).
+"""The run directory: the one place for its files and rules (status, configuration, checkpoint, logs, resume).
 
 ```
 <run_dir>/
+  run_config.json    the run's full configuration, written at the start and compared on resume
   status.json        running | completed | failed, with final metrics or the reason
-  backup/            Keras BackupAndRestore checkpoint of the last completed epoch
+  backup/            two alternating checkpoint slots (see `kerasreg.training.checkpoint`)
   history.csv        per-epoch metrics and gaps (CSVLogger)
   gaps.jsonl, variance_shift.jsonl, logs/ (TensorBoard)
   model.keras        the trained model, written last
 ```
+
+Every file here is replaced atomically (temporary file, fsync, rename), so a
+kill at any moment leaves either the old or the new content.
 """
 
 import csv
 import json
+import math
 import os
 import pathlib
 import shutil
+import sys
 
 import keras
 
+from kerasreg.training import checkpoint
+
 STATUS = "status.json"
+RUN_CONFIG = "run_config.json"
 CHECKPOINT = "backup"
 HISTORY = "history.csv"
 MODEL_FILE = "model.keras"
 JSONL_LOGS = ("gaps.jsonl", "variance_shift.jsonl")
 TENSORBOARD = "logs"
+
+
+class ResumeMismatchError(ValueError):
+    """`resume=True` with a configuration other than the one the run started with."""
 
 
 def read_history(path):
@@ -38,6 +51,66 @@ def read_history(path):
         rows = list(csv.DictReader(f))
     columns = rows[0].keys() if rows else []
     return {c: [float(r[c]) if r[c] not in ("", None) else float("nan") for r in rows] for c in columns}
+
+
+def write_atomic(path, text):
+    """Replace a text file atomically: temporary sibling, fsync, rename.
+
+    Example:
+
+    >>> write_atomic("/tmp/kerasreg_doc.txt", "done\\n")
+    """
+    path = pathlib.Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def run_config(model, dataset, **settings):
+    """The configuration a resumed run must share: model, data split, training settings, backend.
+
+    Example:
+
+    >>> run_config(model, dataset, epochs=5, batch_size=100, optimizer="adam",
+    ...            learning_rate=1e-3, seed=0)["epochs"]  # doctest: +SKIP
+    5
+    """
+    optimizer = settings.get("optimizer")
+    if optimizer is not None and not isinstance(optimizer, str):
+        settings["optimizer"] = type(optimizer).__name__.lower()
+    model_config = getattr(model, "kerasreg_config", None) or {
+        "keras_class": type(model).__name__, "parameters": int(model.count_params())}
+    config = {
+        "model": model_config,
+        "dataset": getattr(dataset, "name", None),
+        "validation_split": getattr(dataset, "validation_split", None),
+        "split_seed": getattr(dataset, "split_seed", None),
+        "standardize": getattr(dataset, "standardized", None),
+        **settings,
+        "backend": keras.backend.backend(),
+    }
+    return json.loads(json.dumps(config, default=repr))  # tuples become lists, as when read back
+
+
+def config_differences(saved, current, prefix=""):
+    """Fields whose values differ between two configurations, as `name: saved -> current` lines.
+
+    Example:
+
+    >>> config_differences({"seed": 0, "epochs": 5}, {"seed": 1, "epochs": 5})
+    ['seed: 0 -> 1']
+    """
+    differences = []
+    for key in sorted(set(saved) | set(current)):
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            differences += config_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            differences.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return differences
 
 
 class RunDir:
@@ -55,48 +128,90 @@ class RunDir:
 
     def __init__(self, path):
         self.path = pathlib.Path(path)
+        self._checkpoint = None
 
-    def start(self, *, resume):
+    def start(self, *, resume, config=None, callbacks=()):
         """Prepare for training; returns the number of epochs already completed.
 
-        A fresh run removes an old checkpoint (BackupAndRestore would
-        otherwise silently continue from it); a resumed run drops the log
-        lines of epochs after the checkpoint (written just before a kill).
+        A fresh run removes an old checkpoint and records `config` in
+        `run_config.json`. A resumed run first compares `config` with the
+        recorded one (a difference raises `ResumeMismatchError` naming every
+        field, before anything is changed), then reads the newest valid
+        checkpoint (a corrupt slot is skipped with a message on stderr) and
+        drops the log lines of epochs after it (written just before a kill).
+        Extra `callbacks` cannot join a resumed run: their state across epochs
+        (a best epoch, a patience count) is not in the checkpoint, so the
+        result could differ from an uninterrupted run; that raises too.
         """
-        self.path.mkdir(parents=True, exist_ok=True)
-        completed = 0
         if resume:
-            completed = self.completed_epochs()
+            self._check_config(config)
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._checkpoint = checkpoint.read_latest(self.path / CHECKPOINT)
+            completed = self._checkpoint["epoch"] if self._checkpoint else 0
+            if completed and callbacks:
+                names = ", ".join(type(c).__name__ for c in callbacks)
+                raise ResumeMismatchError(
+                    f"Cannot resume {self.path} with extra callbacks ({names}): their state across epochs "
+                    "is not in the checkpoint, so the resumed run could differ from an uninterrupted one. "
+                    "Resume without them, or start over without resume."
+                )
+            for message in self._checkpoint["skipped"] if self._checkpoint else ():
+                print(f"Skipped a bad checkpoint: {message}; resuming from epoch {completed} "
+                      f"({self._checkpoint['path'].name}).", file=sys.stderr)
             self._truncate_logs(completed)
         else:
+            completed = 0
+            self.path.mkdir(parents=True, exist_ok=True)
             shutil.rmtree(self.path / CHECKPOINT, ignore_errors=True)
+        if config is not None and (not resume or not (self.path / RUN_CONFIG).exists()):
+            self.path.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.path / RUN_CONFIG, json.dumps(config, indent=2, sort_keys=True) + "\n")
         self.write_status("running")
         return completed
 
+    def _check_config(self, config):
+        recorded = self.path / RUN_CONFIG
+        if config is None or not recorded.exists():
+            return
+        try:
+            saved = json.loads(recorded.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ResumeMismatchError(f"Cannot resume {self.path}: {RUN_CONFIG} is unreadable ({exc}).") from None
+        differences = config_differences(saved, config)
+        if differences:
+            raise ResumeMismatchError(
+                f"Cannot resume {self.path}: the configuration differs from the one the run started "
+                f"with ({'; '.join(differences)}). Resume with the original settings, or start over "
+                "without resume."
+            )
+
     def completed_epochs(self):
-        """Epochs finished before the last checkpoint, read from Keras's backup metadata."""
-        metadata = self.path / CHECKPOINT / "training_metadata.json"
-        if not metadata.exists():
-            return 0
-        return int(json.loads(metadata.read_text())["epoch"])
+        """Epochs finished before the newest valid checkpoint (0 without one)."""
+        latest = checkpoint.read_latest(self.path / CHECKPOINT)
+        return latest["epoch"] if latest else 0
 
     def _truncate_logs(self, epochs_done):
         history = self.path / HISTORY
         if history.exists():
             lines = history.read_text().splitlines(keepends=True)
-            history.write_text("".join(lines[: 1 + epochs_done]) if epochs_done else "")
+            if len(lines) < 1 + epochs_done and epochs_done:
+                raise checkpoint.CheckpointError(
+                    f"Cannot resume {self.path}: {HISTORY} has {max(len(lines) - 1, 0)} epochs but the "
+                    f"checkpoint has {epochs_done}. Start the run again without resume."
+                )
+            write_atomic(history, "".join(lines[: 1 + epochs_done]) if epochs_done else "")
         for name in JSONL_LOGS:
             path = self.path / name
             if path.exists():
                 lines = path.read_text().splitlines(keepends=True)
-                path.write_text("".join(lines[:epochs_done]))
+                write_atomic(path, "".join(lines[:epochs_done]))
 
     def callbacks(self, *, append):
-        """The callbacks that write this directory: CSV history, TensorBoard, checkpoint."""
+        """The callbacks that write this directory: CSV history, TensorBoard, checkpoint (last)."""
         return [
             keras.callbacks.CSVLogger(str(self.path / HISTORY), append=append),
             keras.callbacks.TensorBoard(str(self.path / TENSORBOARD), write_graph=False, profile_batch=0),
-            keras.callbacks.BackupAndRestore(str(self.path / CHECKPOINT)),
+            EpochCheckpoint(self.path / CHECKPOINT, self._checkpoint),
         ]
 
     def history(self):
@@ -105,7 +220,7 @@ class RunDir:
 
     def write_status(self, status, **fields):
         """Write `status.json`: `running`, `completed` (with metrics) or `failed` (with the reason)."""
-        (self.path / STATUS).write_text(json.dumps({"status": status, **fields}, indent=2))
+        write_atomic(self.path / STATUS, json.dumps({"status": status, **fields}, indent=2))
 
     def finish(self, model, **fields):
         """Save the trained model, drop the checkpoint and mark the run completed.
@@ -118,3 +233,39 @@ class RunDir:
         os.replace(partial, self.path / MODEL_FILE)
         shutil.rmtree(self.path / CHECKPOINT, ignore_errors=True)
         self.write_status("completed", **fields)
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Restores a checkpoint when training begins and writes one after every completed epoch.
+
+    Put it after every callback that writes logs for the epoch, so a
+    checkpoint never claims an epoch whose log lines are missing. An epoch
+    whose loss is not finite is not checkpointed (the run is failing).
+
+    Args:
+        directory: path. Where the two slots live.
+        resume_from: dict or None. A checkpoint from `checkpoint.read_latest`
+            to restore in `on_train_begin`. Defaults to `None`.
+
+    Example:
+
+    >>> model.fit(x, y, epochs=5, callbacks=[EpochCheckpoint("/tmp/run/backup")])  # doctest: +SKIP
+    """
+
+    def __init__(self, directory, resume_from=None):
+        super().__init__()
+        self.directory = pathlib.Path(directory)
+        self.resume_from = resume_from
+        self._latest_slot = resume_from["slot"] if resume_from else None
+
+    def on_train_begin(self, logs=None):
+        if self.resume_from is not None:
+            checkpoint.restore(self.resume_from, self.model)
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            return
+        slot = checkpoint.SLOTS[1] if self._latest_slot == checkpoint.SLOTS[0] else checkpoint.SLOTS[0]
+        checkpoint.write(self.directory, self.model, epoch + 1, slot)
+        self._latest_slot = slot

@@ -22,7 +22,8 @@ import tensorflow as tf
 from kerasreg import _checks
 from kerasreg.training.epoch_callbacks import DivergenceGuard, EpochProgress, EpochSeeds, EpochTimer
 from kerasreg.training.gap import OverfittingGap
-from kerasreg.training.run_dir import RunDir
+from kerasreg.training.inputs import check_model_and_data
+from kerasreg.training.run_dir import RunDir, run_config
 from kerasreg.training.variance_shift import VARIANCE_SHIFT_BATCH, VarianceShiftMonitor, batch_norm_layers
 
 if TYPE_CHECKING:
@@ -241,10 +242,14 @@ def train(
     if resume and run_dir is None:
         raise ValueError("`resume=True` needs a `run_dir` holding the checkpoint to resume from.")
     make_optimizer(optimizer, learning_rate)
+    check_model_and_data(model, dataset)
     seed_everything(seed)
 
     run_dir = RunDir(run_dir) if run_dir is not None else None
-    initial_epoch = run_dir.start(resume=resume) if run_dir else 0
+    settings = dict(epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                    learning_rate=learning_rate, seed=seed)
+    config = run_config(model, dataset, callbacks=[type(c).__name__ for c in callbacks], **settings)
+    initial_epoch = run_dir.start(resume=resume, config=config, callbacks=callbacks) if run_dir else 0
 
     x_train = dataset.as_numpy("train")[0]
     steps_per_epoch = math.ceil(len(x_train) / batch_size)
@@ -274,8 +279,6 @@ def train(
             run_dir.write_status("failed", reason=guard.message)
         raise TrainingFailed(guard.message)
 
-    settings = dict(epochs=epochs, batch_size=batch_size, optimizer=optimizer,
-                    learning_rate=learning_rate, seed=seed)
     result = _result(model, dataset, history, gap, callbacks, settings, run_dir)
     if run_dir:
         run_dir.finish(model, val_metrics=result.val_metrics, test_metrics=result.test_metrics, gaps=result.gaps)

@@ -1,0 +1,222 @@
+"""An atomic, verified training checkpoint: weights, optimizer, epoch and RNG state as one file.
+
+A checkpoint is one file holding everything a resumed run needs to continue
+exactly where the killed one stopped: the model's variables (including
+BatchNormalization's moving statistics), the optimizer's variables (its step
+counter and moments), the number of completed epochs and every random
+layer's seed-generator state. Two slots, `checkpoint-a.bin` and
+`checkpoint-b.bin`, alternate: each write goes to the slot that does *not*
+hold the newest checkpoint, through a temporary file that is fsynced and
+renamed into place, so a kill or a full disk at any moment leaves the
+previous checkpoint intact.
+
+Each file starts with a magic line and the sha256 of its body (a JSON
+header describing every array, then the arrays' raw bytes). Loading verifies both,
+checks that the arrays fit the model, and takes the newest valid slot; a
+slot it had to skip is named in a message.
+
+Only backend-neutral Keras calls are used (`variable.numpy()`,
+`variable.assign`), so the same file works on every Keras backend.
+"""
+
+import hashlib
+import json
+import os
+import pathlib
+
+import numpy as np
+
+MAGIC = b"kerasreg-checkpoint/1\n"
+SLOTS = ("a", "b")
+_GROUPS = ("model", "optimizer", "seeds")
+
+# Tests set this to a callable taking the name of each step of a write
+# ("begin", "partial", "written", "synced", "replaced") to inject faults there.
+fault_hook = None
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupt, or does not fit the model being resumed."""
+
+
+def _step(name):
+    if fault_hook is not None:
+        fault_hook(name)
+
+
+def slot_path(directory, slot):
+    """The file of one slot, e.g. `<dir>/checkpoint-a.bin`.
+
+    Example:
+
+    >>> slot_path("backup", "a").name
+    'checkpoint-a.bin'
+    """
+    return pathlib.Path(directory) / f"checkpoint-{slot}.bin"
+
+
+def seed_generators(model):
+    """Every seed generator of the model's layers, in layer order.
+
+    Example:
+
+    >>> import keras
+    >>> len(seed_generators(keras.Sequential([keras.Input((2,)), keras.layers.Dropout(0.5, seed=1)])))
+    1
+    """
+    return [g for layer in model._flatten_layers() for g in getattr(layer, "_seed_generators", [])]
+
+
+def _variables(model):
+    optimizer = getattr(model, "optimizer", None)
+    return {
+        "model": list(model.weights),
+        "optimizer": list(optimizer.variables) if optimizer is not None else [],
+        "seeds": [g.state for g in seed_generators(model)],
+    }
+
+
+def _encode(model, epoch):
+    """MAGIC, sha256 of the body, then the body: header length, JSON header, raw array bytes in order."""
+    meta, chunks = {"epoch": int(epoch)}, []
+    for group, variables in _variables(model).items():
+        meta[group] = []
+        for variable in variables:
+            value = np.asarray(variable.numpy())  # not ascontiguousarray: it makes scalars 1-d
+            chunks.append(value.tobytes())
+            meta[group].append([variable.path, list(value.shape), str(value.dtype)])
+    header = json.dumps(meta).encode("utf-8")
+    body = len(header).to_bytes(8, "little") + header + b"".join(chunks)
+    return MAGIC + hashlib.sha256(body).hexdigest().encode("ascii") + b"\n" + body
+
+
+def _dtype(name):
+    try:
+        return np.dtype(name)
+    except TypeError:  # bfloat16 and friends are registered by ml_dtypes, which Keras depends on
+        import ml_dtypes
+
+        return np.dtype(getattr(ml_dtypes, name))
+
+
+def _fsync_dir(directory):
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write(directory, model, epoch, slot):
+    """Write a checkpoint of `model` after `epoch` completed epochs into `slot`, atomically.
+
+    The bytes go to a temporary file that is fsynced, then renamed over the
+    slot, then the directory is fsynced: the slot holds either its old
+    checkpoint or the new one, never a mix.
+
+    Example:
+
+    >>> write("/tmp/run/backup", model, epoch=3, slot="b")  # doctest: +SKIP
+    """
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    data = _encode(model, epoch)
+    tmp = directory / f".checkpoint-{slot}.tmp"
+    _step("begin")
+    with open(tmp, "wb") as f:
+        f.write(data[: len(data) // 2])
+        f.flush()
+        _step("partial")
+        f.write(data[len(data) // 2:])
+        f.flush()
+        _step("written")
+        os.fsync(f.fileno())
+    _step("synced")
+    os.replace(tmp, slot_path(directory, slot))
+    _step("replaced")
+    _fsync_dir(directory)
+
+
+def _decode(path):
+    data = path.read_bytes()
+    if not data.startswith(MAGIC):
+        raise CheckpointError(f"{path.name} is not a kerasreg checkpoint (empty or truncated)")
+    digest, _, body = data[len(MAGIC):].partition(b"\n")
+    if hashlib.sha256(body).hexdigest().encode("ascii") != digest:
+        raise CheckpointError(f"{path.name} is corrupt (sha256 mismatch)")
+    size = int.from_bytes(body[:8], "little")
+    meta = json.loads(body[8:8 + size].decode("utf-8"))
+    arrays, offset = {}, 8 + size
+    for group in _GROUPS:
+        for i, (_, shape, dtype) in enumerate(meta[group]):
+            dtype, count = _dtype(dtype), int(np.prod(shape, dtype=np.int64))
+            arrays[f"{group}_{i}"] = np.frombuffer(body, dtype, count=count, offset=offset).reshape(shape)
+            offset += count * dtype.itemsize
+    if offset != len(body):
+        raise CheckpointError(f"{path.name} has {len(body) - offset} bytes more than its header describes")
+    return meta, arrays
+
+
+def _check_fits(meta, model, path):
+    for group, variables in _variables(model).items():
+        # Shapes, not paths: layer names get process-wide counters ("dense_3").
+        expected = [list(v.shape) for v in variables]
+        found = [shape for _, shape, _ in meta[group]]
+        if expected != found:
+            raise CheckpointError(
+                f"{path.name} holds {group} variables that do not fit this model "
+                f"({len(found)} saved, {len(expected)} in the model); it is from another configuration"
+            )
+
+
+def read_latest(directory):
+    """The newest valid checkpoint in `directory` as `(slot, epoch, arrays, skipped)`, or None.
+
+    `skipped` lists one message per slot that exists but failed verification.
+    Raises `CheckpointError` when slots exist but none is valid.
+
+    Example:
+
+    >>> read_latest("/nonexistent") is None
+    True
+    """
+    directory = pathlib.Path(directory)
+    valid, skipped = [], []
+    for slot in SLOTS:
+        path = slot_path(directory, slot)
+        if not path.exists():
+            continue
+        try:
+            meta, arrays = _decode(path)
+        except (CheckpointError, OSError, ValueError, KeyError) as exc:
+            message = str(exc) if isinstance(exc, CheckpointError) else f"{path.name} is unreadable ({exc})"
+            skipped.append(message)
+            continue
+        valid.append((meta["epoch"], slot, meta, arrays))
+    if not valid:
+        if skipped:
+            raise CheckpointError(
+                f"No valid checkpoint in {directory}: {'; '.join(skipped)}. "
+                "Start the run again without resume."
+            )
+        return None
+    epoch, slot, meta, arrays = max(valid, key=lambda item: item[0])
+    return {"slot": slot, "epoch": epoch, "meta": meta, "arrays": arrays, "skipped": skipped,
+            "path": slot_path(directory, slot)}
+
+
+def restore(checkpoint, model):
+    """Assign a checkpoint read by `read_latest` to the model, its optimizer and seed generators.
+
+    Example:
+
+    >>> restore(read_latest("/tmp/run/backup"), model)  # doctest: +SKIP
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not optimizer.built:
+        # Some backends build the optimizer at the first step; its slots must exist to be restored.
+        optimizer.build(model.trainable_variables)
+    _check_fits(checkpoint["meta"], model, checkpoint["path"])
+    for group, variables in _variables(model).items():
+        for i, variable in enumerate(variables):
+            variable.assign(checkpoint["arrays"][f"{group}_{i}"])

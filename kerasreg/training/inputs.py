@@ -1,0 +1,54 @@
+"""Checks that a model and a dataset fit together, before anything is compiled or written.
+
+A wrong class count, a label outside the model's classes or a NaN input
+otherwise surfaces late: as a graph error deep inside `fit`, or silently as
+NaN metrics.
+"""
+
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+
+
+def check_model_and_data(model, dataset):
+    """Raise a ValueError naming the problem if `model` cannot be trained and measured on `dataset`.
+
+    Checked: the model's output size equals `dataset.num_classes`; every
+    split has as many labels as inputs, labels are integer class indices in
+    `[0, num_classes)`, and inputs are finite (no NaN or inf).
+
+    Example:
+
+    >>> import kerasreg
+    >>> data = kerasreg.load_dataset("mnist1d")
+    >>> model = kerasreg.build_model("mlp", input_shape=data.input_shape, num_classes=10, seed=0)
+    >>> check_model_and_data(model, data)
+    """
+    name, classes = getattr(dataset, "name", "dataset"), dataset.num_classes
+    outputs = getattr(model, "outputs", None)
+    if outputs:
+        size = outputs[0].shape[-1]
+        if size != classes:
+            raise ValueError(
+                f"Model {model.name!r} outputs {size} classes but dataset {name!r} has {classes}. "
+                f"Build it with num_classes={classes}."
+            )
+    for split in SPLITS:
+        x, y = (np.asarray(a) for a in dataset.as_numpy(split))
+        if len(x) != len(y):
+            raise ValueError(f"Dataset {name!r} has {len(x)} inputs but {len(y)} labels in its {split} split.")
+        if not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(
+                f"Dataset {name!r} has {y.dtype} labels in its {split} split; expected integer class indices."
+            )
+        if y.size and (y.min() < 0 or y.max() >= classes):
+            raise ValueError(
+                f"Dataset {name!r} has labels outside [0, {classes}) in its {split} split "
+                f"(found {int(y.min())} to {int(y.max())}); labels must be class indices."
+            )
+        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+            bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+            raise ValueError(
+                f"Dataset {name!r} has {bad} NaN or infinite input values in its {split} split; "
+                "metrics would be NaN. Clean or impute them before training."
+            )

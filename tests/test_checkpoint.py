@@ -1,0 +1,204 @@
+"""The training checkpoint: a kill or a fault at any step of its write, corruption, and config changes.
+
+A resumed run must equal the uninterrupted one or fail with a clear error;
+never continue silently from a mixed state.
+"""
+
+import json
+import signal
+
+import numpy as np
+import pytest
+from helpers import run_python
+
+import kerasreg
+from kerasreg import cli, runs, training
+from kerasreg.training import checkpoint
+
+EPOCHS = 3
+SETTINGS = dict(epochs=EPOCHS, batch_size=200, seed=0, verbose=0)
+
+# A fresh process that trains into argv[1] and SIGKILLs itself at step argv[2]
+# of checkpoint write number argv[3] (1-based), through the writer's fault hook.
+KILLED_RUN = f"""
+import os, signal, sys
+import kerasreg
+from kerasreg.training import checkpoint
+run_dir, step, write = sys.argv[1], sys.argv[2], int(sys.argv[3])
+writes = []
+def hook(name):
+    if name == "begin":
+        writes.append(name)
+    if name == step and len(writes) == write:
+        os.kill(os.getpid(), signal.SIGKILL)
+checkpoint.fault_hook = hook
+data = kerasreg.load_dataset("mnist1d")
+kerasreg.training.seed_everything(0)
+model = kerasreg.build_model("mlp", widths=(32, 32), input_shape=data.input_shape,
+                             num_classes=data.num_classes, seed=0)
+kerasreg.train(model, data, run_dir=run_dir, **{SETTINGS!r})
+"""
+
+
+class Fault(Exception):
+    """Raised by the fault hook in-process (the files are left as a kill would leave them)."""
+
+
+@pytest.fixture(scope="module")
+def mnist1d():
+    return kerasreg.load_dataset("mnist1d")
+
+
+def fresh_model(dataset, seed=0):
+    training.seed_everything(seed)
+    return kerasreg.build_model("mlp", widths=(32, 32), input_shape=dataset.input_shape,
+                                num_classes=dataset.num_classes, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(mnist1d, tmp_path_factory):
+    return kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=tmp_path_factory.mktemp("straight"), **SETTINGS)
+
+
+@pytest.fixture
+def fail_at(monkeypatch):
+    """`fail_at(step, write)`: raise `Fault` at `step` of the `write`-th checkpoint write."""
+
+    def arm(step, write):
+        writes = []
+
+        def hook(name):
+            if name == "begin":
+                writes.append(name)
+            if name == step and len(writes) == write:
+                raise Fault(f"{step} of write {write}")
+
+        monkeypatch.setattr(checkpoint, "fault_hook", hook)
+
+    return arm
+
+
+def interrupted(dataset, run_dir, fail_at, write, step="begin"):
+    """Train into `run_dir` until a fault at `step` of checkpoint write `write`."""
+    fail_at(step, write)
+    with pytest.raises(Fault):
+        kerasreg.train(fresh_model(dataset), dataset, run_dir=run_dir, **SETTINGS)
+    checkpoint.fault_hook = None
+
+
+def assert_same_run(resumed, straight):
+    for a, b in zip(resumed.model.get_weights(), straight.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert resumed.test_metrics == straight.test_metrics
+    for key in set(straight.history) - {"epoch_time"}:
+        assert resumed.history[key] == straight.history[key], key
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("step, write, resumes_from", [
+    ("partial", 1, 0),  # the very first checkpoint half written: start again from scratch
+    ("begin", 2, 1),
+    ("partial", 2, 1),
+    ("written", 2, 1),  # written but not fsynced
+    ("synced", 2, 1),  # fsynced but not renamed into its slot
+    ("replaced", 2, 2),  # in its slot, directory not yet fsynced
+    ("partial", 3, 2),  # overwriting the older slot while the newer one stays intact
+])
+def test_sigkill_at_every_step_of_the_checkpoint_write_resumes_to_the_uninterrupted_run(
+        mnist1d, uninterrupted, tmp_path, step, write, resumes_from):
+    run_dir = tmp_path / "run"
+    killed = run_python(KILLED_RUN, run_dir, step, write, timeout=300, check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert training.RunDir(run_dir).completed_epochs() == resumes_from
+    resumed = kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=run_dir, resume=True, **SETTINGS)
+    assert_same_run(resumed, uninterrupted)
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "flipped byte"])
+def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(
+        mnist1d, uninterrupted, tmp_path, fail_at, capsys, damage):
+    run_dir = tmp_path / "run"
+    interrupted(mnist1d, run_dir, fail_at, write=3)
+    newest = checkpoint.slot_path(run_dir / "backup", "b")
+    data = newest.read_bytes()
+    if damage == "empty":  # what a full disk left behind in 0.1
+        data = b""
+    elif damage == "truncated":
+        data = data[: len(data) // 3]
+    else:
+        data = data[:-100] + bytes([data[-100] ^ 0xFF]) + data[-99:]
+    newest.write_bytes(data)
+    capsys.readouterr()
+    resumed = kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=run_dir, resume=True, **SETTINGS)
+    err = capsys.readouterr().err
+    assert "Skipped a bad checkpoint: checkpoint-b.bin" in err and "resuming from epoch 1" in err
+    assert_same_run(resumed, uninterrupted)
+
+
+def test_no_valid_checkpoint_fails_clearly_and_changes_nothing(mnist1d, tmp_path, fail_at):
+    run_dir = tmp_path / "run"
+    interrupted(mnist1d, run_dir, fail_at, write=3)
+    for slot in checkpoint.SLOTS:
+        checkpoint.slot_path(run_dir / "backup", slot).write_bytes(b"\0" * 64)
+    history = (run_dir / "history.csv").read_text()
+    with pytest.raises(training.CheckpointError, match=r"No valid checkpoint.*checkpoint-a.bin.*without resume"):
+        kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=run_dir, resume=True, **SETTINGS)
+    assert (run_dir / "history.csv").read_text() == history
+
+
+def test_checkpoint_of_another_architecture_is_refused(mnist1d, tmp_path, fail_at):
+    run_dir = tmp_path / "run"
+    interrupted(mnist1d, run_dir, fail_at, write=2)
+    (run_dir / "run_config.json").unlink()  # as in a run directory from before run_config.json
+    other = kerasreg.build_model("mlp", widths=(16,), input_shape=mnist1d.input_shape,
+                                 num_classes=mnist1d.num_classes, seed=0)
+    with pytest.raises(training.CheckpointError, match="do not fit this model"):
+        kerasreg.train(other, mnist1d, run_dir=run_dir, resume=True, **SETTINGS)
+
+
+def test_resume_with_another_configuration_names_every_difference(mnist1d, tmp_path, fail_at):
+    run_dir = tmp_path / "run"
+    interrupted(mnist1d, run_dir, fail_at, write=2)
+    config = json.loads((run_dir / "run_config.json").read_text())
+    assert config["seed"] == 0 and config["epochs"] == EPOCHS and config["model"]["dropout_rate"] == 0.2
+    before = {p.name: p.read_bytes() for p in (run_dir / "backup").iterdir()}
+    model = kerasreg.build_model("mlp", widths=(32, 32), input_shape=mnist1d.input_shape,
+                                 num_classes=mnist1d.num_classes, seed=1, dropout_rate=0.3)
+    with pytest.raises(training.ResumeMismatchError) as excinfo:
+        kerasreg.train(model, mnist1d, run_dir=run_dir, resume=True, **{**SETTINGS, "seed": 1, "epochs": 2})
+    message = str(excinfo.value)
+    for field in ("epochs: 3 -> 2", "seed: 0 -> 1", "model.seed: 0 -> 1", "model.dropout_rate: 0.2 -> 0.3"):
+        assert field in message
+    assert {p.name: p.read_bytes() for p in (run_dir / "backup").iterdir()} == before
+
+
+def test_cli_resume_with_another_seed_exits_2_naming_it(tmp_path, fail_at, capsys):
+    args = ["train", "--widths", "16", "--epochs", "3", "--name", "run", "--out", str(tmp_path), "--quiet"]
+    fail_at("begin", 2)
+    assert cli.main(args) == 1  # not a known error: a short message and a pointer to --debug
+    checkpoint.fault_hook = None
+    capsys.readouterr()
+    assert cli.main([*args, "--resume", "--seed", "1", "--dropout-rate", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "seed: 0 -> 1" in err and "dropout_rate: 0.2 -> 0.5" in err
+    assert not (tmp_path / "run").exists()
+    assert cli.main([*args, "--resume"]) == 0
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["training"]["epochs_run"] == 3 and not (tmp_path / runs.WORK_DIR / "run").exists()
+
+
+def test_resume_with_stateful_callbacks_fails_clearly(mnist1d, tmp_path, fail_at):
+    run_dir = tmp_path / "run"
+    fail_at("begin", 2)
+    with pytest.raises(Fault):
+        kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=run_dir,
+                       callbacks=[training.GapEarlyStopping(patience=1)], **SETTINGS)
+    checkpoint.fault_hook = None
+    history = (run_dir / "history.csv").read_text()
+    # Their best epoch and patience count are not in the checkpoint: continuing could differ silently.
+    with pytest.raises(training.ResumeMismatchError, match=r"extra callbacks \(GapEarlyStopping\)"):
+        kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=run_dir, resume=True,
+                       callbacks=[training.GapEarlyStopping(patience=1)], **SETTINGS)
+    with pytest.raises(training.ResumeMismatchError, match=r"callbacks: \['GapEarlyStopping'\] -> \[\]"):
+        kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=run_dir, resume=True, **SETTINGS)
+    assert (run_dir / "history.csv").read_text() == history
