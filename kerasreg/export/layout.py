@@ -56,7 +56,6 @@ within a schema version, a breaking change bumps the number):
 
 import hashlib
 import json
-import math
 import os
 import pathlib
 import re
