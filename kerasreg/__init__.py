@@ -50,3 +50,5 @@ from kerasreg.export import (
 from kerasreg.analysis import compare_exports, predict_mc
 from kerasreg.runs import RunConfig, run
 from kerasreg.study import StudyConfig, run_study
+
+_backend.verify()

@@ -1,6 +1,7 @@
 """The `kerasreg` command: argument parsing only; the work is in the public API."""
 
 import argparse
+import dataclasses
 import pathlib
 import sys
 
@@ -93,7 +94,7 @@ def cmd_train(args):
         "model": args.model, "dataset": args.dataset, "data_dir": args.data_dir,
         "validation_split": args.validation_split, "epochs": args.epochs,
         "batch_size": args.batch_size, "optimizer": args.optimizer,
-        "learning_rate": args.learning_rate, "seed": args.seed, "name": args.name,
+        "learning_rate": args.learning_rate, "seed": args.seed, "name": args.name, "backend": args.backend,
         **model_kwargs(args),
     }
     if args.config:
@@ -127,6 +128,8 @@ def cmd_study(args):
     config = study.StudyConfig.preset(args.preset)
     if args.config:
         config = study.StudyConfig.from_toml(args.config, base=config)
+    if args.backend is not None:
+        config = dataclasses.replace(config, backend=args.backend)
     out = args.out or f"studies/{args.preset if not args.config else pathlib.Path(args.config).stem}"
     report = study.run_study(config, out, workers=args.workers, resume=args.resume,
                              verbose=0 if args.quiet else 1)
@@ -188,6 +191,7 @@ def make_parser():
     p.add_argument("--overwrite", action="store_true", help="replace an existing export of the same name")
     p.add_argument("--fold-bn", action="store_true", help="also export a BatchNorm-folded SavedModel")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    p.add_argument("--backend", default=None, help="training backend: jax (default) or tensorflow")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("study", help="run a placements x rates x seeds grid and write a report")
@@ -200,6 +204,7 @@ def make_parser():
                    help="also continue half-trained runs of a killed study from their last epoch "
                         "(exported runs are always skipped)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--backend", default=None, help="training backend: jax (default) or tensorflow")
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("compare", help="re-evaluate exported runs and compare them side by side")

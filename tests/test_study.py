@@ -107,7 +107,7 @@ def test_rerun_after_kill_skips_exported_runs(tmp_path):
     config.write_text('placements = ["none", "dropout", "bn_before_act"]\nseeds = [0]\nepochs = 3\n')
     out = tmp_path / "study"
     command = [sys.executable, "-m", "kerasreg", "study", "--config", str(config), "--out", str(out), "--resume"]
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    env = dict(os.environ)
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     first = out / "runs" / "mlp-none-nodrop-seed0" / "manifest.json"
     deadline = time.monotonic() + 180

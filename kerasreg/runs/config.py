@@ -72,6 +72,7 @@ class RunConfig:
     learning_rate: float = 1e-3
     seed: int = 0
     name: str = None
+    backend: str = None  # "jax" or "tensorflow"; None: this process's (jax unless KERAS_BACKEND says otherwise)
 
     @classmethod
     def from_dict(cls, values, *, source="config"):

@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from kerasreg import _checks
+from kerasreg import _backend, _checks
 from kerasreg.data import check_validation_split, load_dataset
 from kerasreg.models import build_model, get_dropout_kind, get_model_fn, get_norm_kind, get_placement, kinds
 from kerasreg.models.placements import BUILT_INS
@@ -53,6 +53,7 @@ class StudyConfig:
     learning_rate: float = 1e-3
     optimizer: str = "adam"
     validation_split: float = 0.1
+    backend: str = None  # "jax" or "tensorflow"; None: this process's (jax unless KERAS_BACKEND says otherwise)
 
     @classmethod
     def preset(cls, name):
@@ -107,6 +108,7 @@ class StudyConfig:
             ("optimizer", lambda v: make_optimizer(v, 1e-3), self.optimizer),
             ("learning_rate", lambda v: make_optimizer("adam", v), self.learning_rate),
             ("validation_split", check_validation_split, self.validation_split),
+            ("backend", lambda v: v is None or _backend.check_backend(v), self.backend),
             ("dataset", lambda v: load_dataset(v, data_dir=self.data_dir), self.dataset),
         ]
         for field, check, value in checks:
@@ -148,7 +150,7 @@ class StudyConfig:
                                     norm=norm, bn_preset=self.bn_preset, dataset=self.dataset, data_dir=self.data_dir,
                                     validation_split=self.validation_split, epochs=self.epochs,
                                     batch_size=self.batch_size, optimizer=self.optimizer,
-                                    learning_rate=self.learning_rate, seed=seed,
+                                    learning_rate=self.learning_rate, seed=seed, backend=self.backend,
                                 )
                                 if config.run_name() not in seen:
                                     seen.add(config.run_name())

@@ -5,9 +5,12 @@ pool. Workers share nothing but the study's `runs/` folder they export into.
 """
 
 import concurrent.futures
+import contextlib
 import multiprocessing
 import os
 import sys
+
+from kerasreg import _backend
 
 from kerasreg.runs import run
 
@@ -39,19 +42,34 @@ def _run_one(config, runs_dir, resume):
         return config.run_name(), f"{type(exc).__name__}: {exc}"
 
 
-def execute(configs, runs_dir, resume, workers):
+@contextlib.contextmanager
+def _spawn_environment(backend):
+    """`os.environ` as spawned workers must see it: Keras on `backend`, this kerasreg importable."""
+    saved = dict(os.environ)
+    os.environ.update(_backend.backend_env(backend))
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def execute(configs, runs_dir, resume, workers, backend=None):
     """Yield `(name, error)` per run as runs finish.
 
     One worker trains in this process, so placements and kinds registered
-    in it are available; more workers are spawned processes, each importing
-    kerasreg afresh (register custom entries in an imported module then).
+    in it are available (a run on another backend than this process's
+    trains in a subprocess); more workers are spawned processes on
+    `backend` (default: this process's), each importing kerasreg afresh
+    (register custom entries in an imported module then).
     """
     if workers == 1:
         for config in configs:
             yield _run_one(config, runs_dir, resume)
         return
     threads = max(1, (os.cpu_count() or 1) // workers)
-    with concurrent.futures.ProcessPoolExecutor(
+    # Workers start while the pool is in use, and read KERAS_BACKEND as they import Keras.
+    with _spawn_environment(backend or _backend.backend()), concurrent.futures.ProcessPoolExecutor(
         max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
         initializer=_init_worker, initargs=(threads,),
     ) as pool:

@@ -76,7 +76,7 @@ def run_study(config, out, *, workers=None, resume=False, verbose=1):
 
     failures = {}
     bar = _progress(len(grid), len(grid) - len(todo)) if verbose else None
-    for name, error in execute(todo, runs_dir, resume, workers):
+    for name, error in execute(todo, runs_dir, resume, workers, backend=config.backend):
         if error:
             failures[name] = error
             if bar is not None:
