@@ -87,7 +87,7 @@ def test_study_workers_train_on_the_study_backend(tmp_path):
 def test_import_picks_jax_unless_told_otherwise(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     code = (
-        "import os, keras, kerasreg\n"
+        "import os, kerasreg, keras\n"
         "print(keras.backend.backend(), os.environ['KERAS_BACKEND'])\n"
         "from kerasreg import _backend\n"
         "print(_backend.cache_dir())\n"

@@ -76,6 +76,7 @@ class _Worker:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.stdin.close()
             self._proc.wait(timeout=60)
+            self._proc.stdout.close()
 
 
 _WORKER = _Worker()
