@@ -7,7 +7,7 @@ gradients) every epoch: what a PyTorch user would write instead.
 torch is not a kerasreg dependency; `train_speed.py` runs this only when it
 is importable. Prints one JSON line: total seconds, first epoch, later epochs.
 
-Run: python benchmarks/peer_pytorch.py data.npz [--epochs 50]
+Run: python benchmarks/peer_pytorch.py data.npz [--epochs 50] [--threads N]
 (`data.npz` holds x_train, y_train, x_val, y_val; train_speed.py writes it.)
 """
 
@@ -61,7 +61,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data")
     parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's own, one per core)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     data = dict(np.load(args.data))
     start = time.perf_counter()
     times = fit(data, args.epochs)

@@ -9,7 +9,8 @@ process), alternated round by round:
 - kerasreg.train, TensorFlow (the 0.1 engine);
 - naive Keras fit on TensorFlow: `model.fit(x, y, validation_data=...)` with Keras defaults;
 - naive Keras fit on JAX, the same code;
-- the PyTorch eager peer (`peer_pytorch.py`), when torch is importable.
+- the PyTorch eager peer (`peer_pytorch.py`), when torch is importable, with torch's
+  default threads (the ratios' reference) and with one thread.
 Times are the wall time of the 50 epochs inside each process (imports and
 data loading excluded). Prints medians, first-epoch and later-epoch times,
 and ratios to PyTorch. Targets: kerasreg.train JAX warm <= 0.6x PyTorch,
@@ -118,8 +119,10 @@ def main():
                 ("naive fit  JAX (warm cache)", me + ["--worker", "naive"], _keras_env("jax", cache)),
             ]
             if has_torch:
-                contenders.append(("PyTorch eager peer", [sys.executable, str(HERE / "peer_pytorch.py"), str(data),
-                                                          "--epochs", str(args.epochs)], dict(os.environ)))
+                peer = [sys.executable, str(HERE / "peer_pytorch.py"), str(data), "--epochs", str(args.epochs)]
+                contenders.append(("PyTorch eager peer", peer, dict(os.environ)))
+                # One thread: torch's per-op thread barriers suffer most when other work shares the cores.
+                contenders.append(("PyTorch eager peer, 1 thread", peer + ["--threads", "1"], dict(os.environ)))
             for name, command, env in contenders:
                 results.setdefault(name, []).append(_run(command, env))
                 print(f"round {round_ + 1}/{args.repeats}: {name}: {results[name][-1]['total']:.2f} s",
