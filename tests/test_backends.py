@@ -85,7 +85,8 @@ def test_study_workers_train_on_the_study_backend(tmp_path):
 
 
 def test_import_picks_jax_unless_told_otherwise(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    # This session exported its own cache folder as JAX_COMPILATION_CACHE_DIR, which would win.
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "JAX_COMPILATION_CACHE_DIR")}
     code = (
         "import os, kerasreg, keras\n"
         "print(keras.backend.backend(), os.environ['KERAS_BACKEND'])\n"
