@@ -1,19 +1,156 @@
-"""Make sure Keras runs on TensorFlow before anything imports it.
+"""Which Keras backend trains, chosen before anything imports Keras; and JAX's compilation cache.
 
-kerasreg exports TensorFlow SavedModels and uses tf.data throughout, so
-another Keras backend cannot work; failing at import is clearer than a
-confusing error deep inside training.
+Training runs on Keras's JAX backend unless `KERAS_BACKEND=tensorflow` says
+otherwise; exports are always written by TensorFlow (see
+`kerasreg.export.writer`). A Keras process has one backend, fixed when
+Keras is imported, so work for the other backend runs in a subprocess
+started with `backend_env(name)`.
+
+The JAX persistent compilation cache is on by default in
+`$KERASREG_CACHE_DIR/jax` (default `~/.cache/kerasreg/jax`): a rerun of
+an architecture (another seed, a resumed run, a study worker) loads its
+compiled steps instead of compiling them again. `KERASREG_CACHE_DIR=off`
+turns it off; a `JAX_COMPILATION_CACHE_DIR` set by the user wins.
 """
 
 import os
+import pathlib
+import sys
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+BACKENDS = ("jax", "tensorflow")
+DEFAULT_BACKEND = "jax"
+# Several study workers share one cache: a size limit makes JAX take a file
+# lock around every read and write, so no worker reads a half-written entry.
+CACHE_MAX_BYTES = 2 * 1024**3
+
+
+def _invalid_backend_message(name, source):
+    return (
+        f"kerasreg trains on the Keras backends {', '.join(map(repr, BACKENDS))}. "
+        f"Received: {source}={name!r}. Unset it (JAX is the default) or choose one of those."
+    )
+
+
+def check_backend(name, argument="backend"):
+    """Return `name` if it is a training backend kerasreg supports, else raise a ValueError.
+
+    Example:
+
+    >>> check_backend("jax")
+    'jax'
+    """
+    if name not in BACKENDS:
+        raise ValueError(
+            f"Invalid value received for argument `{argument}`. Expected one of "
+            f"{', '.join(map(repr, BACKENDS))}. Received: {argument}={name!r}"
+        )
+    return name
+
+
+def cache_dir():
+    """The JAX compilation cache folder kerasreg uses, or None when the cache is off.
+
+    Example:
+
+    >>> cache_dir()  # doctest: +SKIP
+    PosixPath('/home/me/.cache/kerasreg/jax')
+    """
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return pathlib.Path(os.environ["JAX_COMPILATION_CACHE_DIR"])
+    root = os.environ.get("KERASREG_CACHE_DIR", "")
+    if root.lower() in ("off", "0", "none", "false"):
+        return None
+    root = pathlib.Path(root).expanduser() if root else pathlib.Path.home() / ".cache" / "kerasreg"
+    return root / "jax"
+
+
+def _enable_jax_cache():
+    """Turn on JAX's persistent cache through its environment variables (read when JAX is imported)."""
+    path = cache_dir()
+    if path is None:
+        return
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(path))
+    # JAX caches only compilations slower than 1 s by default; a small
+    # model's steps compile faster than that, and they are what reruns repeat.
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+    os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(CACHE_MAX_BYTES))
+    if "jax" in sys.modules:  # imported before kerasreg: its config already read the environment
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+        jax.config.update("jax_compilation_cache_max_size", CACHE_MAX_BYTES)
+
+
+def backend():
+    """The Keras backend of this process: `"jax"` or `"tensorflow"`.
+
+    Example:
+
+    >>> backend() in ("jax", "tensorflow")
+    True
+    """
+    import keras
+
+    return keras.backend.backend()
+
+
+def verify():
+    """Raise an ImportError unless the imported Keras runs on a backend kerasreg supports.
+
+    Called once Keras is imported: a backend picked by `~/.keras/keras.json`
+    in a process that imported Keras before kerasreg shows up only then.
+
+    Example:
+
+    >>> verify() in BACKENDS
+    True
+    """
+    name = backend()
+    if name not in BACKENDS:
+        raise ImportError(_invalid_backend_message(name, "keras.backend.backend()"))
+    return name
+
+
+def backend_env(name, env=None):
+    """A copy of `env` (default `os.environ`) in which a new process imports Keras with backend `name`.
+
+    The child also imports this very kerasreg package (its folder leads
+    `PYTHONPATH`), whatever its working directory.
+
+    Example:
+
+    >>> backend_env("tensorflow", {})["KERAS_BACKEND"]
+    'tensorflow'
+    """
+    check_backend(name)
+    env = dict(os.environ if env is None else env)
+    env["KERAS_BACKEND"] = name
+    root = str(pathlib.Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+def _choose():
+    if "keras" in sys.modules:
+        # Keras is already imported (its backend came from KERAS_BACKEND or
+        # ~/.keras/keras.json at that moment): that is the backend now.
+        import keras
+
+        name, source = keras.backend.backend(), "keras.backend.backend()"
+    else:
+        name = os.environ.setdefault("KERAS_BACKEND", DEFAULT_BACKEND)
+        source = "KERAS_BACKEND"
+    if name not in BACKENDS:
+        raise ImportError(_invalid_backend_message(name, source))
+    # Subprocesses started from here inherit the same backend.
+    os.environ["KERAS_BACKEND"] = name
+    return name
+
+
 # TensorFlow logs CUDA probing failures as errors on CPU-only machines.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-if os.environ["KERAS_BACKEND"] != "tensorflow":
-    raise ImportError(
-        "kerasreg needs the TensorFlow backend of Keras. "
-        f"Received: KERAS_BACKEND={os.environ['KERAS_BACKEND']!r}. "
-        "Unset it or set KERAS_BACKEND=tensorflow."
-    )
+_enable_jax_cache()
+_choose()

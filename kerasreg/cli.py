@@ -1,6 +1,7 @@
 """The `kerasreg` command: argument parsing only; the work is in the public API."""
 
 import argparse
+import dataclasses
 import os
 import pathlib
 import sys
@@ -100,7 +101,7 @@ def cmd_train(args):
         "validation_split": args.validation_split, "epochs": args.epochs,
         "batch_size": args.batch_size, "optimizer": args.optimizer,
         "learning_rate": args.learning_rate, "seed": args.seed, "name": args.name,
-        "patience": args.patience, **model_kwargs(args),
+        "patience": args.patience, "backend": args.backend, **model_kwargs(args),
     }
     if args.config:
         config = runs.RunConfig.from_toml(args.config, **flags)
@@ -134,6 +135,8 @@ def cmd_study(args):
     config = study.StudyConfig.preset(args.preset)
     if args.config:
         config = study.StudyConfig.from_toml(args.config, base=config)
+    if args.backend is not None:
+        config = dataclasses.replace(config, backend=args.backend)
     out = args.out or f"studies/{args.preset if not args.config else pathlib.Path(args.config).stem}"
     report = study.run_study(config, out, executor=args.executor, address=args.address,
                              workers=args.workers, resume=args.resume,
@@ -205,6 +208,7 @@ def make_parser():
     p.add_argument("--export-reestimated", action="store_true",
                    help="also export a copy with BatchNorm statistics re-estimated (to <out>/<name>-bn_reestimated)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    p.add_argument("--backend", default=None, help="training backend: jax (default) or tensorflow")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("study", help="run a placements x rates x seeds grid and write a report")
@@ -221,6 +225,7 @@ def make_parser():
                    help="also continue half-trained runs of a killed study from their last epoch "
                         "(exported runs are always skipped)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--backend", default=None, help="training backend: jax (default) or tensorflow")
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("compare", help="re-evaluate exported runs and compare them side by side")

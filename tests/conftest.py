@@ -11,7 +11,9 @@ import os
 import shutil
 import tempfile
 
-os.environ["KERAS_BACKEND"] = "tensorflow"
+# The default training backend; tests/test_backends.py reruns its parity
+# checks under TensorFlow in one subprocess.
+os.environ.setdefault("KERAS_BACKEND", "jax")
 _SESSION_DATA_DIR = tempfile.mkdtemp(prefix="kerasreg-test-data-")
 os.environ["KERASREG_DATA_DIR"] = _SESSION_DATA_DIR
 atexit.register(shutil.rmtree, _SESSION_DATA_DIR, ignore_errors=True)

@@ -18,7 +18,7 @@ def run_python(code, *args, timeout=120, env=None, check=True):
 
     The child starts with no state of the test process: nothing imported and
     nothing registered, which is what a user loading a saved model has.
-    `KERAS_BACKEND` is `tensorflow` unless `env` says otherwise. With
+    `KERAS_BACKEND` is that of the test session unless `env` says otherwise. With
     `check=True` a non-zero exit fails the test and shows the child's
     stdout and stderr.
 
@@ -34,7 +34,7 @@ def run_python(code, *args, timeout=120, env=None, check=True):
     >>> run_python("import sys; print(sys.argv[1])", "hi").stdout  # doctest: +SKIP
     'hi\\n'
     """
-    child_env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    child_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     child_env.update(env or {})
     result = subprocess.run(
         [sys.executable, "-c", code, *map(str, args)],

@@ -6,7 +6,7 @@ import json
 import os
 import warnings
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -93,6 +93,7 @@ def assert_weights_equal(actual, expected):
 # OverfittingGap
 
 
+@pytest.mark.parity
 def test_gap_matches_independent_evaluation(tmp_path, data):
     train, val = data
     # L2 makes `model.losses` non-empty: evaluate adds it, so must the callback.
@@ -358,6 +359,7 @@ def test_early_stopping_without_restore(tiny_model):
     )
 
 
+@pytest.mark.parity
 def test_early_stopping_in_fit_restores_best_weights(capsys):
     # 64 examples with noisy labels and a wide net: the clean gap grows fast.
     x, y = make_data(264, seed=5, label_noise=3.0)
@@ -472,6 +474,7 @@ class DenseBN(keras.layers.Layer):
         return keras.ops.relu(self.bn(self.dense(inputs), training=training))
 
 
+@pytest.mark.parity
 def test_variance_shift_finds_nested_layers_and_matches_numpy(tmp_path, data):
     train, val = data
     inputs = keras.Input((NUM_FEATURES,))

@@ -32,7 +32,7 @@ def test_list_names_every_model_placement_and_kind(capsys):
 
 
 def test_python_m_kerasreg_list_runs_in_a_fresh_process():
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run([sys.executable, "-m", "kerasreg", "list"], capture_output=True, text=True,
                             env=env, timeout=120)
     assert result.returncode == 0, result.stderr

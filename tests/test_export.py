@@ -94,6 +94,7 @@ def test_export_layout_and_manifest(exported, result):
     assert manifest["dataset"] == {"name": "digits", "validation_split": 0.1, "split_seed": 0,
                                    "standardize": False}
     assert manifest["seed"] == 0
+    assert manifest["backend"] == manifest["training"]["backend"] == keras.backend.backend()
     metrics = manifest["metrics"]
     assert metrics["val_accuracy"] == pytest.approx(result.val_metrics["accuracy"])
     assert metrics["test_loss"] == pytest.approx(result.test_metrics["loss"])
@@ -227,6 +228,7 @@ def test_load_rejects_tampered_and_non_exports(exported, tmp_path):
     ("cnn2d", "uout", "functional", 2),
     ("resnet_small", "bn_before_act", "functional", 3),
 ])
+@pytest.mark.parity
 def test_fold_batch_norm_matches_unfolded(arch, placement, api, folds):
     shape = (8, 8, 1) if arch == "cnn2d" else (40,)
     options = {"mlp": {"widths": (16, 16)}, "cnn1d": {"filters": (4, 8)}, "cnn2d": {"filters": (4, 8)},
@@ -281,7 +283,9 @@ def test_export_loads_without_kerasreg_in_fresh_process(exported, data, tmp_path
     x = x[:64]
     expected = kerasreg.load(exported).predict(x)
     np.save(tmp_path / "x.npy", x)
-    result = run_python(_FRESH_PROCESS, exported, tmp_path / "x.npy", tmp_path / "out.npz", timeout=300)
+    # Trained on this session's backend (JAX by default); served by TensorFlow alone, as a user serves it.
+    result = run_python(_FRESH_PROCESS, exported, tmp_path / "x.npy", tmp_path / "out.npz", timeout=300,
+                        env={"KERAS_BACKEND": "tensorflow"})
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert not report["kerasreg_imported"]
     assert report["cli_returncode"] == 0, report["cli"]

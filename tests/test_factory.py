@@ -203,21 +203,6 @@ def test_keras_file_reloads_exactly_in_a_fresh_process(fresh_reload, case):
     assert reloaded[case]["kerasreg_config"]["model"] == RELOAD_CASES[case]["name"]
 
 
-def test_import_with_another_keras_backend_fails_clearly():
-    code = (
-        "try:\n"
-        "    import kerasreg\n"
-        "except ImportError as exc:\n"
-        "    print('ImportError:', exc)\n"
-        "else:\n"
-        "    raise SystemExit('import kerasreg succeeded with KERAS_BACKEND=jax')\n"
-    )
-    result = run_python(code, env={"KERAS_BACKEND": "jax"})
-    assert "ImportError:" in result.stdout
-    assert "TensorFlow" in result.stdout
-    assert "KERAS_BACKEND='jax'" in result.stdout
-
-
 # --- unknown names and bad arguments ---------------------------------------
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ def _build(arch="mlp", placement="bn_act_drop", api="functional", rate=0.5, **op
 X = np.random.default_rng(0).normal(size=(32, 40)).astype("float32")
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("arch,api", [("mlp", "sequential"), ("mlp", "functional"), ("resnet_small", "functional")])
 def test_batch_norm_stays_in_inference_mode(arch, api):
     # With a vanishing dropout rate every sample equals the inference-mode output,
@@ -53,6 +54,7 @@ def test_batch_norm_stays_in_inference_mode(arch, api):
 @pytest.mark.parametrize("placement,dropout", [
     ("bn_act_drop", "standard"), ("uout", None), ("drop_before_bn", "gaussian"), ("head_dropout", "alpha"),
 ])
+@pytest.mark.parity
 def test_dropout_is_active_and_reproducible(placement, dropout):
     model = kerasreg.build_model("mlp", placement=placement, dropout=dropout, dropout_rate=0.3,
                                  widths=(16, 16), input_shape=(40,), num_classes=10, seed=0)

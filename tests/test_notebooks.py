@@ -72,7 +72,6 @@ def execute_notebook(name, tmp_path, data_dir):
     tmp.mkdir()
     env = {
         **os.environ,
-        "KERAS_BACKEND": "tensorflow",
         "KERASREG_DATA_DIR": str(data_dir),
         "TMPDIR": str(tmp),
         "IPYTHONDIR": str(tmp_path / "ipython"),

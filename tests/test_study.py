@@ -107,7 +107,7 @@ def test_rerun_after_kill_skips_exported_runs(tmp_path):
     config.write_text('placements = ["none", "dropout", "bn_before_act"]\nseeds = [0]\nepochs = 3\n')
     out = tmp_path / "study"
     command = [sys.executable, "-m", "kerasreg", "study", "--config", str(config), "--out", str(out), "--resume"]
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    env = dict(os.environ)
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     first = out / "runs" / "mlp-none-nodrop-seed0" / "manifest.json"
     deadline = time.monotonic() + 180
@@ -118,10 +118,13 @@ def test_rerun_after_kill_skips_exported_runs(tmp_path):
     assert proc.returncode == -signal.SIGKILL, "the study finished before it could be killed"
     assert first.exists() and not (out / "report.md").exists()
     created = json.loads(first.read_text())["created"]
+    # Parallel workers may finish another run in the moment before the kill.
+    exported = len(list((out / "runs").glob("*/manifest.json")))
+    assert 1 <= exported < 3
 
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
-    assert "skipping 1 already exported" in rerun.stderr
+    assert f"skipping {exported} already exported" in rerun.stderr
     assert json.loads(first.read_text())["created"] == created
     assert len([p for p in (out / "runs").iterdir() if not p.name.startswith(".")]) == 3
     assert (out / "report.md").exists()

@@ -45,6 +45,7 @@ def test_run_dir_holds_history_gaps_logs_and_model(finished_run):
     assert any((run_dir / "logs").rglob("events.out.tfevents*"))
 
 
+@pytest.mark.parity
 def test_gaps_recomputed_from_saved_model_match_logged(finished_run, mnist1d):
     result, run_dir = finished_run
     model = keras.saving.load_model(run_dir / "model.keras")
@@ -66,6 +67,7 @@ def test_gaps_recomputed_from_saved_model_match_logged(finished_run, mnist1d):
     np.testing.assert_allclose(result.test_metrics["accuracy"], test["accuracy"], atol=1e-6)
 
 
+@pytest.mark.parity
 def test_same_seed_gives_identical_weights_and_history(mnist1d):
     first = kerasreg.train(small_mlp(mnist1d, seed=3), mnist1d, epochs=2, seed=3, verbose=0)
     second = kerasreg.train(small_mlp(mnist1d, seed=3), mnist1d, epochs=2, seed=3, verbose=0)
@@ -77,8 +79,9 @@ def test_same_seed_gives_identical_weights_and_history(mnist1d):
     assert other.history["loss"] != first.history["loss"]
 
 
+@pytest.mark.parity
 def test_divergence_stops_with_clear_error_and_is_never_exported(tmp_path):
-    config = runs.RunConfig(placement="none", widths=(32,), optimizer="sgd", learning_rate=1e6,
+    config = runs.RunConfig(placement="none", widths=(32,), optimizer="sgd", learning_rate=1e20,
                             epochs=5, name="diverges")
     with pytest.raises(training.TrainingFailed, match=r"Training diverged: loss became (nan|inf) at epoch 1"):
         runs.run(config, out=tmp_path, verbose=0)
@@ -102,14 +105,14 @@ def test_bad_train_arguments_fail_before_training(mnist1d, kwargs, match):
 
 
 def _cli(*args, **popen):
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
-    return subprocess.Popen([sys.executable, "-m", "kerasreg", *args], env=env, text=True,
+    return subprocess.Popen([sys.executable, "-m", "kerasreg", *args], env=dict(os.environ), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
 
 
 TRAIN_ARGS = ["train", "--widths", "32,32", "--epochs", "40", "--batch-size", "20", "--quiet"]
 
 
+@pytest.mark.parity
 @pytest.mark.slow
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     out = tmp_path / "exports"

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
-import tensorflow as tf
 from numpy.typing import ArrayLike
 
 from kerasreg.models.uout import Uout
@@ -177,14 +176,13 @@ def predict_mc(
     dtype = model.inputs[0].dtype if model.inputs else "float32"
     x = np.asarray(x, dtype=dtype)
 
-    @tf.function(reduce_retracing=True)
-    def forward(batch):
-        return sampler(batch, training=False)
-
+    # Keras's own compiled predict step (jax.jit or tf.function) carries the
+    # dropout layers' seed state from one call to the next on every backend.
+    forward = sampler.predict_on_batch
     total = squares = None
     for _ in range(samples):
         out = np.concatenate([
-            np.asarray(forward(tf.constant(x[i:i + batch_size])), np.float64)
+            np.asarray(forward(x[i:i + batch_size]), np.float64)
             for i in range(0, len(x), batch_size)
         ])
         total = out if total is None else total + out

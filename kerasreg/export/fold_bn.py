@@ -73,15 +73,19 @@ def _fold_pairs(model):
     return sorted(pairs, key=lambda pair: order.get(id(pair[0]), -1))
 
 
+def _float64(variable):
+    return np.asarray(keras.ops.convert_to_numpy(variable.value), np.float64)
+
+
 def _folded_weights(weight, norm):
     """Kernel and bias of `weight` with `norm` (in inference mode) folded in, per output channel."""
-    kernel = np.asarray(weight.kernel.numpy(), np.float64)
+    kernel = _float64(weight.kernel)
     channels = kernel.shape[-1]
-    bias = np.asarray(weight.bias.numpy(), np.float64) if weight.use_bias else np.zeros(channels)
-    gamma = np.asarray(norm.gamma.numpy(), np.float64) if norm.scale else np.ones(channels)
-    beta = np.asarray(norm.beta.numpy(), np.float64) if norm.center else np.zeros(channels)
-    mean = np.asarray(norm.moving_mean.numpy(), np.float64)
-    variance = np.asarray(norm.moving_variance.numpy(), np.float64)
+    bias = _float64(weight.bias) if weight.use_bias else np.zeros(channels)
+    gamma = _float64(norm.gamma) if norm.scale else np.ones(channels)
+    beta = _float64(norm.beta) if norm.center else np.zeros(channels)
+    mean = _float64(norm.moving_mean)
+    variance = _float64(norm.moving_variance)
     scale = gamma / np.sqrt(variance + norm.epsilon)
     dtype = weight.kernel.dtype
     return [(kernel * scale).astype(dtype), ((bias - mean) * scale + beta).astype(dtype)]

@@ -2,7 +2,9 @@
 
 Writing goes to a hidden temporary sibling (`out/.<name>.tmp-<pid>-<hex>`)
 that is renamed into place, so a crash never leaves a half export; an
-existing export is never replaced unless asked to.
+existing export is never replaced unless asked to. SavedModels are always
+written by TensorFlow: in-process on the TensorFlow backend, by the worker
+of `kerasreg.export.tf_process` (from the `.keras` file) on JAX.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasreg._version import __version__
+from kerasreg.export import tf_process
 from kerasreg.export.fold_bn import fold_batch_norm, has_graph
 from kerasreg.export.layout import (
     HISTORY,
@@ -153,6 +156,7 @@ def _manifest(name, model, config, result, input_shape, dtype, folded):
         training = {key: config.get(key) for key in (
             "epochs", "epochs_run", "batch_size", "optimizer", "learning_rate")}
         training["stop_reason"] = result.stop_reason
+        training["backend"] = config.get("backend", keras.backend.backend())
     return _jsonable({
         "schema": SCHEMA,
         "name": name,
@@ -174,6 +178,8 @@ def _manifest(name, model, config, result, input_shape, dtype, folded):
         "dataset": dataset,
         "training": training,
         "seed": config.get("seed"),
+        # The backend that trained the model; the SavedModel is TensorFlow's either way.
+        "backend": config.get("backend") or keras.backend.backend(),
         "metrics": _metrics(result),
         "folded": folded,
         "config": config,
@@ -197,9 +203,16 @@ def _fold_and_write(model, path, input_shape, dtype):
 
 def _write_export(tmp, name, model, config, result, fold_bn):
     input_shape, dtype = _input_spec(model)
-    _write_saved_model(model, tmp / SAVED_MODEL, input_shape, dtype)
-    folded = _fold_and_write(model, tmp / SAVED_MODEL_FOLDED, input_shape, dtype) if fold_bn else None
     model.save(tmp / MODEL_FILE)
+    if keras.backend.backend() == "tensorflow":
+        _write_saved_model(model, tmp / SAVED_MODEL, input_shape, dtype)
+        folded = _fold_and_write(model, tmp / SAVED_MODEL_FOLDED, input_shape, dtype) if fold_bn else None
+    else:
+        # Another backend's SavedModel would go through jax2tf and not convert
+        # to TFLite: TensorFlow writes it from the `.keras` file just saved.
+        folded = tf_process.write_saved_models(
+            tmp / MODEL_FILE, tmp / SAVED_MODEL, tmp / SAVED_MODEL_FOLDED if fold_bn else None,
+            modules=tf_process.custom_modules(model))
     if result is not None:
         history = result.history
     else:

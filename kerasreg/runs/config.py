@@ -87,6 +87,7 @@ class RunConfig(_ModelFields):
     patience: int = None
     seed: int = 0
     name: str = None
+    backend: str = None  # "jax" or "tensorflow"; None: this process's (jax unless KERAS_BACKEND says otherwise)
 
     def __post_init__(self):
         if self.model in list_models():  # else `build_model` names the valid models

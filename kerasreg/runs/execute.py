@@ -3,7 +3,8 @@
 `run()` checks all of a `RunConfig` before any training, trains in a hidden
 work directory under `out` and exports the finished run to `out/<name>/`.
 `kerasreg train` and `kerasreg study` both go through `run()`, so a run
-configured either way behaves the same.
+configured either way behaves the same. A run whose `backend` is not this
+process's trains in a subprocess of that backend (`runs.other_backend`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import keras
 
-from kerasreg import _checks
+from kerasreg import _backend, _checks
 from kerasreg._locks import Lock
 from kerasreg.data import load_dataset
 from kerasreg.export import check_export_target, export_run
@@ -136,7 +137,9 @@ def run(
     the dataset, and that `out/<name>` does not exist yet (unless
     `overwrite`). Training happens in `out/.work/<name>/`; only a finished
     run is exported, atomically, and the work directory is then removed. A
-    run that diverges raises `TrainingFailed` and is never exported.
+    run that diverges raises `TrainingFailed` and is never exported. With
+    `config.backend` other than this process's backend, the run trains in a
+    subprocess on that backend (then `callbacks` must be empty).
 
     With BatchNormalization, a copy of the trained model with its BN
     statistics re-estimated (`reestimate_batch_norm`) is evaluated too; its
@@ -174,6 +177,17 @@ def run(
     >>> path = run(RunConfig(epochs=2), out="/tmp/exports")  # doctest: +SKIP
     """
     name = config.run_name()
+    backend = _backend.check_backend(config.backend or _backend.backend())
+    if backend != _backend.backend():
+        if callbacks:
+            raise ValueError(
+                f"Callbacks cannot be passed to a run on backend {backend!r} from a "
+                f"{_backend.backend()!r} process (it trains in a subprocess). Run it with "
+                f"KERAS_BACKEND={backend} or leave `backend` unset.")
+        from kerasreg.runs.other_backend import run_elsewhere
+
+        return run_elsewhere(config, backend, out=out, overwrite=overwrite, resume=resume,
+                             fold_bn=fold_bn, verbose=verbose, export_reestimated=export_reestimated)
     out = _checks.writable_dir(out, "out")
     check_export_target(out, name, overwrite=True)  # a valid name, and `out` a directory
     work_dir = _work_dir(out, name)

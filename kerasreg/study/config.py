@@ -3,7 +3,7 @@ grids ("arms", e.g. one per depth), and its presets."""
 
 import dataclasses
 
-from kerasreg import _checks
+from kerasreg import _backend, _checks
 from kerasreg.data import check_validation_split, load_dataset
 from kerasreg.models import build_model, get_dropout_kind, get_model_fn, get_norm_kind, get_placement, kinds
 from kerasreg.models.placements import BUILT_INS
@@ -83,6 +83,7 @@ class StudyConfig:
     arms: list = None
     executor: str = "local"
     address: str = None
+    backend: str = None  # "jax" or "tensorflow"; None: this process's (jax unless KERAS_BACKEND says otherwise)
 
     @classmethod
     def preset(cls, name):
@@ -185,6 +186,7 @@ class StudyConfig:
             ("patience", lambda v: v is None or _checks.positive_int(v, "patience"), self.patience),
             ("options", _check_options, self.options),
             ("executor", lambda v: _checks.one_of(v, EXECUTORS, "executor"), self.executor),
+            ("backend", lambda v: v is None or _backend.check_backend(v), self.backend),
             ("dataset", lambda v: load_dataset(v, data_dir=self.data_dir), self.dataset),
         ]
         for field, check, value in checks:
@@ -249,6 +251,7 @@ class StudyConfig:
                                     validation_split=self.validation_split, epochs=self.epochs,
                                     batch_size=self.batch_size, optimizer=self.optimizer,
                                     learning_rate=self.learning_rate, seed=seed, patience=self.patience,
+                                    backend=self.backend,
                                     **(self.options or {}),
                                 )
                                 if config.run_name() not in seen:

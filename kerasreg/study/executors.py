@@ -16,6 +16,7 @@ gives the same metrics whichever executor, process or node trained it.
 """
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import multiprocessing
 import os
@@ -24,7 +25,7 @@ import socket
 import sys
 import tempfile
 
-from kerasreg import _checks
+from kerasreg import _backend, _checks
 from kerasreg.runs import train_in
 from kerasreg.study.artifacts import pack
 
@@ -87,15 +88,30 @@ def _init_worker(threads):
     tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
+@contextlib.contextmanager
+def _spawn_environment(backend):
+    """`os.environ` as spawned workers must see it: Keras on `backend`, this kerasreg importable."""
+    saved = dict(os.environ)
+    os.environ.update(_backend.backend_env(backend))
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 class LocalExecutor:
     """Train in this process (`workers=1`) or in `workers` spawned processes on this machine.
 
-    One worker trains in this process, so placements and kinds registered in
-    it are available; more workers are spawned processes, each importing
+    One worker on this process's backend trains in this process, so
+    placements and kinds registered in it are available; more workers, or a
+    backend other than this process's, are spawned processes, each importing
     kerasreg afresh (register custom entries in an imported module then).
 
     Args:
         workers: int. Parallel training processes. Defaults to `default_workers()`.
+        backend: str or None. Keras backend the runs train on. Defaults to
+            this process's.
 
     Example:
 
@@ -105,8 +121,9 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, workers=None):
+    def __init__(self, workers=None, backend=None):
         self.workers = _checks.positive_int(default_workers() if workers is None else workers, "workers")
+        self.backend = _backend.check_backend(backend or _backend.backend())
 
     def describe(self):
         """One line saying where runs train."""
@@ -115,12 +132,13 @@ class LocalExecutor:
     def map(self, configs, work_root, resume):
         """Yield a `RunOutcome` per config as runs finish; run directories are `work_root/<name>`."""
         jobs = [(config, os.path.join(work_root, config.run_name()), resume) for config in configs]
-        if self.workers == 1:
+        if self.workers == 1 and self.backend == _backend.backend():
             for job in jobs:
                 yield train_to_artifacts(*job)
             return
         threads = max(1, (os.cpu_count() or 1) // self.workers)
-        with concurrent.futures.ProcessPoolExecutor(
+        # Workers start while the pool is in use, and read KERAS_BACKEND as they import Keras.
+        with _spawn_environment(self.backend), concurrent.futures.ProcessPoolExecutor(
             max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker, initargs=(threads,),
         ) as pool:
@@ -196,7 +214,8 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, address=None):
+    def __init__(self, address=None, backend=None):
+        self.backend = _backend.check_backend(backend or _backend.backend())
         try:
             import ray  # noqa: F401  (imported here to fail before anything trains)
         except ImportError:
@@ -223,7 +242,8 @@ class RayExecutor:
             here = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
                 ray.get_runtime_context().get_node_id(), soft=False)
             attempts = ray.remote(num_cpus=0)(_AttemptCounter).options(scheduling_strategy=here).remote()
-            task = ray.remote(num_cpus=1, max_retries=RAY_NODE_RETRIES, retry_exceptions=False)(_ray_task)
+            task = ray.remote(num_cpus=1, max_retries=RAY_NODE_RETRIES, retry_exceptions=False,
+                              runtime_env={"env_vars": {"KERAS_BACKEND": self.backend}})(_ray_task)
             pending = [task.remote(config, attempts) for config in configs]
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)
@@ -232,8 +252,8 @@ class RayExecutor:
             ray.shutdown()
 
 
-def make_executor(executor="local", *, workers=None, address=None):
-    """An executor by name: `"local"` (with `workers`) or `"ray"` (with `address`).
+def make_executor(executor="local", *, workers=None, address=None, backend=None):
+    """An executor by name: `"local"` (with `workers`) or `"ray"` (with `address`), training on `backend`.
 
     Example:
 
@@ -244,10 +264,10 @@ def make_executor(executor="local", *, workers=None, address=None):
     if executor == "ray":
         if workers is not None:
             raise ValueError("`workers` applies to the local executor; a Ray cluster runs one task per CPU.")
-        return RayExecutor(address)
+        return RayExecutor(address, backend)
     if address is not None:
         raise ValueError("`address` applies to the ray executor. Pass executor='ray' with it.")
-    return LocalExecutor(workers)
+    return LocalExecutor(workers, backend)
 
 
 def default_workers():

@@ -118,7 +118,8 @@ def run_study(
     >>> report = kerasreg.run_study(config, "studies/tiny")  # doctest: +SKIP
     >>> report = kerasreg.run_study(config, "studies/tiny", executor="ray", address="10.0.0.5:6379")  # doctest: +SKIP
     """
-    runner = make_executor(executor or config.executor, workers=workers, address=address or config.address)
+    runner = make_executor(executor or config.executor, workers=workers, address=address or config.address,
+                           backend=config.backend)
     config.validate()
     out = _checks.writable_dir(out, "out")
     with Lock(out / LOCK, f"Study {str(out)!r}"):

@@ -20,7 +20,7 @@ class EpochSeeds(keras.callbacks.Callback):
         self._generators = [
             g for layer in self.model._flatten_layers() for g in getattr(layer, "_seed_generators", [])
         ]
-        self._first = [int(g.state.numpy()[0]) for g in self._generators]
+        self._first = [int(keras.ops.convert_to_numpy(g.state.value)[0]) for g in self._generators]
 
     def on_epoch_begin(self, epoch, logs=None):
         for generator, first in zip(self._generators, self._first):

@@ -3,6 +3,8 @@
 `Evaluator` computes loss (the compiled loss plus regularisation losses, as
 `model.evaluate` does) and argmax accuracy of a model in inference mode, in
 one compiled function traced once per model, over fixed chunks of rows.
+`compile_inference` compiles such a pass with the backend's own compiler:
+`jax.jit` of `model.stateless_call` on JAX, `tf.function` on TensorFlow.
 """
 
 import keras
@@ -23,7 +25,63 @@ def to_tensor(array):
     array = np.asarray(array)
     if np.issubdtype(array.dtype, np.floating):
         array = array.astype(keras.backend.floatx())
-    return tf.convert_to_tensor(array)
+    return keras.ops.convert_to_tensor(array)
+
+
+def compile_inference(model, body):
+    """`body(call, *args)` compiled once, where `call(x)` runs `model` in inference mode.
+
+    `call(x)` returns `(outputs, losses)`: the model's outputs with
+    `training=False` and its regularisation losses (`model.losses`). Write
+    `body` with `keras.ops`; it is traced by `jax.jit` on the JAX backend
+    (the model's current variables are passed in at every call, so a
+    trained model is never evaluated with stale weights) and by
+    `tf.function` on TensorFlow. Layers read inside `call` (e.g. a
+    BatchNormalization's `moving_variance`) see the current values too.
+
+    Training vs inference: `call` always runs the model with
+    `training=False`: Dropout off, BatchNormalization on its moving
+    statistics, and nothing is updated.
+
+    Example:
+
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    >>> mean = compile_inference(model, lambda call, x: keras.ops.mean(call(x)[0]))
+    >>> float(mean(to_tensor([[1.0, 2.0, 3.0]]))) == float(keras.ops.mean(model(to_tensor([[1.0, 2.0, 3.0]]))))
+    True
+    """
+    if keras.backend.backend() == "jax":
+        import jax
+
+        def pure(trainable, non_trainable, *args):
+            def call(x):
+                outputs, _, losses = model.stateless_call(
+                    trainable, non_trainable, x, training=False, return_losses=True)
+                return outputs, losses
+
+            return body(call, *args)
+
+        jitted = jax.jit(pure)
+
+        def run(*args):
+            return jitted([v.value for v in model.trainable_variables],
+                          [v.value for v in model.non_trainable_variables], *args)
+
+        return run
+
+    # reduce_retracing: the last chunk is smaller; one extra trace at most.
+    @tf.function(reduce_retracing=True)
+    def traced(*args):
+        def call(x):
+            outputs = model(x, training=False)
+            return outputs, model.losses
+
+        return body(call, *args)
+
+    return traced
+
+
 def num_rows(data, argument):
     """Number of examples in `(x, y)` arrays, an array, or a finite `tf.data.Dataset`.
 
@@ -155,31 +213,32 @@ class Evaluator:
         ]
 
     def _build(self):
-        model = self.model
-        loss_fn = _single_loss(model)
+        loss_fn = _single_loss(self.model)
+        ops = keras.ops
 
-        # reduce_retracing: the last chunk is smaller; one extra trace at most.
-        @tf.function(reduce_retracing=True)
-        def evaluate(x_chunk, y_chunk):
-            y_pred = tf.cast(model(x_chunk, training=False), "float32")
-            loss_sum = tf.reduce_sum(tf.cast(loss_fn(y_chunk, y_pred), "float32"))
-            if y_chunk.shape.rank >= 2 and y_chunk.shape[-1] > 1:  # one-hot labels
-                labels = tf.argmax(y_chunk, axis=-1)
+        def evaluate(call, x_chunk, y_chunk):
+            y_pred, losses = call(x_chunk)
+            y_pred = ops.cast(y_pred, "float32")
+            loss_sum = ops.sum(ops.cast(loss_fn(y_chunk, y_pred), "float32"))
+            if len(y_chunk.shape) >= 2 and y_chunk.shape[-1] > 1:  # one-hot labels
+                labels = ops.argmax(y_chunk, axis=-1)
             else:
-                labels = tf.reshape(tf.cast(y_chunk, "int64"), [-1])
-            correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(y_pred, axis=-1), labels), "float32"))
+                labels = ops.reshape(ops.cast(y_chunk, "int32"), [-1])
+            predicted = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
+            correct = ops.sum(ops.cast(ops.equal(predicted, ops.cast(labels, "int32")), "float32"))
             # `evaluate` adds the regularisation losses (`model.losses`) to
             # val_loss; leaving them out here would bias the loss gap.
-            extra = tf.add_n([tf.cast(v, "float32") for v in model.losses]) if model.losses else tf.zeros(())
-            return tf.stack([loss_sum, correct, extra * tf.cast(tf.shape(labels)[0], "float32")])
+            extra = sum(ops.cast(v, "float32") for v in losses) if losses else ops.zeros(())
+            rows = ops.cast(ops.shape(labels)[0], "float32")
+            return ops.stack([loss_sum, correct, extra * rows])
 
-        self._fn = evaluate
+        self._fn = compile_inference(self.model, evaluate)
 
     def evaluate_chunks(self, chunks):
         """`(loss, accuracy)` over chunks made by `chunks(x, y)`."""
         if self._fn is None:
             self._build()
-        totals = sum(self._fn(x, y) for x, y in chunks).numpy()
+        totals = sum(np.asarray(self._fn(x, y), np.float64) for x, y in chunks)
         n = sum(int(y.shape[0]) for _, y in chunks)
         return float((totals[0] + totals[2]) / n), float(totals[1] / n)
 

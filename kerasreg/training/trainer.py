@@ -83,7 +83,13 @@ class RunResult:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow and make TensorFlow ops deterministic.
+    """Seed Python, NumPy and the Keras backend, and make TensorFlow ops deterministic.
+
+    On JAX, randomness comes only from the seeded Keras generators, and
+    compiled CPU training is deterministic; TensorFlow still runs the
+    tf.data input pipeline on every backend, so its op determinism is
+    enabled either way (it also makes TensorFlow-backend training
+    reproducible).
 
     Example:
 
@@ -164,6 +170,7 @@ def _result(model, dataset, history, gap, user_callbacks, settings, run_dir):
         "optimizer": optimizer if isinstance(optimizer, str) else type(optimizer).__name__.lower(),
         "learning_rate": settings["learning_rate"],
         "seed": settings["seed"],
+        "backend": keras.backend.backend(),
     }
     return RunResult(
         model=model,

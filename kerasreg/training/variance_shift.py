@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from numpy.typing import ArrayLike
 
-from kerasreg.training.evaluator import to_tensor
+from kerasreg.training.evaluator import compile_inference, to_tensor
 from kerasreg.training.jsonl import append_jsonl, jsonl_file, prepare_jsonl
 
 # Validation rows the variance shift is measured on (during training and after re-estimation).
@@ -108,9 +108,9 @@ class VarianceShiftMonitor(keras.callbacks.Callback):
     al., CVPR 2019). With BN before Dropout, or without Dropout, it stays
     close to 1.
 
-    The probe is one `tf.function` traced once: it records each BN layer's
-    input during an inference-mode call of the model and computes the
-    ratios inside the graph.
+    The probe is compiled once (`jax.jit` on JAX, `tf.function` on
+    TensorFlow): it records each BN layer's input during an inference-mode
+    call of the model and computes the ratios inside the compiled function.
 
     Args:
         validation_batch: the inputs `x` of a fixed batch (array, or dict of
@@ -178,32 +178,34 @@ class VarianceShiftMonitor(keras.callbacks.Callback):
             self._probe = None
             return
 
-        def ratio(layer, inputs):
-            inputs = tf.cast(inputs, "float32")
+        def ratio(layer, inputs, moving_variance):
+            inputs = keras.ops.cast(inputs, "float32")
             axis = layer.axis % len(inputs.shape)
             reduce_axes = [i for i in range(len(inputs.shape)) if i != axis]
-            variance = tf.math.reduce_variance(inputs, axis=reduce_axes)
-            moving = tf.cast(layer.moving_variance, "float32")
-            return tf.reduce_mean((variance + layer.epsilon) / (moving + layer.epsilon))
+            variance = keras.ops.var(inputs, axis=reduce_axes)
+            moving = keras.ops.cast(moving_variance, "float32")
+            return keras.ops.mean((variance + layer.epsilon) / (moving + layer.epsilon))
 
         # Keras has no forward hooks, and a `keras.Model(model.inputs,
         # bn.input)` probe cannot reach layers inside nested models or
         # custom blocks. Wrapping each BN layer's `call` while the function
         # is traced records its input wherever it sits; the wrappers are
         # removed before tracing ends, so the layers are left untouched.
-        @tf.function(reduce_retracing=True)
-        def probe(x):
+        def probe(call_model, x):
             seen = {}
-            # A shared layer is measured on its first call.
-            with inputs_recorded(layers, lambda layer, inputs: seen.setdefault(id(layer), inputs)):
-                model(x, training=False)
+            # A shared layer is measured on its first call. The moving variance is read
+            # inside the model call, where JAX's stateless call holds its current value.
+            with inputs_recorded(layers, lambda layer, inputs: seen.setdefault(
+                    id(layer), (inputs, layer.moving_variance.value))):
+                call_model(x)
             # A BN layer the forward pass never reaches has nothing to report.
             return {
-                name: ratio(layer, seen[id(layer)])
+                name: ratio(layer, *seen[id(layer)])
                 for name, layer in zip(self.layer_names, layers)
                 if id(layer) in seen
             }
 
+        probe = compile_inference(model, probe)
         self._probe = probe
 
     def variance_shift(self):
