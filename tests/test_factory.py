@@ -6,7 +6,6 @@ import re
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import kerasreg
 from helpers import (
@@ -58,15 +57,13 @@ def test_every_model_placement_and_api_builds_runs_and_follows_the_placement(nam
 
     assert_placement_order(model, p, model_case(name).blocks)
 
-    # One training step: every trainable weight receives a finite gradient and moves.
-    before = [w.numpy() for w in model.trainable_weights]
-    with tf.GradientTape() as tape:
-        loss = keras.losses.sparse_categorical_crossentropy(np.arange(4) % 3, model(x, training=True))
-        loss = keras.ops.mean(loss)
-    grads = tape.gradient(loss, model.trainable_weights)
-    assert all(g is not None and np.isfinite(keras.ops.convert_to_numpy(g)).all() for g in grads)
-    keras.optimizers.SGD(0.1).apply_gradients(zip(grads, model.trainable_weights))
-    after = [w.numpy() for w in model.trainable_weights]
+    # One training step (on any backend): the weights stay finite and move.
+    before = [keras.ops.convert_to_numpy(w.value) for w in model.trainable_weights]
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    loss = model.train_on_batch(x, np.arange(4) % 3)
+    assert np.isfinite(loss)
+    after = [keras.ops.convert_to_numpy(w.value) for w in model.trainable_weights]
+    assert all(np.isfinite(a).all() for a in after)
     assert any(not np.array_equal(b, a) for b, a in zip(before, after))
 
 
