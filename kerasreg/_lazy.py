@@ -85,19 +85,36 @@ class _WrappedLoader(importlib.abc.Loader):
 
 
 class _FirstImport(importlib.abc.MetaPathFinder):
-    """Finds one module like the rest of `sys.meta_path` does, with a wrapped loader; once."""
+    """Finds one module like the rest of `sys.meta_path` does, with a wrapped loader; gone once it loads.
+
+    It stays in place until the module is actually executed: probes such as
+    `importlib.util.find_spec("tensorflow")` (Keras asks whether TensorFlow is
+    installed long before importing it) must not use it up.
+    """
 
     def __init__(self, name, around):
         self.name, self.around = name, around
+        self._searching = False
 
     def find_spec(self, name, path=None, target=None):
-        if name != self.name:
+        if name != self.name or self._searching:
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
+        if name in sys.modules:  # loaded past this hook: nothing left to wrap
+            sys.meta_path.remove(self)
+            return None
+        self._searching = True
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self._searching = False
         if spec is not None and spec.loader is not None:
-            spec.loader = _WrappedLoader(spec.loader, self.around)
+            spec.loader = _WrappedLoader(spec.loader, self._around_once)
         return spec
+
+    def _around_once(self, do_import):
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        self.around(do_import)
 
 
 def on_first_import(name, around):

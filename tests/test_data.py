@@ -217,6 +217,8 @@ def test_keras_fit_takes_exactly_one_pass_per_epoch():
     ds = load_dataset("mnist1d")
     model = keras.Sequential([keras.Input((40,)), keras.layers.Dense(10)])
     model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    # As `train` does: on JAX, fit would otherwise read a pass of the pipeline to build loss and metrics.
+    model.test_on_batch(*(a[:1] for a in ds.as_numpy("train")))
     for steps_per_epoch in (None, 36):
         pipeline = ds.pipeline("train", batch_size=100, shuffle=True, seed=0)
         model.fit(pipeline, epochs=2, steps_per_epoch=steps_per_epoch, shuffle=False, verbose=0)

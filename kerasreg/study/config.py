@@ -6,6 +6,7 @@ import dataclasses
 from kerasreg import _backend, _checks
 from kerasreg.data import check_validation_split, load_dataset
 from kerasreg.models import build_model, get_dropout_kind, get_model_fn, get_norm_kind, get_placement, kinds
+from kerasreg.models.options import architecture_options
 from kerasreg.models.placements import BUILT_INS
 from kerasreg.runs import RunConfig, check_known_keys, read_toml
 from kerasreg.study.executors import EXECUTORS
@@ -263,3 +264,9 @@ class StudyConfig:
 def _check_options(options):
     if options is not None and not isinstance(options, dict):
         raise _checks.invalid("options", "a table (dict) of build_model options or None", options)
+    unknown = sorted(set(options or {}) - set(architecture_options()))
+    if unknown:
+        raise ValueError(
+            f"Unknown architecture option(s) {', '.join(map(repr, unknown))}. "
+            f"Valid options: {', '.join(architecture_options())}."
+        )
