@@ -116,6 +116,9 @@ def seed_points(summaries, metric, label):
         ax.set_title(f"{arch}", fontsize=10)
         ax.set_xlabel(f"{label} (dots: seeds; black: mean and 95% CI)", fontsize=8)
         if metric.endswith("accuracy"):
+            # A wide interval (one collapsed seed) must not stretch the axis past what an accuracy can be.
+            low, high = ax.get_xlim()
+            ax.set_xlim(max(low, -0.01), min(high, 1.01))
             _percent(ax.xaxis)
     return fig
 
