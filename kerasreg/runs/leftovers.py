@@ -12,6 +12,9 @@ import re
 import shutil
 import sys
 
+from kerasreg.export import MANIFEST
+from kerasreg.training.run_dir import STATUS
+
 
 def pid_alive(pid):
     """True when process `pid` exists on this host.
@@ -45,8 +48,8 @@ def clean_leftovers(out, name, work_dir, verbose):
             if match.group(1) == "trash" and not (pathlib.Path(out) / name).exists():
                 continue  # the replaced export was not yet put back: keep it for the user
             shutil.rmtree(sibling, ignore_errors=True)
-    status = work_dir / "status.json"
-    if (pathlib.Path(out) / name / "manifest.json").is_file() and status.is_file():
+    status = work_dir / STATUS
+    if (pathlib.Path(out) / name / MANIFEST).is_file() and status.is_file():
         try:
             finished = json.loads(status.read_text()).get("status") == "completed"
         except ValueError:
