@@ -70,8 +70,7 @@ def compile_inference(model, body):
 
         return run
 
-    # reduce_retracing: the last chunk is smaller; one extra trace at most.
-    @tf.function(reduce_retracing=True)
+    @tf.function
     def traced(*args):
         def call(x):
             outputs = model(x, training=False)
@@ -179,12 +178,14 @@ class Evaluator:
     compiled loss plus its regularisation losses, as `model.evaluate`
     computes it; accuracy is the argmax match.
 
-    The function is traced once per model (and once more for a smaller last
-    chunk); arrays are cut into chunks of `batch_size` rows once and reused.
+    Every chunk has the same number of rows (a short last chunk is padded
+    and its padding masked out), so the function is traced and compiled
+    once per model, whatever the arrays it is given later. The chunk size is
+    `batch_size`, or fewer rows when the first arrays evaluated are smaller.
 
     Args:
         model: keras.Model. Compiled with a single loss.
-        batch_size: int. Rows per forward pass. Defaults to `1024`.
+        batch_size: int. Most rows per forward pass. Defaults to `1024`.
 
     Example:
 
@@ -200,37 +201,52 @@ class Evaluator:
     def __init__(self, model, batch_size=1024):
         self.model = model
         self.batch_size = batch_size
+        self.chunk_size = None
         self._fn = None
 
     def chunks(self, x, y):
-        """Tensor chunks of `batch_size` rows, to pass to `evaluate_chunks` repeatedly."""
+        """`(x, y, mask)` tensor chunks, to pass to `evaluate_chunks` repeatedly."""
+        rows = len(y)
+        if self.chunk_size is None:
+            self.chunk_size = max(1, min(self.batch_size, rows))
+        size = self.chunk_size
+
+        def cut(array, start):
+            part = np.asarray(array[start : start + size])
+            if len(part) < size:
+                part = np.concatenate([part, np.zeros((size - len(part), *part.shape[1:]), part.dtype)])
+            return to_tensor(part)
+
         return [
             (
-                keras.tree.map_structure(lambda a: to_tensor(a[start : start + self.batch_size]), x),
-                to_tensor(y[start : start + self.batch_size]),
+                keras.tree.map_structure(lambda a: cut(a, start), x),
+                cut(y, start),
+                to_tensor(np.arange(start, start + size) < rows),
             )
-            for start in range(0, len(y), self.batch_size)
+            for start in range(0, rows, size)
         ]
 
     def _build(self):
         loss_fn = _single_loss(self.model)
         ops = keras.ops
 
-        def evaluate(call, x_chunk, y_chunk):
+        def evaluate(call, x_chunk, y_chunk, mask):
             y_pred, losses = call(x_chunk)
             y_pred = ops.cast(y_pred, "float32")
-            loss_sum = ops.sum(ops.cast(loss_fn(y_chunk, y_pred), "float32"))
+            # `where`, not a product: a padded row's loss may be inf or NaN.
+            loss_sum = ops.sum(ops.where(mask, ops.cast(loss_fn(y_chunk, y_pred), "float32"), 0.0))
             if len(y_chunk.shape) >= 2 and y_chunk.shape[-1] > 1:  # one-hot labels
                 labels = ops.argmax(y_chunk, axis=-1)
             else:
                 labels = ops.reshape(ops.cast(y_chunk, "int32"), [-1])
             predicted = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
-            correct = ops.sum(ops.cast(ops.equal(predicted, ops.cast(labels, "int32")), "float32"))
+            correct = ops.sum(ops.cast(ops.logical_and(mask, ops.equal(predicted, ops.cast(labels, "int32"))),
+                                       "float32"))
             # `evaluate` adds the regularisation losses (`model.losses`) to
             # val_loss; leaving them out here would bias the loss gap.
             extra = sum(ops.cast(v, "float32") for v in losses) if losses else ops.zeros(())
-            rows = ops.cast(ops.shape(labels)[0], "float32")
-            return ops.stack([loss_sum, correct, extra * rows])
+            rows = ops.sum(ops.cast(mask, "float32"))
+            return ops.stack([loss_sum, correct, extra * rows, rows])
 
         self._fn = compile_inference(self.model, evaluate)
 
@@ -238,9 +254,8 @@ class Evaluator:
         """`(loss, accuracy)` over chunks made by `chunks(x, y)`."""
         if self._fn is None:
             self._build()
-        totals = sum(np.asarray(self._fn(x, y), np.float64) for x, y in chunks)
-        n = sum(int(y.shape[0]) for _, y in chunks)
-        return float((totals[0] + totals[2]) / n), float(totals[1] / n)
+        totals = sum(np.asarray(self._fn(*chunk), np.float64) for chunk in chunks)
+        return float((totals[0] + totals[2]) / totals[3]), float(totals[1] / totals[3])
 
     def evaluate(self, x, y):
         """`(loss, accuracy)` on arrays `x`, `y`, in inference mode.

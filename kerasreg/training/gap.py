@@ -65,8 +65,8 @@ class OverfittingGap(keras.callbacks.Callback):
     weights. The reported gap therefore mixes regularisation noise into the
     gap (it is often negative with strong dropout); the clean gap does not.
 
-    The subset is evaluated in one compiled `tf.function` (built on the
-    first epoch end, in chunks of `batch_size` rows), not with
+    The subset is evaluated in one compiled inference pass (built on the
+    first epoch end, in chunks of at most `batch_size` rows), not with
     `model.evaluate`, so the callback costs a few percent of a small epoch.
 
     Place it before `GapEarlyStopping`, `CSVLogger` and `TensorBoard` in the
@@ -198,8 +198,8 @@ class OverfittingGap(keras.callbacks.Callback):
         """Loss and accuracy of the model on any `(x, y)` arrays, in inference mode.
 
         Uses the callback's compiled evaluation (built during `fit`), so
-        final validation and test numbers share its definitions and need at
-        most one more trace (for a new chunk size).
+        final validation and test numbers share its definitions and its
+        compiled function.
 
         Returns:
             Tuple of floats `(loss, accuracy)`.
