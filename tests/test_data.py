@@ -211,13 +211,29 @@ def test_resumed_pipeline_replays_the_orders_of_an_uninterrupted_one():
     np.testing.assert_array_equal(resumed[0], uninterrupted[2])
 
 
+def test_numpy_batches_are_the_pipelines_batches_epoch_after_epoch():
+    ds = load_dataset("mnist1d")
+    passes = ds.pipeline("train", batch_size=1000, seed=4)
+    pipeline = [list(passes) for _ in range(3)]
+    batches = ds.batches("train", batch_size=1000, seed=4)
+    for epoch in pipeline:
+        for x_expected, y_expected in epoch:
+            x_batch, y_batch = next(batches)
+            np.testing.assert_array_equal(x_batch, x_expected.numpy())
+            np.testing.assert_array_equal(y_batch, y_expected.numpy())
+    resumed = ds.batches("train", batch_size=1000, seed=4, initial_epoch=2)
+    np.testing.assert_array_equal(next(resumed)[1], pipeline[2][0][1].numpy())
+    with pytest.raises(ValueError, match=r"`seed`.*Received: seed=-1"):
+        ds.batches("train", seed=-1)
+
+
 def test_keras_fit_takes_exactly_one_pass_per_epoch():
-    # Resuming relies on this: with or without steps_per_epoch, epoch e of
-    # fit() is pass e of the pipeline.
+    # Resuming on TensorFlow relies on this: with or without steps_per_epoch,
+    # epoch e of fit() is pass e of the pipeline.
     ds = load_dataset("mnist1d")
     model = keras.Sequential([keras.Input((40,)), keras.layers.Dense(10)])
     model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    # As `train` does: on JAX, fit would otherwise read a pass of the pipeline to build loss and metrics.
+    # On JAX, fit would otherwise read a pass of the pipeline to build loss and metrics.
     model.test_on_batch(*(a[:1] for a in ds.as_numpy("train")))
     for steps_per_epoch in (None, 36):
         pipeline = ds.pipeline("train", batch_size=100, shuffle=True, seed=0)

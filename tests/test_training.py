@@ -80,6 +80,22 @@ def test_same_seed_gives_identical_weights_and_history(mnist1d):
 
 
 @pytest.mark.parity
+def test_epoch_e_trains_on_the_batches_of_epoch_e_in_order(mnist1d):
+    # Replaying the batches by hand on a copy of the initial weights must land on the same weights:
+    # a batch consumed elsewhere (e.g. by Keras building its metrics) would shift every epoch's order.
+    model = small_mlp(mnist1d, placement="none")
+    replay = keras.models.clone_model(model)
+    replay.set_weights(model.get_weights())
+    result = kerasreg.train(model, mnist1d, epochs=2, optimizer="sgd", learning_rate=0.1, seed=5, verbose=0)
+    replay.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    batches = mnist1d.batches("train", 100, seed=5)
+    for _ in range(2 * 36):
+        replay.train_on_batch(*next(batches))
+    for trained, replayed in zip(result.model.get_weights(), replay.get_weights()):
+        np.testing.assert_allclose(trained, replayed, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parity
 def test_divergence_stops_with_clear_error_and_is_never_exported(tmp_path):
     config = runs.RunConfig(placement="none", widths=(32,), optimizer="sgd", learning_rate=1e20,
                             epochs=5, name="diverges")

@@ -1,6 +1,7 @@
 """`Dataset`: train/validation/test arrays in memory, with seeded, resumable `tf.data` pipelines."""
 
 import dataclasses
+import itertools
 
 import numpy as np
 import tensorflow as tf
@@ -172,6 +173,36 @@ class Dataset:
             batches = batches.batch(batch_size, drop_remainder=drop_remainder).cache()
         return batches.prefetch(tf.data.AUTOTUNE)
 
+    def batches(self, split, batch_size=32, *, seed=None, initial_epoch=0):
+        """Yield shuffled numpy `(x, y)` batches, epoch after epoch, without end.
+
+        The same batches in the same order as `pipeline(split, batch_size,
+        shuffle=True, seed=seed, initial_epoch=initial_epoch)`, cut from memory
+        in Python: what Keras's JAX trainer consumes fastest, since it pulls a
+        `tf.data` pipeline through Python one batch at a time and makes a new
+        iterator every epoch. Stop after `ceil(rows / batch_size)` batches per
+        epoch (e.g. `fit(steps_per_epoch=...)`).
+
+        Args:
+            split: str. One of `"train"`, `"val"`, `"test"`.
+            batch_size: int. Examples per batch. Defaults to `32`.
+            seed: int or None. Shuffle seed; `None` uses `split_seed`.
+                Defaults to `None`.
+            initial_epoch: int. Epoch index of the first pass. Defaults to `0`.
+
+        Example:
+
+        >>> ds = load_dataset("mnist1d")
+        >>> x_batch, y_batch = next(ds.batches("train", batch_size=100, seed=0))
+        >>> x_batch.shape, y_batch.shape
+        ((100, 40), (100,))
+        """
+        x, y = self.as_numpy(split)
+        _checks.positive_int(batch_size, "batch_size")
+        _checks.non_negative_int(initial_epoch, "initial_epoch")
+        seed = _checks.seed(self.split_seed if seed is None else seed)
+        return _epoch_batches(x, y, batch_size, seed, initial_epoch)
+
     def describe(self):
         """Return a short human-readable summary of the loaded splits.
 
@@ -193,6 +224,21 @@ class Dataset:
                 else "  not standardized",
             ]
         )
+
+
+def _epoch_order(num_examples, seed, epoch):
+    """The shuffled row order of epoch `epoch`: a stateless function of `(seed, epoch)`."""
+    return tf.random.experimental.stateless_shuffle(
+        tf.range(num_examples), seed=tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+    )
+
+
+def _epoch_batches(x, y, batch_size, seed, initial_epoch):
+    for epoch in itertools.count(initial_epoch):
+        order = _epoch_order(len(y), seed, epoch).numpy()
+        for start in range(0, len(y), batch_size):
+            rows = order[start : start + batch_size]
+            yield x[rows], y[rows]
 
 
 def _shuffled_batches(x, y, batch_size, seed, initial_epoch, drop_remainder):
@@ -217,10 +263,7 @@ def _shuffled_batches(x, y, batch_size, seed, initial_epoch, drop_remainder):
     epoch = tf.Variable(initial_epoch, dtype=tf.int64, trainable=False)
 
     def shuffled_epoch(_):
-        order = tf.random.experimental.stateless_shuffle(
-            tf.range(num_examples),
-            seed=tf.stack([tf.constant(seed, tf.int64), epoch.assign_add(1) - 1]),
-        )
+        order = _epoch_order(num_examples, seed, epoch.assign_add(1) - 1)
         xs, ys = tf.gather(x, order), tf.gather(y, order)
         full = (
             tf.reshape(xs[:cut], (num_full, batch_size, *x.shape[1:])),

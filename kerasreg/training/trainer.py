@@ -125,18 +125,23 @@ def _returned_epoch(callbacks):
     return -1
 
 
-def _compile(model, optimizer, learning_rate, steps_per_execution, sample):
+def _compile(model, optimizer, learning_rate, steps_per_execution):
     model.compile(
         optimizer=make_optimizer(optimizer, learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         steps_per_execution=steps_per_execution,
     )
+
+
+def _training_data(dataset, batch_size, seed, initial_epoch):
+    """The shuffled training batches; pass `initial_epoch + k` of them is epoch `initial_epoch + k`."""
     if keras.backend.backend() == "jax":
-        # On JAX, `fit` builds an unbuilt loss and metrics from its data's first batch, which starts a
-        # whole shuffled pass of the pipeline and shifts every epoch's order by one. Built here from
-        # one example (inference mode, no weight or seed changes), pass e of the pipeline is epoch e.
-        model.test_on_batch(*sample)
+        # Keras's JAX trainer pulls tf.data through Python batch by batch, with a new iterator
+        # every epoch; numpy batches cut in memory cost a fraction of that. (The batches `fit`
+        # reads to build the loss and metrics, it replays: epoch e is still pass e.)
+        return dataset.batches("train", batch_size, seed=seed, initial_epoch=initial_epoch)
+    return dataset.pipeline("train", batch_size, shuffle=True, seed=seed, initial_epoch=initial_epoch)
 
 
 def _measuring_callbacks(model, dataset, seed, run_dir, append):
@@ -263,10 +268,10 @@ def train(
     config = run_config(model, dataset, callbacks=[type(c).__name__ for c in callbacks], **settings)
     initial_epoch = run_dir.start(resume=resume, config=config, callbacks=callbacks) if run_dir else 0
 
-    x_train, y_train = dataset.as_numpy("train")
-    steps_per_epoch = math.ceil(len(x_train) / batch_size)
-    # One compiled call per epoch: on small data Python overhead per step dominates.
-    _compile(model, optimizer, learning_rate, steps_per_execution=steps_per_epoch, sample=(x_train[:1], y_train[:1]))
+    steps_per_epoch = math.ceil(dataset.sizes["train"] / batch_size)
+    # One step call per epoch on TensorFlow, one callback round per epoch on both backends:
+    # on small data the Python overhead per step dominates.
+    _compile(model, optimizer, learning_rate, steps_per_execution=steps_per_epoch)
 
     append = initial_epoch > 0
     gap, measuring = _measuring_callbacks(model, dataset, seed, run_dir, append)
@@ -278,7 +283,7 @@ def train(
         all_callbacks += run_dir.callbacks(append=append)
 
     history = model.fit(
-        dataset.pipeline("train", batch_size, shuffle=True, seed=seed, initial_epoch=initial_epoch),
+        _training_data(dataset, batch_size, seed, initial_epoch),
         epochs=epochs,
         initial_epoch=initial_epoch,
         steps_per_epoch=steps_per_epoch,
