@@ -125,6 +125,10 @@ def test_rerun_after_kill_skips_exported_runs(tmp_path):
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     assert f"skipping {exported} already exported" in rerun.stderr
+    # Not a terminal: one progress line per finished run instead of a bar.
+    lines = [line for line in rerun.stderr.splitlines() if line.startswith("[")]
+    assert [line.split("]")[0] for line in lines] == [f"[{n}/3" for n in range(exported + 1, 4)]
+    assert all(": test accuracy 0." in line for line in lines), lines
     assert json.loads(first.read_text())["created"] == created
     assert len([p for p in (out / "runs").iterdir() if not p.name.startswith(".")]) == 3
     assert (out / "report.md").exists()

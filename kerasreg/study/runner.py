@@ -47,7 +47,15 @@ def _progress(total, initial):
                 dynamic_ncols=True, disable=None)
 
 
-def _export_outcomes(outcomes, runs_dir, bar):
+def _outcome_line(outcome, error):
+    if error:
+        return "failed"
+    result = outcome.artifacts.result
+    return (f"test accuracy {result.test_metrics['accuracy']:.4f} (best epoch {result.config['best_epoch']} "
+            f"of {result.config['epochs_run']})")
+
+
+def _export_outcomes(outcomes, runs_dir, bar, finished=0):
     """Export each trained run as it arrives (the driver alone writes the study folder); returns failures and tallies."""
     failures, per_node, retried = {}, collections.Counter(), 0
     for outcome in outcomes:
@@ -65,6 +73,10 @@ def _export_outcomes(outcomes, runs_dir, bar):
                 bar.write(f"run {outcome.name} failed: {error}")
         if bar is not None:
             bar.update(1)
+            if bar.disable:  # not a terminal (a log, CI): one line per run instead of a bar
+                finished += 1
+                print(f"[{finished}/{bar.total}] {outcome.name}: {_outcome_line(outcome, error)}",
+                      file=sys.stderr, flush=True)
     return failures, {"runs_per_node": dict(sorted(per_node.items())), "retried": retried}
 
 
@@ -137,7 +149,8 @@ def _run_grid(config, out, runner, resume, verbose):
 
     bar = _progress(len(grid), len(grid) - len(todo)) if verbose else None
     try:
-        failures, execution = _export_outcomes(runner.map(todo, runs_dir / WORK_DIR, resume), runs_dir, bar)
+        failures, execution = _export_outcomes(runner.map(todo, runs_dir / WORK_DIR, resume), runs_dir, bar,
+                                               finished=len(grid) - len(todo))
     finally:
         if bar is not None:
             bar.close()
