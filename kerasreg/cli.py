@@ -193,8 +193,8 @@ def make_parser():
     p.add_argument("--validation-split", type=float, default=None, help="fraction of train held out (default 0.1)")
     p.add_argument("--epochs", type=int, default=None, help="default 50")
     p.add_argument("--patience", type=int, default=None,
-                   help="stop once validation loss has not improved for this many epochs, keeping the best "
-                        "epoch (default: train all epochs)")
+                   help="stop once validation loss has not improved for this many epochs (watched from epoch "
+                        "patience + 1 on), keeping the best epoch (default: train all epochs)")
     p.add_argument("--batch-size", type=int, default=None, help="default 100")
     p.add_argument("--optimizer", default=None, help="default adam")
     p.add_argument("--learning-rate", type=float, default=None, help="default 1e-3")

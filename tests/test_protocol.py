@@ -59,15 +59,15 @@ def test_bad_arms_are_rejected_before_training(tmp_path, text, message):
         kerasreg.StudyConfig.from_toml(path)
 
 
-def test_early_stopping_keeps_the_epoch_with_the_lowest_validation_loss(tmp_path):
+def test_early_stopping_keeps_the_epoch_with_the_lowest_validation_loss_after_the_first_patience(tmp_path):
     config = kerasreg.RunConfig(placement="none", dropout_rate=0.0, epochs=40, patience=2)
     path = kerasreg.run(config, out=tmp_path, verbose=0)
     manifest = json.loads((path / "manifest.json").read_text())
     metrics = manifest["metrics"]
     with open(path / "history.csv") as f:
         val_loss = [float(row["val_loss"]) for row in csv.DictReader(f)]
-    assert metrics["epochs_run"] == len(val_loss) < 40, "stopped before the cap"
-    best = min(range(len(val_loss)), key=val_loss.__getitem__) + 1
+    assert 2 * 2 <= metrics["epochs_run"] == len(val_loss) < 40, "stopped before the cap, not before 2 * patience"
+    best = min(range(2, len(val_loss)), key=val_loss.__getitem__) + 1
     assert metrics["best_epoch"] == best and metrics["epochs_run"] == best + 2
     assert metrics["val_loss"] == pytest.approx(val_loss[best - 1], rel=1e-4)
 

@@ -67,8 +67,9 @@ class RunConfig(_ModelFields):
     is `(4, 8)` for `cnn1d` and `filters="4"` is `4` for `resnet_small`.
     `patience` trains until validation loss has not improved for that many
     epochs (at most `epochs`) and keeps the weights of the best epoch
-    (Keras's `EarlyStopping` with `restore_best_weights`); `None` trains all
-    epochs.
+    (Keras's `EarlyStopping` with `restore_best_weights`), watching from
+    epoch `patience + 1` on, so no run stops before `2 * patience` epochs;
+    `None` trains all epochs.
 
     Example:
 

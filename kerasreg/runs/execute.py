@@ -110,8 +110,12 @@ def train_in(
                   file=sys.stderr)
         shutil.rmtree(work_dir)
     if config.patience is not None:
+        # Watching starts after `patience` epochs: in inference mode, a net with dropout feeding
+        # BatchNorm can have its best validation loss in epoch 1 and a worse one for many epochs
+        # after, and would stop there at chance level, long before it learns.
         callbacks = (*callbacks, keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=config.patience, restore_best_weights=True))
+            monitor="val_loss", patience=config.patience, restore_best_weights=True,
+            start_from_epoch=config.patience))
     result = train(
         model, dataset, epochs=config.epochs, batch_size=config.batch_size,
         optimizer=config.optimizer, learning_rate=config.learning_rate, seed=config.seed,
