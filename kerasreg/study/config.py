@@ -25,7 +25,7 @@ PRESETS = {
             {"name": "shallow", "models": ["mlp"], "placements": ALL_PLACEMENTS, "rates": [0.2],
              "seeds": [0, 1, 2, 3, 4], "epochs": 150, "patience": 15},
             {"name": "deep", "models": ["resnet_small"], "options": {"stages": 3}, "placements": DEEP_PLACEMENTS,
-             "rates": [0.5], "seeds": [0, 1, 2], "epochs": 100, "patience": 8},
+             "rates": [0.5], "seeds": [0, 1, 2, 3, 4], "epochs": 150, "patience": 8, "learning_rate": 3e-3},
         ],
         "dataset": "mnist1d",
     },
