@@ -1,4 +1,4 @@
-"""`Dataset`: train/validation/test arrays in memory, with seeded, resumable `tf.data` pipelines."""
+"""`Dataset`: train/validation/test arrays in memory, with seeded, resumable batches (`tf.data` or numpy)."""
 
 import dataclasses
 import itertools
