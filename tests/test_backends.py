@@ -101,6 +101,22 @@ def test_import_picks_jax_unless_told_otherwise(tmp_path):
     assert lines[1] == str(tmp_path / "jax")
 
 
+def test_a_seed_draws_the_same_dropout_masks_whatever_was_imported_first():
+    # A run's processes (a resumed run, a study worker, a TensorFlow exporter) import in different orders.
+    draw = "print(keras.random.dropout(keras.ops.ones((4, 64)), 0.5, seed=keras.random.SeedGenerator(0)).tolist())"
+    env = {k: v for k, v in os.environ.items() if k != "JAX_THREEFRY_PARTITIONABLE"}
+    env["KERAS_BACKEND"] = "jax"
+    masks = []
+    for imports in ("import keras, kerasreg", "import kerasreg, keras"):
+        result = subprocess.run([sys.executable, "-c", f"{imports}\n{draw}"], env=env, capture_output=True,
+                                text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        masks.append(result.stdout)
+    chosen = subprocess.run([sys.executable, "-c", f"import kerasreg, keras\n{draw}"], capture_output=True,
+                            env={**env, "JAX_THREEFRY_PARTITIONABLE": "1"}, text=True, timeout=120)
+    assert masks[0] == masks[1] != chosen.stdout, "the user's own JAX_THREEFRY_PARTITIONABLE is kept"
+
+
 @pytest.mark.parametrize("env, code, source", [
     ({"KERAS_BACKEND": "torch"}, "import kerasreg", "KERAS_BACKEND='torch'"),
     # ~/.keras/keras.json chose the backend of a Keras imported before kerasreg.
