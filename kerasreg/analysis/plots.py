@@ -53,7 +53,14 @@ def _short(summary):
     return summary.label[len(arch) + 3:] if summary.label.startswith(arch + " / ") else summary.label
 
 
-def _by_architecture(summaries):
+def by_architecture(summaries):
+    """architecture -> its summaries, in the order given (the report's ranking).
+
+    Example:
+
+    >>> by_architecture([])
+    {}
+    """
     groups = {}
     for s in summaries:
         groups.setdefault(s.config["architecture"], []).append(s)
@@ -66,7 +73,7 @@ def _row_panels(summaries, width=5.8, columns=2):
     Panel heights follow their number of configurations, so every row is
     equally tall and the figure stays as wide as a page.
     """
-    groups = list(_by_architecture(summaries).items())
+    groups = list(by_architecture(summaries).items())
     columns = min(columns, len(groups))
     lines = [groups[i:i + columns] for i in range(0, len(groups), columns)]
     heights = [max(len(members) for _, members in line) for line in lines]
@@ -171,7 +178,7 @@ def shift_vs_accuracy(summaries):
     if not summaries:
         return None
     colors = _placement_colors({s.config["placement"] for s in summaries})
-    markers = dict(zip(sorted(_by_architecture(summaries), key=str), "os^vDP*X"))
+    markers = dict(zip(sorted(by_architecture(summaries), key=str), "os^vDP*X"))
     fig = new_figure((7.5, 5))
     ax = fig.add_subplot()
     for s in summaries:

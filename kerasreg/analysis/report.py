@@ -181,14 +181,14 @@ def findings(summaries, rows=()):
     >>> findings([])
     ['No completed runs to report.']
     """
-    measured = [s for s in summaries if s.stat("test_accuracy")[2]]
-    if not measured:
-        return ["No completed runs to report."]
-    family, questions, remedies = paired_family(measured, rows)
+    return _headline_and_findings(summaries, rows)[1]
+
+
+def _findings(measured, family, questions, remedies):
     lines = []
-    for arch in sorted({s.config["architecture"] for s in measured}):
-        best = max((s for s in measured if s.config["architecture"] == arch),
-                   key=lambda s: s.stat("test_accuracy")[0])
+    bests = _best_per_architecture(measured)
+    for arch in sorted(bests):
+        best = bests[arch]
         lines.append(f"Best test accuracy ({arch}): **{best.label}** ({_cell(best, 'test_accuracy')}).")
     if all(c.n_pairs < 2 for c in family):
         lines.append("With one seed per configuration, no difference can be told apart from noise.")
@@ -251,13 +251,12 @@ def headline(summaries, rows=()):
     >>> headline([])
     ['No completed runs to report.']
     """
-    measured = [s for s in summaries if s.stat("test_accuracy")[2]]
-    if not measured:
-        return ["No completed runs to report."]
-    family, _, _ = paired_family(measured, rows)
+    return _headline_and_findings(summaries, rows)[0]
+
+
+def _headline(measured, family):
     lines = []
-    for arch, members in _by_architecture(measured).items():
-        best = members[0]
+    for arch, best in _best_per_architecture(measured).items():
         mine = [c for c in family if c.group == str(arch) and c.metric == "test_accuracy"]
         line = (f"**{arch}**: best is **{statistics.default_label(best.config)}**, test accuracy "
                 f"{_cell(best, 'test_accuracy')} over {best.stat('test_accuracy')[2]} seed(s).")
@@ -291,11 +290,19 @@ def _takeaway(best, runner_up, separated, comparisons):
             f"{runner_up.n_pairs} seeds; the ranking alone is not evidence, run more seeds{more}.")
 
 
-def _by_architecture(summaries):
-    groups = {}
-    for s in summaries:
-        groups.setdefault(s.config["architecture"], []).append(s)
-    return groups
+def _headline_and_findings(summaries, rows):
+    """`(headline, findings)` from one computation of the report's Holm family."""
+    measured = [s for s in summaries if s.stat("test_accuracy")[2]]
+    if not measured:
+        return ["No completed runs to report."], ["No completed runs to report."]
+    family, questions, remedies = paired_family(measured, rows)
+    return _headline(measured, family), _findings(measured, family, questions, remedies)
+
+
+def _best_per_architecture(summaries):
+    """architecture -> its configuration with the highest mean test accuracy, architectures in first-seen order."""
+    return {arch: max(members, key=lambda s: s.stat("test_accuracy")[0])
+            for arch, members in plots.by_architecture(summaries).items()}
 
 
 @dataclasses.dataclass
@@ -360,7 +367,7 @@ def write_report(out, config, *, failures=None, latency_repeats=3, execution=Non
             rows.append({**row, "train_time": (manifest.get("metrics") or {}).get("epoch_time_total")})
         hparams.write_hparams(out, rows)
     summaries = summarize(rows)
-    answer, lines = headline(summaries, rows), findings(summaries, rows)
+    answer, lines = _headline_and_findings(summaries, rows)
     groups = plots.run_groups(rows, [histories.get(row["path"]) or {} for row in rows])
     figures = plots.study_figures(summaries, groups, out) if summaries else []
     title = f"kerasreg study: {config.dataset}"
