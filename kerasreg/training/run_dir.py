@@ -25,6 +25,7 @@ import sys
 import keras
 
 from kerasreg.training import checkpoint
+from kerasreg.training.epoch_callbacks import EpochScalars
 
 STATUS = "status.json"
 RUN_CONFIG = "run_config.json"
@@ -210,7 +211,7 @@ class RunDir:
         """The callbacks that write this directory: CSV history, TensorBoard, checkpoint (last)."""
         return [
             keras.callbacks.CSVLogger(str(self.path / HISTORY), append=append),
-            keras.callbacks.TensorBoard(str(self.path / TENSORBOARD), write_graph=False, profile_batch=0),
+            EpochScalars(self.path / TENSORBOARD),
             EpochCheckpoint(self.path / CHECKPOINT, self._checkpoint),
         ]
 
