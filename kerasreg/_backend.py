@@ -135,6 +135,22 @@ def verify():
     return name
 
 
+def available_cores():
+    """The CPU cores this process may run on (a study worker gets its own share of them).
+
+    A run's numbers can depend on it: XLA splits some reductions by thread
+    count, so manifests record it next to the backend.
+
+    Example:
+
+    >>> available_cores() >= 1
+    True
+    """
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def backend_env(name, env=None):
     """A copy of `env` (default `os.environ`) in which a new process imports Keras with backend `name`.
 

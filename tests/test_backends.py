@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import kerasreg
-from kerasreg import cli, runs, training
+from kerasreg import _backend, cli, runs, training
 
 BACKEND = keras.backend.backend()
 OTHER = {"jax": "tensorflow", "tensorflow": "jax"}[BACKEND]
@@ -80,6 +80,9 @@ def test_study_workers_train_on_the_study_backend(tmp_path):
     manifests = sorted((tmp_path / "runs").glob("*/manifest.json"))
     assert len(manifests) == 2
     assert {json.loads(p.read_text())["training"]["backend"] for p in manifests} == {OTHER}
+    # Each of the two workers trains on its own share of the cores.
+    share = max(1, _backend.available_cores() // 2)
+    assert [json.loads(p.read_text())["training"]["cores"] for p in manifests] == [share, share]
     with pytest.raises(ValueError, match="for field `backend`"):
         kerasreg.StudyConfig(backend="torch").validate()
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import kerasreg
+from kerasreg import _backend
 from kerasreg.export import writer as export_lib
 from kerasreg.data import load_dataset
 from kerasreg.training import train
@@ -95,6 +96,7 @@ def test_export_layout_and_manifest(exported, result):
                                    "standardize": False}
     assert manifest["seed"] == 0
     assert manifest["backend"] == manifest["training"]["backend"] == keras.backend.backend()
+    assert manifest["training"]["cores"] == _backend.available_cores()
     metrics = manifest["metrics"]
     assert metrics["val_accuracy"] == pytest.approx(result.val_metrics["accuracy"])
     assert metrics["test_loss"] == pytest.approx(result.test_metrics["loss"])

@@ -157,6 +157,7 @@ def _manifest(name, model, config, result, input_shape, dtype, folded):
             "epochs", "epochs_run", "batch_size", "optimizer", "learning_rate")}
         training["stop_reason"] = result.stop_reason
         training["backend"] = config.get("backend", keras.backend.backend())
+        training["cores"] = config.get("cores")
     return _jsonable({
         "schema": SCHEMA,
         "name": name,

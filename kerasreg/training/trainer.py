@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasreg import _checks
+from kerasreg import _backend, _checks
 from kerasreg.training.epoch_callbacks import DivergenceGuard, EpochProgress, EpochSeeds, EpochTimer
 from kerasreg.training.gap import OverfittingGap
 from kerasreg.training.inputs import check_model_and_data
@@ -181,6 +181,7 @@ def _result(model, dataset, history, gap, user_callbacks, settings, run_dir):
         "learning_rate": settings["learning_rate"],
         "seed": settings["seed"],
         "backend": keras.backend.backend(),
+        "cores": _backend.available_cores(),
     }
     return RunResult(
         model=model,
