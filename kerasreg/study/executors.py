@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import multiprocessing
 import os
+import queue
 import shutil
 import socket
 import sys
@@ -75,11 +76,14 @@ def _init_worker(core_sets, threads):
 
     Two workers whose thread pools share all cores keep evicting each
     other: measured here, two `resnet_small` runs side by side took 0.56 s
-    per epoch each on shared cores and 0.40 s each on one core apiece.
+    per epoch each on shared cores and about 0.45 s each on one core apiece.
     Without the parent-death signal, killing the study process would leave
     its workers training in the background.
     """
-    cores = core_sets.get() if core_sets is not None else None
+    cores = None
+    if core_sets is not None:
+        with contextlib.suppress(queue.Empty):  # more workers than sets: this one shares the cores
+            cores = core_sets.get_nowait()
     if cores is not None:
         os.sched_setaffinity(0, cores)
     if sys.platform.startswith("linux"):
@@ -156,15 +160,15 @@ class LocalExecutor:
             return
         context = multiprocessing.get_context("spawn")
         core_sets = _worker_core_sets(self.workers)
-        queue = None
+        core_queue = None
         threads = max(1, (os.cpu_count() or 1) // self.workers)
         if core_sets is not None:
-            queue = context.Queue()
+            core_queue = context.Queue()
             for cores in core_sets:
-                queue.put(cores)
+                core_queue.put(cores)
         # Workers start while the pool is in use, and read KERAS_BACKEND as they import Keras.
         with _spawn_environment(self.backend), concurrent.futures.ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=context, initializer=_init_worker, initargs=(queue, threads),
+            max_workers=self.workers, mp_context=context, initializer=_init_worker, initargs=(core_queue, threads),
         ) as pool:
             futures = [pool.submit(train_to_artifacts, *job) for job in jobs]
             for future in concurrent.futures.as_completed(futures):
