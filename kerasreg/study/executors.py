@@ -100,7 +100,11 @@ def _init_worker(core_sets, threads):
 
 
 def _worker_core_sets(workers):
-    """Disjoint sets of this process's cores, one per worker; None when there are fewer cores than workers."""
+    """Disjoint sets of this process's cores, one per worker; None when there are fewer cores than workers.
+
+    The sets are equal (a remainder core stays free): a run's numbers depend
+    on its thread count, so every run of a study must get the same one.
+    """
     if not hasattr(os, "sched_getaffinity"):
         return None
     cores = sorted(os.sched_getaffinity(0))
