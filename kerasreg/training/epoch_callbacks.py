@@ -1,4 +1,4 @@
-"""Small callbacks `train` adds around the measuring ones: per-epoch seeds, divergence, timing, progress."""
+"""Small callbacks `train` adds around the measuring ones: seeds, divergence, timing, progress, TensorBoard."""
 
 import math
 import sys
