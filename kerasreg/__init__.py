@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from kerasreg.study.config import StudyConfig
     from kerasreg.study.runner import run_study
     from kerasreg.training.checkpoint import CheckpointError
-    from kerasreg.training.early_stopping import GapEarlyStopping
+    from kerasreg.training.early_stopping import GapEarlyStopping, ResumableEarlyStopping
     from kerasreg.training.gap import OverfittingGap
     from kerasreg.training.reestimate import reestimate_batch_norm
     from kerasreg.training.run_dir import ResumeMismatchError

@@ -7,6 +7,7 @@ never continue silently from a mixed state.
 import json
 import signal
 
+import keras
 import numpy as np
 import pytest
 from helpers import run_python
@@ -187,18 +188,89 @@ def test_cli_resume_with_another_seed_exits_2_naming_it(tmp_path, fail_at, capsy
     assert manifest["training"]["epochs_run"] == 3 and not (tmp_path / runs.WORK_DIR / "run").exists()
 
 
-def test_resume_with_stateful_callbacks_fails_clearly(mnist1d, tmp_path, fail_at):
+def stoppers():
+    """kerasreg's early stopping callbacks, set to stop after the third of five epochs."""
+    return [
+        # Training loss falls every epoch, so in mode "max" the first epoch stays the best.
+        training.ResumableEarlyStopping(monitor="loss", mode="max", patience=2, restore_best_weights=True),
+        # Training accuracy rises every epoch: it "grew" for two epochs after the third.
+        training.GapEarlyStopping(monitor="accuracy", patience=2, best_metric="val_loss", verbose=0),
+    ]
+
+
+@pytest.fixture(scope="module")
+def stopped_early(mnist1d, tmp_path_factory):
+    return kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=tmp_path_factory.mktemp("stopped"),
+                          callbacks=stoppers(), **{**SETTINGS, "epochs": 5})
+
+
+@pytest.mark.parametrize("write, step", [
+    (2, "begin"),  # watching: best weights of epoch 1, patience count 1
+    (3, "replaced"),  # the stopping epoch checkpointed, the run not yet saved
+])
+def test_resume_with_early_stopping_ends_as_the_uninterrupted_run(
+        mnist1d, stopped_early, tmp_path, fail_at, write, step):
+    assert stopped_early.config["epochs_run"] == 3 and stopped_early.config["best_epoch"] == 1
+    run_dir = tmp_path / "run"
+    fail_at(step, write)
+    with pytest.raises(Fault):
+        kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=run_dir, callbacks=stoppers(),
+                       **{**SETTINGS, "epochs": 5})
+    checkpoint.fault_hook = None
+    callbacks = stoppers()
+    resumed = kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=run_dir, resume=True, callbacks=callbacks,
+                             **{**SETTINGS, "epochs": 5})
+    assert_same_run(resumed, stopped_early)
+    assert resumed.config == stopped_early.config
+    assert callbacks[0].stopped_epoch == 2 and callbacks[1].stopped_epoch == 2
+
+
+class EpochCounter(keras.callbacks.Callback):
+    """A user's callback with state across epochs."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seen += 1
+
+
+class ResumableEpochCounter(EpochCounter):
+    def state_dict(self):
+        return {"seen": self.seen}
+
+    def load_state_dict(self, state):
+        self.seen = state["seen"]
+
+
+def test_resume_with_a_users_stateful_callback_is_refused_with_advice_that_works(mnist1d, tmp_path, fail_at):
     run_dir = tmp_path / "run"
     fail_at("begin", 2)
     with pytest.raises(Fault):
-        kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=run_dir,
-                       callbacks=[training.GapEarlyStopping(patience=1)], **SETTINGS)
+        kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=run_dir, callbacks=[EpochCounter()], **SETTINGS)
     checkpoint.fault_hook = None
     history = (run_dir / "history.csv").read_text()
-    # Their best epoch and patience count are not in the checkpoint: continuing could differ silently.
-    with pytest.raises(training.ResumeMismatchError, match=r"extra callbacks \(GapEarlyStopping\)"):
+    with pytest.raises(training.ResumeMismatchError,
+                       match=r"not in the checkpoint \(EpochCounter\).*over without resume.*state_dict"):
         kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=run_dir, resume=True,
-                       callbacks=[training.GapEarlyStopping(patience=1)], **SETTINGS)
-    with pytest.raises(training.ResumeMismatchError, match=r"callbacks: \['GapEarlyStopping'\] -> \[\]"):
-        kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=run_dir, resume=True, **SETTINGS)
+                       callbacks=[EpochCounter()], **SETTINGS)
     assert (run_dir / "history.csv").read_text() == history
+    # The advice: a callback that hands its state to the checkpoint resumes with the run.
+    fail_at("begin", 2)
+    with pytest.raises(Fault):
+        kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=run_dir, callbacks=[ResumableEpochCounter()],
+                       **SETTINGS)
+    checkpoint.fault_hook = None
+    counter = ResumableEpochCounter()
+    kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=run_dir, resume=True, callbacks=[counter], **SETTINGS)
+    assert counter.seen == EPOCHS
+
+
+def test_a_checkpoint_without_the_callbacks_state_is_refused(mnist1d, tmp_path, fail_at):
+    run_dir = tmp_path / "run"
+    interrupted(mnist1d, run_dir, fail_at, write=2)
+    (run_dir / "run_config.json").unlink()
+    with pytest.raises(training.CheckpointError, match=r"holds the state of callbacks none.*ResumableEpochCounter"):
+        kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=run_dir, resume=True,
+                       callbacks=[ResumableEpochCounter()], **SETTINGS)

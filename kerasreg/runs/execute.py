@@ -26,6 +26,7 @@ from kerasreg.export import check_export_target, export_run
 from kerasreg.models import build_model
 from kerasreg.runs.leftovers import clean_leftovers
 from kerasreg.training import make_optimizer, reestimate_batch_norm, reestimation_metrics, seed_everything, train
+from kerasreg.training.early_stopping import ResumableEarlyStopping
 
 if TYPE_CHECKING:
     from kerasreg.runs.config import RunConfig
@@ -113,7 +114,7 @@ def train_in(
         # Watching starts after `patience` epochs: in inference mode, a net with dropout feeding
         # BatchNorm can have its best validation loss in epoch 1 and a worse one for many epochs
         # after, and would stop there at chance level, long before it learns.
-        callbacks = (*callbacks, keras.callbacks.EarlyStopping(
+        callbacks = (*callbacks, ResumableEarlyStopping(
             monitor="val_loss", patience=config.patience, restore_best_weights=True,
             start_from_epoch=config.patience))
     result = train(

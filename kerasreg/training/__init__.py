@@ -16,7 +16,7 @@ from kerasreg import _lazy
 
 if TYPE_CHECKING:
     from kerasreg.training.checkpoint import CheckpointError
-    from kerasreg.training.early_stopping import GapEarlyStopping
+    from kerasreg.training.early_stopping import GapEarlyStopping, ResumableEarlyStopping
     from kerasreg.training.evaluator import Evaluator
     from kerasreg.training.gap import OverfittingGap
     from kerasreg.training.reestimate import reestimate_batch_norm, reestimation_metrics, variance_shift_max

@@ -3,8 +3,10 @@
 A checkpoint is one file holding everything a resumed run needs to continue
 exactly where the killed one stopped: the model's variables (including
 BatchNormalization's moving statistics), the optimizer's variables (its step
-counter and moments), the number of completed epochs and every random
-layer's seed-generator state. Two slots, `checkpoint-a.bin` and
+counter and moments), the number of completed epochs, every random
+layer's seed-generator state, whether a callback stopped training, and the
+state of every resumable callback (early stopping's best value, best
+weights and patience count; see `is_resumable`). Two slots, `checkpoint-a.bin` and
 `checkpoint-b.bin`, alternate: each write goes to the slot that does *not*
 hold the newest checkpoint, through a temporary file that is fsynced and
 renamed into place, so a kill or a full disk at any moment leaves the
@@ -67,6 +69,34 @@ def seed_generators(model):
     return [g for layer in model._flatten_layers() for g in getattr(layer, "_seed_generators", [])]
 
 
+def is_resumable(callback):
+    """True when a callback's state across epochs can be saved in the checkpoint.
+
+    A resumable callback has `state_dict()`, returning a dict of JSON values
+    (numbers, strings, None, lists, dicts) and lists of numpy arrays (such as
+    `model.get_weights()`), and `load_state_dict(state)`, which takes that
+    dict back (as PyTorch Lightning's callbacks do). A callback without state
+    returns `{}`.
+
+    Example:
+
+    >>> from kerasreg.training.early_stopping import GapEarlyStopping
+    >>> is_resumable(GapEarlyStopping(patience=2))
+    True
+    """
+    return callable(getattr(callback, "state_dict", None)) and callable(getattr(callback, "load_state_dict", None))
+
+
+def _array_list(value):
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(a, np.ndarray) for a in value)
+
+
+def _json_value(value):
+    if isinstance(value, np.generic):  # a metric logged as a numpy scalar
+        return value.item()
+    raise TypeError(f"not JSON serializable: {value!r}")
+
+
 def _variables(model):
     optimizer = getattr(model, "optimizer", None)
     return {
@@ -76,16 +106,26 @@ def _variables(model):
     }
 
 
-def _encode(model, epoch):
+def _encode(model, epoch, callbacks=(), stopped=False):
     """MAGIC, sha256 of the body, then the body: header length, JSON header, raw array bytes in order."""
-    meta, chunks = {"epoch": int(epoch)}, []
+    meta, chunks = {"epoch": int(epoch), "stopped": bool(stopped)}, []
+
+    def add(value):
+        value = np.asarray(value)  # not ascontiguousarray: it makes scalars 1-d
+        chunks.append(value.tobytes())
+        return [list(value.shape), str(value.dtype)]
+
     for group, variables in _variables(model).items():
-        meta[group] = []
-        for variable in variables:
-            value = np.asarray(variable.numpy())  # not ascontiguousarray: it makes scalars 1-d
-            chunks.append(value.tobytes())
-            meta[group].append([variable.path, list(value.shape), str(value.dtype)])
-    header = json.dumps(meta).encode("utf-8")
+        meta[group] = [[variable.path, *add(variable.numpy())] for variable in variables]
+    meta["callbacks"] = []
+    for callback in callbacks:
+        state = callback.state_dict()
+        meta["callbacks"].append({
+            "class": type(callback).__name__,
+            "values": {key: value for key, value in state.items() if not _array_list(value)},
+            "arrays": [[key, [add(a) for a in value]] for key, value in state.items() if _array_list(value)],
+        })
+    header = json.dumps(meta, default=_json_value).encode("utf-8")
     body = len(header).to_bytes(8, "little") + header + b"".join(chunks)
     return MAGIC + hashlib.sha256(body).hexdigest().encode("ascii") + b"\n" + body
 
@@ -107,12 +147,14 @@ def _fsync_dir(directory):
         os.close(fd)
 
 
-def write(directory, model, epoch, slot):
+def write(directory, model, epoch, slot, *, callbacks=(), stopped=False):
     """Write a checkpoint of `model` after `epoch` completed epochs into `slot`, atomically.
 
     The bytes go to a temporary file that is fsynced, then renamed over the
     slot, then the directory is fsynced: the slot holds either its old
-    checkpoint or the new one, never a mix.
+    checkpoint or the new one, never a mix. The state of each resumable
+    `callbacks` entry (see `is_resumable`) and `stopped` (a callback ended
+    training after this epoch) are part of the same file.
 
     Example:
 
@@ -120,7 +162,7 @@ def write(directory, model, epoch, slot):
     """
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    data = _encode(model, epoch)
+    data = _encode(model, epoch, [c for c in callbacks if is_resumable(c)], stopped)
     tmp = directory / f".checkpoint-{slot}.tmp"
     _step("begin")
     with open(tmp, "wb") as f:
@@ -146,12 +188,19 @@ def _decode(path):
         raise CheckpointError(f"{path.name} is corrupt (sha256 mismatch)")
     size = int.from_bytes(body[:8], "little")
     meta = json.loads(body[8:8 + size].decode("utf-8"))
-    arrays, offset = {}, 8 + size
-    for group in _GROUPS:
-        for i, (_, shape, dtype) in enumerate(meta[group]):
-            dtype, count = _dtype(dtype), int(np.prod(shape, dtype=np.int64))
-            arrays[f"{group}_{i}"] = np.frombuffer(body, dtype, count=count, offset=offset).reshape(shape)
-            offset += count * dtype.itemsize
+    offset = 8 + size
+
+    def take(shape, dtype):
+        nonlocal offset
+        dtype, count = _dtype(dtype), int(np.prod(shape, dtype=np.int64))
+        array = np.frombuffer(body, dtype, count=count, offset=offset).reshape(shape)
+        offset += count * dtype.itemsize
+        return array
+
+    arrays = {f"{group}_{i}": take(shape, dtype)
+              for group in _GROUPS for i, (_, shape, dtype) in enumerate(meta[group])}
+    for state in meta.setdefault("callbacks", []):  # none in checkpoints of kerasreg 0.2
+        state["values"].update({key: [take(*spec).copy() for spec in specs] for key, specs in state.pop("arrays")})
     if offset != len(body):
         raise CheckpointError(f"{path.name} has {len(body) - offset} bytes more than its header describes")
     return meta, arrays
@@ -202,11 +251,25 @@ def read_latest(directory):
         return None
     epoch, slot, meta, arrays = max(valid, key=lambda item: item[0])
     return {"slot": slot, "epoch": epoch, "meta": meta, "arrays": arrays, "skipped": skipped,
-            "path": slot_path(directory, slot)}
+            "path": slot_path(directory, slot), "stopped": meta.get("stopped", False)}
 
 
-def restore(checkpoint, model):
-    """Assign a checkpoint read by `read_latest` to the model, its optimizer and seed generators.
+def _check_callbacks(meta, callbacks, path):
+    saved = [state["class"] for state in meta["callbacks"]]
+    current = [type(c).__name__ for c in callbacks]
+    if saved != current:
+        raise CheckpointError(
+            f"{path.name} holds the state of callbacks {saved or 'none'}, but this run has {current or 'none'}; "
+            "it is from another configuration (or an older kerasreg). Start the run again without resume."
+        )
+
+
+def restore(checkpoint, model, callbacks=()):
+    """Assign a checkpoint read by `read_latest` to the model, its optimizer, seed generators and callbacks.
+
+    `callbacks` are the resumable callbacks of the run (see `is_resumable`),
+    in the order they were checkpointed; each gets its saved state through
+    `load_state_dict`.
 
     Example:
 
@@ -216,7 +279,11 @@ def restore(checkpoint, model):
     if optimizer is not None and not optimizer.built:
         # Some backends build the optimizer at the first step; its slots must exist to be restored.
         optimizer.build(model.trainable_variables)
+    callbacks = [c for c in callbacks if is_resumable(c)]
     _check_fits(checkpoint["meta"], model, checkpoint["path"])
+    _check_callbacks(checkpoint["meta"], callbacks, checkpoint["path"])
     for group, variables in _variables(model).items():
         for i, variable in enumerate(variables):
             variable.assign(checkpoint["arrays"][f"{group}_{i}"])
+    for callback, state in zip(callbacks, checkpoint["meta"]["callbacks"]):
+        callback.load_state_dict(state["values"])

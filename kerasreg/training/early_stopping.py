@@ -1,4 +1,11 @@
-"""`GapEarlyStopping`: stop when the clean overfitting gap exceeds a threshold or keeps growing."""
+"""Early stopping that survives a kill: `GapEarlyStopping` (stop when the clean overfitting gap exceeds a threshold
+or keeps growing) and `ResumableEarlyStopping` (Keras's `EarlyStopping`).
+
+Both keep their state across epochs (best value, best weights, patience
+count) in the run's checkpoint through `state_dict` / `load_state_dict`, so
+a resumed run stops at the same epoch with the same weights as an
+uninterrupted one.
+"""
 
 from __future__ import annotations
 
@@ -122,6 +129,17 @@ class GapEarlyStopping(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._reset()
 
+    def state_dict(self):
+        """State across epochs, for the run's checkpoint (`best_weights` as a list of arrays)."""
+        return {"wait": self.wait, "stopped_epoch": self.stopped_epoch, "stop_reason": self.stop_reason,
+                "best_epoch": self.best_epoch, "best_value": self.best_value,
+                "best_weights": self.best_weights, "previous": self._previous}
+
+    def load_state_dict(self, state):
+        """Take back what `state_dict` returned (called when a run resumes)."""
+        for key, value in state.items():
+            setattr(self, "_previous" if key == "previous" else key, value)
+
     def _get(self, logs, key, hint):
         if logs is None or key not in logs:
             raise ValueError(
@@ -191,3 +209,33 @@ class GapEarlyStopping(keras.callbacks.Callback):
             )
         message = "; ".join(parts)
         print(message[0].upper() + message[1:] + ".")
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras's `EarlyStopping`, with its state across epochs kept in kerasreg's checkpoint.
+
+    Same arguments and behaviour as `keras.callbacks.EarlyStopping`; adds
+    `state_dict` / `load_state_dict` so that `train(..., resume=True)`
+    continues the patience count, the best value and the best weights where
+    the killed run left them. `train_in` uses it for a run's `patience`.
+
+    Training vs inference: it watches validation metrics, computed in
+    inference mode (dropout off, BatchNorm's moving statistics).
+
+    Example:
+
+    >>> stopper = ResumableEarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
+    >>> sorted(stopper.state_dict())
+    ['best', 'best_epoch', 'best_weights', 'stopped_epoch', 'wait']
+    """
+
+    _STATE = ("wait", "stopped_epoch", "best", "best_epoch", "best_weights")
+
+    def state_dict(self):
+        """State across epochs, for the run's checkpoint (`best_weights` as a list of arrays)."""
+        return {key: getattr(self, key, None) for key in self._STATE}
+
+    def load_state_dict(self, state):
+        """Take back what `state_dict` returned (called when a run resumes)."""
+        for key in self._STATE:
+            setattr(self, key, state[key])

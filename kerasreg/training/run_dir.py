@@ -140,21 +140,24 @@ class RunDir:
         field, before anything is changed), then reads the newest valid
         checkpoint (a corrupt slot is skipped with a message on stderr) and
         drops the log lines of epochs after it (written just before a kill).
-        Extra `callbacks` cannot join a resumed run: their state across epochs
-        (a best epoch, a patience count) is not in the checkpoint, so the
-        result could differ from an uninterrupted run; that raises too.
+        Extra `callbacks` resume with the run when their state is in the
+        checkpoint (`checkpoint.is_resumable`: kerasreg's early stopping
+        callbacks are); any other callback could make the resumed run differ
+        from an uninterrupted one, so it raises `ResumeMismatchError` too.
         """
         if resume:
             self._check_config(config)
             self.path.mkdir(parents=True, exist_ok=True)
             self._checkpoint = checkpoint.read_latest(self.path / CHECKPOINT)
             completed = self._checkpoint["epoch"] if self._checkpoint else 0
-            if completed and callbacks:
-                names = ", ".join(type(c).__name__ for c in callbacks)
+            opaque = [type(c).__name__ for c in callbacks if not checkpoint.is_resumable(c)]
+            if completed and opaque:
                 raise ResumeMismatchError(
-                    f"Cannot resume {self.path} with extra callbacks ({names}): their state across epochs "
-                    "is not in the checkpoint, so the resumed run could differ from an uninterrupted one. "
-                    "Resume without them, or start over without resume."
+                    f"Cannot resume {self.path} with callbacks whose state across epochs is not in the "
+                    f"checkpoint ({', '.join(opaque)}): the resumed run could differ from an uninterrupted "
+                    "one. Start the run over without resume, or give each of them `state_dict()` and "
+                    "`load_state_dict(state)` methods (see `kerasreg.training.checkpoint.is_resumable`) "
+                    "so that the next run can be resumed."
                 )
             for message in self._checkpoint["skipped"] if self._checkpoint else ():
                 print(f"Skipped a bad checkpoint: {message}; resuming from epoch {completed} "
@@ -207,12 +210,20 @@ class RunDir:
                 lines = path.read_text().splitlines(keepends=True)
                 write_atomic(path, "".join(lines[:epochs_done]))
 
-    def callbacks(self, *, append):
-        """The callbacks that write this directory: CSV history, TensorBoard, checkpoint (last)."""
+    @property
+    def stopped(self):
+        """True when the checkpoint being resumed says a callback (early stopping) had ended training."""
+        return bool(self._checkpoint and self._checkpoint["stopped"])
+
+    def callbacks(self, *, append, resumable=()):
+        """The callbacks that write this directory: CSV history, TensorBoard, checkpoint (last).
+
+        The checkpoint holds the state of the `resumable` callbacks too.
+        """
         return [
             keras.callbacks.CSVLogger(str(self.path / HISTORY), append=append),
             EpochScalars(self.path / TENSORBOARD),
-            EpochCheckpoint(self.path / CHECKPOINT, self._checkpoint),
+            EpochCheckpoint(self.path / CHECKPOINT, self._checkpoint, callbacks=resumable),
         ]
 
     def history(self):
@@ -247,26 +258,33 @@ class EpochCheckpoint(keras.callbacks.Callback):
         directory: path. Where the two slots live.
         resume_from: dict or None. A checkpoint from `checkpoint.read_latest`
             to restore in `on_train_begin`. Defaults to `None`.
+        callbacks: the run's other callbacks; the state of the resumable
+            ones (`checkpoint.is_resumable`) is checkpointed and restored with
+            the model. They must come before this one in `fit()`'s list, so
+            that their `on_train_begin` resets first and their `on_epoch_end`
+            state is the one saved. Defaults to `()`.
 
     Example:
 
     >>> model.fit(x, y, epochs=5, callbacks=[EpochCheckpoint("/tmp/run/backup")])  # doctest: +SKIP
     """
 
-    def __init__(self, directory, resume_from=None):
+    def __init__(self, directory, resume_from=None, callbacks=()):
         super().__init__()
         self.directory = pathlib.Path(directory)
         self.resume_from = resume_from
+        self.resumable = [c for c in callbacks if checkpoint.is_resumable(c)]
         self._latest_slot = resume_from["slot"] if resume_from else None
 
     def on_train_begin(self, logs=None):
         if self.resume_from is not None:
-            checkpoint.restore(self.resume_from, self.model)
+            checkpoint.restore(self.resume_from, self.model, self.resumable)
 
     def on_epoch_end(self, epoch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(loss):
             return
         slot = checkpoint.SLOTS[1] if self._latest_slot == checkpoint.SLOTS[0] else checkpoint.SLOTS[0]
-        checkpoint.write(self.directory, self.model, epoch + 1, slot)
+        checkpoint.write(self.directory, self.model, epoch + 1, slot, callbacks=self.resumable,
+                         stopped=self.model.stop_training)
         self._latest_slot = slot

@@ -281,11 +281,12 @@ def train(
     if verbose:
         all_callbacks.append(EpochProgress(epochs))
     if run_dir:
-        all_callbacks += run_dir.callbacks(append=append)
+        all_callbacks += run_dir.callbacks(append=append, resumable=callbacks)
 
     history = model.fit(
         _training_data(dataset, batch_size, seed, initial_epoch),
-        epochs=epochs,
+        # A run killed after early stopping ended it, before it was saved, trains no further epoch.
+        epochs=initial_epoch if run_dir and run_dir.stopped else epochs,
         initial_epoch=initial_epoch,
         steps_per_epoch=steps_per_epoch,
         callbacks=all_callbacks,
