@@ -49,6 +49,9 @@ if TYPE_CHECKING:
     from kerasreg.training.run_dir import ResumeMismatchError
     from kerasreg.training.trainer import RunResult, TrainingFailed, seed_everything, train
     from kerasreg.training.variance_shift import VarianceShiftMonitor
+    from kerasreg.tuning.config import TuneConfig
+    from kerasreg.tuning.hypermodel import PlacementHyperModel
+    from kerasreg.tuning.runner import tune
 
 __getattr__, __dir__, __all__ = _lazy.attach_typed(__name__, __file__)
 __all__ = ["__version__", *__all__]

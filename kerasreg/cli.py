@@ -146,6 +146,27 @@ def cmd_study(args):
     return 1 if report.failures else 0
 
 
+def cmd_tune(args):
+    from kerasreg import tuning
+    from kerasreg.tuning.runner import SUMMARY
+    from kerasreg.tuning.trials import EXPORTS
+
+    flags = {"model": args.model, "dataset": args.dataset, "data_dir": args.data_dir, "epochs": args.epochs,
+             "tuner": args.tuner, "max_trials": args.max_trials, "objective": args.objective, "best": args.best,
+             "seed": args.seed, "placements": args.placements.split(",") if args.placements else None}
+    if args.config:
+        config = tuning.TuneConfig.from_toml(args.config, **flags)
+    else:
+        config = tuning.TuneConfig.from_dict({k: v for k, v in flags.items() if v is not None})
+    out = args.out or f"tunes/{pathlib.Path(args.config).stem if args.config else config.model}"
+    report = tuning.tune(config, out, resume=args.resume, chief=args.chief, worker=args.worker,
+                         tuner_id=args.tuner_id, verbose=0 if args.quiet else 1)
+    if report is not None:
+        print(report.summary)
+        print(f"Summary: {report.out / SUMMARY}; exports in {report.out / EXPORTS}")
+    return 0
+
+
 def make_parser():
     """The argument parser of the `kerasreg` command.
 
@@ -228,6 +249,28 @@ def make_parser():
     p.add_argument("--backend", default=None, help="training backend: jax (default) or tensorflow")
     p.set_defaults(func=cmd_study)
 
+    p = sub.add_parser("tune", help="search placements, kinds, rates and options with KerasTuner; export the best")
+    p.add_argument("--config", default=None, help="TOML tune file (search space and settings; flags override it)")
+    p.add_argument("--model", default=None, help="architecture (default mlp)")
+    p.add_argument("--placements", default=None, help="comma-separated placements (default: all registered)")
+    p.add_argument("--dataset", default=None, help="dataset name (default mnist1d)")
+    p.add_argument("--data-dir", default=None, help="TFDS data directory (default $KERASREG_DATA_DIR or ~/tensorflow_datasets)")
+    p.add_argument("--tuner", default=None, choices=("random", "bayesian", "hyperband"), help="default random")
+    p.add_argument("--max-trials", type=int, default=None, help="default 10 (hyperband sets its own)")
+    p.add_argument("--objective", default=None,
+                   help="val_accuracy (default), val_loss, or a gap such as clean_gap_accuracy (minimised)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per trial (default 20)")
+    p.add_argument("--seed", type=int, default=None, help="default 0")
+    p.add_argument("--best", type=int, default=None, help="export this many best trials (default 3)")
+    p.add_argument("--out", default=None, help="tune folder (default tunes/<config name or model>)")
+    p.add_argument("--resume", action="store_true", help="continue a killed search in --out")
+    p.add_argument("--chief", default=None, metavar="HOST:PORT", help="serve the search to workers at this address")
+    p.add_argument("--worker", default=None, metavar="HOST:PORT", help="train trials for the chief at this address")
+    p.add_argument("--tuner-id", default=None,
+                   help="worker id (default worker-<host>-<pid>); restart a worker with its id to resume its trial")
+    p.add_argument("--quiet", action="store_true", help="no per-trial display")
+    p.set_defaults(func=cmd_tune)
+
     p = sub.add_parser("compare", help="re-evaluate exported runs and compare them side by side")
     p.add_argument("paths", nargs="+", metavar="PATH", help="export folders, or folders holding exports")
     p.add_argument("--out", default=None,
@@ -248,7 +291,7 @@ def _report(command, exc):
     if isinstance(exc, TrainingFailed):  # the run failed on its own (diverged): recorded, not a usage error
         print(f"kerasreg {command}: failed: {exc}", file=sys.stderr)
         return 1
-    if isinstance(exc, (ValueError, OSError, LockedError)):
+    if isinstance(exc, (ValueError, OSError, LockedError, ImportError)):  # ImportError: an extra not installed
         print(f"kerasreg {command}: error: {exc}", file=sys.stderr)
         return 2
     if isinstance(exc, MemoryError):

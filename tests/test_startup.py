@@ -9,7 +9,7 @@ from helpers import run_python
 import kerasreg
 from kerasreg import _quiet
 
-HEAVY = ("tensorflow", "tensorflow_datasets", "matplotlib", "keras", "jax")
+HEAVY = ("tensorflow", "tensorflow_datasets", "matplotlib", "keras", "jax", "keras_tuner", "mlflow")
 CHECK_IMPORTS = """
 import sys
 from kerasreg import cli
@@ -23,7 +23,7 @@ sys.exit(code)
 """
 
 
-@pytest.mark.parametrize("argv", [["list"], ["--help"], ["--version"], ["train", "--help"]])
+@pytest.mark.parametrize("argv", [["list"], ["--help"], ["--version"], ["train", "--help"], ["tune", "--help"]])
 def test_light_commands_import_no_heavy_library(argv):
     result = run_python(CHECK_IMPORTS.format(heavy=HEAVY), *argv)
     assert "HEAVY []" in result.stdout
@@ -52,7 +52,8 @@ def test_version_flag_prints_the_package_version(capsys):
 
 
 @pytest.mark.parametrize("package", ["kerasreg", "kerasreg.models", "kerasreg.data", "kerasreg.training",
-                                     "kerasreg.export", "kerasreg.runs", "kerasreg.analysis", "kerasreg.study"])
+                                     "kerasreg.export", "kerasreg.runs", "kerasreg.analysis", "kerasreg.study",
+                                     "kerasreg.tuning"])
 def test_every_lazy_name_resolves_and_is_listed(package):
     module = importlib.import_module(package)
     names = [n for n in module.__all__ if n != "__version__"]
