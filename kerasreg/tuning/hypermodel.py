@@ -25,7 +25,7 @@ import keras
 
 from kerasreg import _checks
 from kerasreg.models import build_model
-from kerasreg.training import train
+from kerasreg.training import ResumableEarlyStopping, train
 from kerasreg.training.run_dir import write_atomic
 from kerasreg.tuning.config import OBJECTIVES
 from kerasreg.tuning.space import search_space
@@ -200,8 +200,9 @@ class PlacementHyperModel(keras_tuner.HyperModel):
         callbacks = list(callbacks)
         objective = get_objective(objective or _objective_of(callbacks) or "val_accuracy")
         remaining = _checks.positive_int(epochs - initial_epoch, "epochs - initial_epoch")
-        keep_best = keras.callbacks.EarlyStopping(monitor=objective.name, mode=objective.direction,
-                                                  patience=remaining + 1, restore_best_weights=True)
+        # Never stops (patience beyond the last epoch); restores the objective's best epoch at the end.
+        keep_best = ResumableEarlyStopping(monitor=objective.name, mode=objective.direction,
+                                           patience=remaining + 1, restore_best_weights=True)
         result = train(model, dataset, epochs=remaining, batch_size=batch_size, optimizer=optimizer,
                        learning_rate=learning_rate, seed=self.seed, run_dir=run_dir,
                        callbacks=[*callbacks, keep_best], verbose=1 if verbose == 1 else 0)
