@@ -9,20 +9,17 @@ import time
 
 import pytest
 
-from kerasreg import cli, runs
+from kerasreg import _locks, cli, runs
 
-# A process that takes a lock with kerasreg's own module (loaded by path, so
-# without TensorFlow), prints "locked" and waits to be killed.
+# A process that takes a lock with kerasreg's own module (without TensorFlow),
+# prints "locked" and waits to be killed.
 HOLDER = """
-import importlib.util, sys, time
-spec = importlib.util.spec_from_file_location("locks", sys.argv[1])
-locks = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(locks)
-locks.Lock(sys.argv[2], "test").acquire()
+import sys, time
+from kerasreg import _locks
+held = _locks.Lock(sys.argv[1], "test").acquire()
 print("locked", flush=True)
 time.sleep(600)
 """
-LOCKS_MODULE = os.path.join(os.path.dirname(cli.__file__), "_locks.py")
 TRAIN = ["train", "--widths", "16", "--epochs", "2", "--quiet"]
 TINY_STUDY = 'placements = ["none"]\nseeds = [0]\nepochs = 1\nmodels = ["mlp"]\n'
 
@@ -33,7 +30,7 @@ def holder():
     procs = []
 
     def start(lock_path):
-        proc = subprocess.Popen([sys.executable, "-c", HOLDER, LOCKS_MODULE, str(lock_path)],
+        proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock_path)],
                                 stdout=subprocess.PIPE, text=True)
         procs.append(proc)
         assert proc.stdout.readline().strip() == "locked"
@@ -52,7 +49,7 @@ def test_second_writer_of_a_run_fails_at_once_naming_the_holder(tmp_path, holder
     assert time.monotonic() - started < 30  # before loading data or training
     err = capsys.readouterr().err
     assert f"pid {proc.pid} on " in err and "started " in err and "'run'" in err
-    assert sorted(p.name for p in (tmp_path / runs.WORK_DIR).iterdir()) == ["run.lock"]  # nothing else touched
+    assert sorted(p.name for p in (tmp_path / runs.WORK_DIR).iterdir()) == ["run.lock", "run.lock.holder"]
 
 
 def test_lock_of_a_killed_process_is_taken_over(tmp_path, holder, capsys):
@@ -60,7 +57,7 @@ def test_lock_of_a_killed_process_is_taken_over(tmp_path, holder, capsys):
     proc = holder(lock)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert str(proc.pid) in lock.read_text()  # the dead holder's lock file is still there
+    assert str(proc.pid) in _locks.holder_path(lock).read_text()  # the dead holder's files are still there
     assert cli.main([*TRAIN, "--out", str(tmp_path), "--name", "run"]) == 0
     assert (tmp_path / "run" / "manifest.json").is_file()
     assert not (tmp_path / runs.WORK_DIR).exists()  # lock released and removed
@@ -74,7 +71,7 @@ def test_two_concurrent_trains_of_one_name_leave_the_first_untouched(tmp_path, c
     first = subprocess.Popen(args, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     lock = tmp_path / runs.WORK_DIR / "run.lock"
     deadline = time.monotonic() + 120
-    while not (lock.exists() and lock.read_text()) and time.monotonic() < deadline:
+    while not _locks.holder_path(lock).exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert cli.main(args[3:]) == 2  # in this process: no start-up delay, the first is still training
     assert f"pid {first.pid}" in capsys.readouterr().err
@@ -91,7 +88,7 @@ def test_second_study_on_one_folder_exits_2(tmp_path, holder, capsys):
     proc = holder(out / ".lock")
     assert cli.main(["study", "--config", str(config), "--out", str(out), "--quiet"]) == 2
     assert f"pid {proc.pid}" in capsys.readouterr().err
-    assert sorted(p.name for p in out.iterdir()) == [".lock"]
+    assert sorted(p.name for p in out.iterdir()) == [".lock", ".lock.holder"]
 
 
 def test_export_sibling_left_by_a_killed_run_is_removed_by_the_next_run(tmp_path):

@@ -19,6 +19,8 @@ import pathlib
 import shutil
 import tempfile
 
+from kerasreg._files import fsync_dir
+
 HPARAMS_DIR = "hparams"
 HPARAMS = (
     # row key, HParams name, Python type of its values
@@ -106,6 +108,7 @@ def write_hparams(out, rows):
             shutil.rmtree(old, ignore_errors=True)
         else:
             staging.rename(final)
+        fsync_dir(out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final

@@ -14,12 +14,12 @@ called so.
 import dataclasses
 import json
 import math
-import os
 import pathlib
 
 import numpy as np
 from scipy import stats
 
+from kerasreg._files import write_atomic
 from kerasreg.analysis import compare, hparams, plots, statistics
 from kerasreg.analysis import report_render as render
 from kerasreg.export import MANIFEST
@@ -373,13 +373,6 @@ def write_report(out, config, *, failures=None, latency_repeats=3, execution=Non
     title = f"kerasreg study: {config.dataset}"
     page = render.Page(title, _config_text(config) + _execution_text(execution), answer,
                        _ranking_table(summaries), lines, failures, figures, _run_table(rows))
-    _write_text(out / "report.md", render.markdown(page))
-    _write_text(out / "report.html", render.html_page(page))
+    write_atomic(out / "report.md", render.markdown(page))
+    write_atomic(out / "report.html", render.html_page(page))
     return StudyReport(summaries, lines, failures, [out / "report.md", out / "report.html", *figures], answer)
-
-
-def _write_text(path, text):
-    """Write through a temporary file, so a kill never leaves half a report."""
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text)
-    os.replace(partial, path)

@@ -27,14 +27,9 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from kerasreg import _checks
+from kerasreg._locks import Lock
 from kerasreg.data.builders import BUILTINS
 from kerasreg.data.dataset import Dataset
-
-
-try:
-    import fcntl
-except ImportError:  # Windows: TFDS still writes atomically, just without a lock.
-    fcntl = None
 
 _DATA_DIR_ENV = "KERASREG_DATA_DIR"
 _TFDS_DATA_DIR_ENV = "TFDS_DATA_DIR"
@@ -209,7 +204,7 @@ def _prepare(name, data_dir, *, quiet):
     """Run TFDS preparation once, even with several processes racing for it."""
     os.makedirs(data_dir, exist_ok=True)
     lock_name = ".kerasreg-" + re.sub(r"[^\w.-]", "_", name) + ".lock"
-    with _exclusive_lock(os.path.join(data_dir, lock_name)):
+    with Lock(os.path.join(data_dir, lock_name), f"Dataset {name!r} in {data_dir}", wait=True):
         # Another process may have finished while we waited; a fresh builder
         # reads its files instead of generating them again.
         builder = make_builder(name, data_dir)
@@ -373,21 +368,6 @@ def resolve_data_dir(data_dir):
 def is_prepared(builder):
     with quiet_absl():
         return builder.is_prepared()
-
-
-@contextlib.contextmanager
-def _exclusive_lock(path):
-    """Hold an exclusive advisory lock on `path` (no-op where fcntl is missing)."""
-    if fcntl is None:
-        yield
-        return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o664)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 @contextlib.contextmanager

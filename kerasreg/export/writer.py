@@ -3,14 +3,17 @@
 Writing goes to a hidden temporary sibling (`out/.<name>.tmp-<pid>-<hex>`)
 that is renamed into place, so a crash never leaves a half export; an
 existing export is never replaced unless asked to. SavedModels are always
-written by TensorFlow: in-process on the TensorFlow backend, by the worker
-of `kerasreg.export.tf_process` (from the `.keras` file) on JAX.
+written by TensorFlow: in-process on the TensorFlow backend; on JAX a
+TensorFlow worker process (`kerasreg._processes.call_on`) writes them from
+the `.keras` file just saved. (A SavedModel exported under JAX goes through
+jax2tf: it serves, but TFLite conversion fails on the seed-generator state.)
 """
 
 from __future__ import annotations
 
 import csv
 import datetime
+import importlib
 import json
 import math
 import os
@@ -23,8 +26,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerasreg import _processes
+from kerasreg._files import fsync_dir, write_atomic
 from kerasreg._version import __version__
-from kerasreg.export import tf_process
 from kerasreg.export.fold_bn import fold_batch_norm, has_graph
 from kerasreg.export.layout import (
     HISTORY,
@@ -202,6 +206,26 @@ def _fold_and_write(model, path, input_shape, dtype):
     return {"path": SAVED_MODEL_FOLDED, "pairs": [list(p) for p in folded.folded_pairs], "max_abs_diff": diff}
 
 
+def _custom_modules(model):
+    """Modules defining the model's layer classes outside Keras and kerasreg (the TensorFlow worker imports them)."""
+    layers = [model, *model._flatten_layers(include_self=False, recursive=True)]
+    modules = {type(layer).__module__ for layer in layers}
+    return sorted(m for m in modules if m.split(".")[0] not in ("keras", "kerasreg", "__main__"))
+
+
+def _saved_models_from_file(keras_file, saved_model, folded, modules):
+    """Run in a TensorFlow worker: load a `.keras` file, write its SavedModel (and the folded one)."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass  # loading then names the class it cannot find
+    model = keras.saving.load_model(keras_file, compile=False)
+    input_shape, dtype = _input_spec(model)
+    _write_saved_model(model, saved_model, input_shape, dtype)
+    return _fold_and_write(model, folded, input_shape, dtype) if folded else None
+
+
 def _write_export(tmp, name, model, config, result, fold_bn):
     input_shape, dtype = _input_spec(model)
     model.save(tmp / MODEL_FILE)
@@ -211,9 +235,9 @@ def _write_export(tmp, name, model, config, result, fold_bn):
     else:
         # Another backend's SavedModel would go through jax2tf and not convert
         # to TFLite: TensorFlow writes it from the `.keras` file just saved.
-        folded = tf_process.write_saved_models(
-            tmp / MODEL_FILE, tmp / SAVED_MODEL, tmp / SAVED_MODEL_FOLDED if fold_bn else None,
-            modules=tf_process.custom_modules(model))
+        folded = _processes.call_on(
+            "tensorflow", _saved_models_from_file, str(tmp / MODEL_FILE), str(tmp / SAVED_MODEL),
+            str(tmp / SAVED_MODEL_FOLDED) if fold_bn else None, _custom_modules(model))
     if result is not None:
         history = result.history
     else:
@@ -231,7 +255,7 @@ def _write_export(tmp, name, model, config, result, fold_bn):
     manifest = _manifest(name, model, config, result, input_shape, dtype, folded)
     manifest["files"] = {rel: sha256(tmp / rel) for rel in files(tmp)}
     manifest["manifest_sha256"] = manifest_digest(manifest)
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n")
+    write_atomic(tmp / MANIFEST, json.dumps(manifest, indent=2, allow_nan=False) + "\n")
 
 
 def _move_into_place(tmp, target, overwrite):
@@ -336,6 +360,7 @@ def export_run(
     try:
         _write_export(tmp, name, model, config, result, fold_bn)
         _move_into_place(tmp, target, overwrite)
+        fsync_dir(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

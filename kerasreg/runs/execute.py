@@ -4,7 +4,8 @@
 work directory under `out` and exports the finished run to `out/<name>/`.
 `kerasreg train` and `kerasreg study` both go through `run()`, so a run
 configured either way behaves the same. A run whose `backend` is not this
-process's trains in a subprocess of that backend (`runs.other_backend`).
+process's trains in a worker process of that backend (`kerasreg._processes.call_on`),
+which raises its errors here with their types.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import keras
 
-from kerasreg import _backend, _checks
+from kerasreg import _backend, _checks, _processes
 from kerasreg._locks import Lock
 from kerasreg.data import load_dataset
 from kerasreg.export import check_export_target, export_run
@@ -189,10 +190,8 @@ def run(
                 f"Callbacks cannot be passed to a run on backend {backend!r} from a "
                 f"{_backend.backend()!r} process (it trains in a subprocess). Run it with "
                 f"KERAS_BACKEND={backend} or leave `backend` unset.")
-        from kerasreg.runs.other_backend import run_elsewhere
-
-        return run_elsewhere(config, backend, out=out, overwrite=overwrite, resume=resume,
-                             fold_bn=fold_bn, verbose=verbose, export_reestimated=export_reestimated)
+        return _processes.call_on(backend, run, config, out=out, overwrite=overwrite, resume=resume,
+                                  fold_bn=fold_bn, verbose=verbose, export_reestimated=export_reestimated)
     out = _checks.writable_dir(out, "out")
     check_export_target(out, name, overwrite=True)  # a valid name, and `out` a directory
     work_dir = _work_dir(out, name)

@@ -9,8 +9,8 @@ state of every resumable callback (early stopping's best value, best
 weights and patience count; see `is_resumable`). Two slots, `checkpoint-a.bin` and
 `checkpoint-b.bin`, alternate: each write goes to the slot that does *not*
 hold the newest checkpoint, through a temporary file that is fsynced and
-renamed into place, so a kill or a full disk at any moment leaves the
-previous checkpoint intact.
+renamed into place (`kerasreg._files.write_atomic`), so a kill or a full
+disk at any moment leaves the previous checkpoint intact.
 
 Each file starts with a magic line and the sha256 of its body (a JSON
 header describing every array, then the arrays' raw bytes). Loading verifies both,
@@ -23,10 +23,11 @@ Only backend-neutral Keras calls are used (`variable.numpy()`,
 
 import hashlib
 import json
-import os
 import pathlib
 
 import numpy as np
+
+from kerasreg._files import write_atomic
 
 MAGIC = b"kerasreg-checkpoint/1\n"
 SLOTS = ("a", "b")
@@ -139,22 +140,15 @@ def _dtype(name):
         return np.dtype(getattr(ml_dtypes, name))
 
 
-def _fsync_dir(directory):
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write(directory, model, epoch, slot, *, callbacks=(), stopped=False):
     """Write a checkpoint of `model` after `epoch` completed epochs into `slot`, atomically.
 
-    The bytes go to a temporary file that is fsynced, then renamed over the
-    slot, then the directory is fsynced: the slot holds either its old
-    checkpoint or the new one, never a mix. The state of each resumable
-    `callbacks` entry (see `is_resumable`) and `stopped` (a callback ended
-    training after this epoch) are part of the same file.
+    Written with `kerasreg._files.write_atomic` (temporary file, fsync,
+    rename over the slot, fsync of the directory): the slot holds either its
+    old checkpoint or the new one, never a mix; `fault_hook` sees every step.
+    The state of each resumable `callbacks` entry (see `is_resumable`) and
+    `stopped` (a callback ended training after this epoch) are part of the
+    same file.
 
     Example:
 
@@ -163,20 +157,7 @@ def write(directory, model, epoch, slot, *, callbacks=(), stopped=False):
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     data = _encode(model, epoch, [c for c in callbacks if is_resumable(c)], stopped)
-    tmp = directory / f".checkpoint-{slot}.tmp"
-    _step("begin")
-    with open(tmp, "wb") as f:
-        f.write(data[: len(data) // 2])
-        f.flush()
-        _step("partial")
-        f.write(data[len(data) // 2:])
-        f.flush()
-        _step("written")
-        os.fsync(f.fileno())
-    _step("synced")
-    os.replace(tmp, slot_path(directory, slot))
-    _step("replaced")
-    _fsync_dir(directory)
+    write_atomic(slot_path(directory, slot), data, step=_step)
 
 
 def _decode(path):

@@ -10,7 +10,7 @@
   model.keras        the trained model, written last
 ```
 
-Every file here is replaced atomically (temporary file, fsync, rename), so a
+Every file here is replaced atomically (`kerasreg._files.write_atomic`), so a
 kill at any moment leaves either the old or the new content.
 """
 
@@ -24,6 +24,7 @@ import sys
 
 import keras
 
+from kerasreg._files import fsync_dir, write_atomic
 from kerasreg.training import checkpoint
 from kerasreg.training.epoch_callbacks import EpochScalars
 
@@ -52,22 +53,6 @@ def read_history(path):
         rows = list(csv.DictReader(f))
     columns = rows[0].keys() if rows else []
     return {c: [float(r[c]) if r[c] not in ("", None) else float("nan") for r in rows] for c in columns}
-
-
-def write_atomic(path, text):
-    """Replace a text file atomically: temporary sibling, fsync, rename.
-
-    Example:
-
-    >>> write_atomic("/tmp/kerasreg_doc.txt", "done\\n")
-    """
-    path = pathlib.Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def run_config(model, dataset, **settings):
@@ -243,6 +228,7 @@ class RunDir:
         partial = self.path / "model.partial.keras"
         model.save(partial)
         os.replace(partial, self.path / MODEL_FILE)
+        fsync_dir(self.path)
         shutil.rmtree(self.path / CHECKPOINT, ignore_errors=True)
         self.write_status("completed", **fields)
 

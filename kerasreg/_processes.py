@@ -1,0 +1,128 @@
+"""The one way kerasreg runs work in another process: a standard-library process pool, spawned.
+
+Keras fixes its backend when it is imported, so work for the other backend
+(a SavedModel written by TensorFlow for a JAX run, a run on the backend the
+caller did not import) and parallel study runs go to fresh interpreters:
+`concurrent.futures.ProcessPoolExecutor` with the `spawn` context (no
+forked copy of a running JAX or TensorFlow). What a call raises in the
+worker is raised in the caller with its own type, the worker's traceback
+chained to it.
+
+- `Pool(workers, backend=...)`: a `ProcessPoolExecutor` whose workers import
+  Keras on `backend` and die with the process that started them.
+- `call_on(backend, fn, *args)`: `fn(*args)` in one long-lived worker per
+  backend, started on first use and reused by later calls; a worker that
+  died is named in a `RuntimeError` and replaced at the next call.
+"""
+
+import concurrent.futures
+import contextlib
+import multiprocessing
+import os
+import sys
+import threading
+
+from kerasreg import _backend
+
+SPAWN = multiprocessing.get_context("spawn")
+
+
+class WorkerDied(RuntimeError):
+    """The process running a call ended (killed, out of memory) before answering."""
+
+
+def _die_with_parent():
+    """Ask Linux to kill this process when its parent dies: an interrupted study leaves no worker training."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def _start_worker(initializer, initargs):
+    _die_with_parent()
+    if initializer is not None:
+        initializer(*initargs)
+
+
+@contextlib.contextmanager
+def _environment(env):
+    """`os.environ` replaced by `env` (when given) while a worker is spawned: it reads it as it starts."""
+    if env is None:
+        yield
+        return
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+class Pool(concurrent.futures.ProcessPoolExecutor):
+    """A `ProcessPoolExecutor` of spawned workers that import Keras on `backend` and die with this process.
+
+    Args:
+        workers: int. Worker processes. Defaults to `1`.
+        backend: str or None. Keras backend of the workers. Defaults to
+            this process's `KERAS_BACKEND`.
+        initializer: callable or None. Run in each worker as it starts.
+            Defaults to `None`.
+        initargs: tuple. Arguments of `initializer`. Defaults to `()`.
+
+    Example:
+
+    >>> with Pool(2) as pool:
+    ...     list(pool.map(abs, [-1, 2]))
+    [1, 2]
+    """
+
+    def __init__(self, workers=1, *, backend=None, initializer=None, initargs=()):
+        super().__init__(max_workers=workers, mp_context=SPAWN, initializer=_start_worker,
+                         initargs=(initializer, initargs))
+        self._env = _backend.backend_env(backend) if backend is not None else None
+
+    def submit(self, fn, /, *args, **kwargs):
+        # A spawn pool starts its workers inside `submit`; they read KERAS_BACKEND as they import Keras.
+        with _environment(self._env):
+            return super().submit(fn, *args, **kwargs)
+
+
+_POOLS = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def call_on(backend, fn, *args, **kwargs):
+    """Return `fn(*args, **kwargs)` computed in this process's worker on Keras backend `backend`.
+
+    The worker is started on first use and kept for later calls (its
+    imports are paid once). `fn` must be importable by name.
+
+    Raises:
+        WorkerDied: the worker ended before answering (it is replaced at the
+            next call).
+        Exception: whatever `fn` raised, with its own type.
+
+    Example:
+
+    >>> call_on("tensorflow", abs, -3)  # doctest: +SKIP
+    3
+    """
+    with _POOLS_LOCK:
+        pool = _POOLS.get(backend)
+        if pool is None:
+            pool = _POOLS[backend] = Pool(1, backend=backend)
+    try:
+        return pool.submit(fn, *args, **kwargs).result()
+    except concurrent.futures.process.BrokenProcessPool:
+        with _POOLS_LOCK:
+            if _POOLS.get(backend) is pool:
+                del _POOLS[backend]
+        pool.shutdown(wait=False)
+        raise WorkerDied(
+            f"The {backend} worker process ended before answering {getattr(fn, '__name__', fn)!r} "
+            "(killed, or out of memory); its error, if any, is on stderr above.") from None

@@ -1,0 +1,35 @@
+"""The one atomic write: the old content or the new, never a mix, and no temporary file left by an error."""
+
+import pytest
+
+from kerasreg import _files
+
+
+def test_write_atomic_writes_text_as_utf8_and_bytes_as_they_are(tmp_path):
+    _files.write_atomic(tmp_path / "a.txt", "été\n")
+    _files.write_atomic(tmp_path / "b.bin", b"\x00\xff")
+    assert (tmp_path / "a.txt").read_bytes() == "été\n".encode("utf-8")
+    assert (tmp_path / "b.bin").read_bytes() == b"\x00\xff"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.bin"]
+
+
+@pytest.mark.parametrize("step", ["begin", "partial", "written", "synced"])
+def test_an_error_before_the_rename_keeps_the_old_content_and_removes_the_temporary_file(tmp_path, step):
+    target = tmp_path / "status.json"
+    target.write_text("old")
+
+    def fail(name):
+        if name == step:
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        _files.write_atomic(target, "new content", step=fail)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["status.json"]
+
+
+def test_steps_are_reported_in_order(tmp_path):
+    seen = []
+    _files.write_atomic(tmp_path / "x", "data", step=seen.append)
+    assert seen == ["begin", "partial", "written", "synced", "replaced"]
+    assert (tmp_path / "x").read_text() == "data"

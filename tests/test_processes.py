@@ -1,0 +1,64 @@
+"""Work in another process: errors keep their types, a dead worker is named and replaced, workers die with us."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from kerasreg import _checks, _processes
+from kerasreg.export import ExportExistsError
+
+BACKEND = os.environ.get("KERAS_BACKEND", "jax")
+
+
+def test_an_error_in_the_worker_is_raised_here_with_its_type_and_message():
+    with pytest.raises(ValueError, match=r"Invalid value received for argument `epochs`.*Received: epochs=-1"):
+        _processes.call_on(BACKEND, _checks.positive_int, -1, "epochs")
+    with pytest.raises(ExportExistsError, match="taken"):
+        _processes.call_on(BACKEND, _raise_export_exists, "taken")
+    assert _processes.call_on(BACKEND, abs, -3) == 3  # the same worker answers on
+
+
+def _raise_export_exists(message):
+    raise ExportExistsError(message)
+
+
+def test_a_killed_worker_gives_a_clear_error_and_the_next_call_gets_a_new_one():
+    first = _processes.call_on(BACKEND, os.getpid)
+    with pytest.raises(_processes.WorkerDied, match=f"The {BACKEND} worker process ended before answering '_exit'"):
+        _processes.call_on(BACKEND, os._exit, 3)
+    second = _processes.call_on(BACKEND, os.getpid)
+    assert second not in (first, os.getpid())
+
+
+def test_pool_workers_import_keras_on_the_backend_asked_for():
+    with _processes.Pool(1, backend="tensorflow") as pool:
+        assert pool.submit(os.getenv, "KERAS_BACKEND").result() == "tensorflow"
+    assert os.environ.get("KERAS_BACKEND") == BACKEND  # this process's environment is as it was
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_worker_dies_with_the_process_that_started_it():
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "import os, time\nfrom kerasreg import _processes\n"
+         f"print(_processes.call_on({BACKEND!r}, os.getpid), flush=True)\ntime.sleep(600)"],
+        stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(worker)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie awaiting its reaper is dead too
+        return f.read().split(") ")[1][0] != "Z"
