@@ -23,6 +23,7 @@ import queue
 import shutil
 import socket
 import tempfile
+import time
 
 from kerasreg import _backend, _checks, _processes
 from kerasreg.runs import train_in
@@ -43,6 +44,7 @@ class RunOutcome:
         error: str or None. `"<ExceptionType>: <message>"` of a failed run.
         node: str. Where it trained (`"local"`, or the Ray node's IP and id).
         attempts: int. How many times it was started (more than 1: retried after a node died).
+        seconds: float. Wall time of the worker's training, evaluation and packing of the run.
     """
 
     name: str
@@ -50,6 +52,7 @@ class RunOutcome:
     error: str = None
     node: str = "local"
     attempts: int = 1
+    seconds: float = 0.0
 
 
 def train_to_artifacts(config, work_dir, resume):
@@ -62,11 +65,12 @@ def train_to_artifacts(config, work_dir, resume):
     True
     """
     name = config.run_name()
+    start = time.perf_counter()
     try:
         result = train_in(config, work_dir, resume=resume, verbose=0)
-        return RunOutcome(name, artifacts=pack(name, result, work_dir))
+        return RunOutcome(name, artifacts=pack(name, result, work_dir), seconds=time.perf_counter() - start)
     except Exception as exc:  # one failed run must not stop the study
-        return RunOutcome(name, error=f"{type(exc).__name__}: {exc}")
+        return RunOutcome(name, error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - start)
 
 
 def _init_worker(core_sets, threads):
@@ -220,6 +224,7 @@ class RayExecutor:
     """
 
     name = "ray"
+    workers = None  # the cluster's CPUs are known only once connected
 
     def __init__(self, address=None, backend=None):
         self.backend = _backend.check_backend(backend or _backend.backend())

@@ -20,15 +20,17 @@ import collections
 import json
 import os
 import sys
+import time
 from typing import TYPE_CHECKING
 
 from kerasreg import _checks
 from kerasreg._locks import Lock
 from kerasreg.analysis import report
 from kerasreg.export import MANIFEST
-from kerasreg.runs import WORK_DIR
+from kerasreg.runs import WORK_DIR, prepare
 from kerasreg.study.artifacts import export_artifacts
 from kerasreg.study.executors import make_executor
+from kerasreg.study.schedule import longest_first
 
 if TYPE_CHECKING:
     from kerasreg.analysis.report import StudyReport
@@ -57,9 +59,10 @@ def _outcome_line(outcome, error):
 
 def _export_outcomes(outcomes, runs_dir, bar, finished=0):
     """Export each trained run as it arrives (the driver alone writes the study folder); returns failures and tallies."""
-    failures, per_node, retried = {}, collections.Counter(), 0
+    failures, per_node, retried, work = {}, collections.Counter(), 0, 0.0
     for outcome in outcomes:
         per_node[outcome.node] += 1
+        work += outcome.seconds
         retried += outcome.attempts > 1
         error = outcome.error
         if error is None:
@@ -77,7 +80,7 @@ def _export_outcomes(outcomes, runs_dir, bar, finished=0):
                 finished += 1
                 print(f"[{finished}/{bar.total}] {outcome.name}: {_outcome_line(outcome, error)}",
                       file=sys.stderr, flush=True)
-    return failures, {"runs_per_node": dict(sorted(per_node.items())), "retried": retried}
+    return failures, {"runs_per_node": dict(sorted(per_node.items())), "retried": retried, "work_seconds": work}
 
 
 def run_study(
@@ -143,17 +146,23 @@ def _run_grid(config, out, runner, resume, verbose):
     runs_dir.mkdir(parents=True, exist_ok=True)
     grid = config.runs()
     todo = [c for c in grid if not (runs_dir / c.run_name() / MANIFEST).exists()]
+    todo = longest_first(todo, lambda c: prepare(c)[1])
     if verbose:
         skipped = f"; skipping {len(grid) - len(todo)} already exported" if len(todo) < len(grid) else ""
         print(f"Training {len(todo)} run(s) on {runner.describe()}{skipped}.", file=sys.stderr)
 
     bar = _progress(len(grid), len(grid) - len(todo)) if verbose else None
+    start = time.perf_counter()
     try:
         failures, execution = _export_outcomes(runner.map(todo, runs_dir / WORK_DIR, resume), runs_dir, bar,
                                                finished=len(grid) - len(todo))
     finally:
         if bar is not None:
             bar.close()
+    execution["wall_seconds"] = time.perf_counter() - start
+    execution["workers"] = runner.workers
+    if verbose and todo and runner.workers:
+        print(report.busy_line(execution), file=sys.stderr)
     with open(out / FAILURES, "w") as f:
         for name, error in sorted(failures.items()):
             f.write(json.dumps({"run": name, "error": error}) + "\n")
