@@ -141,8 +141,8 @@ def cmd_study(args):
     report = study.run_study(config, out, executor=args.executor, address=args.address,
                              workers=args.workers, resume=args.resume,
                              verbose=0 if args.quiet else 1)
-    print("\n".join(f"- {line}" for line in report.findings))
-    print(f"Report: {report.files[0]} and {report.files[1]}")
+    print("\n".join(report.answer))
+    print(f"Report: {report.files[0]} (and report.html beside it)")
     return 1 if report.failures else 0
 
 

@@ -41,7 +41,9 @@ def test_report_states_the_answer_first_then_ranking_findings_figures_and_runs(s
     best = report.summaries[0]
     assert f"best is **{best.config['placement']}" in answer
     assert "Holm p =" in answer and "Takeaway (mlp):" in answer
-    assert answer.strip().splitlines()[0] == f"- {report.headline[0]}"
+    items = answer.strip().splitlines()
+    assert items[:len(report.answer)] == [f"- {line}" for line in report.answer]
+    assert items[len(report.answer)] == f"- {report.headline[0]}", "the short answer, then each architecture's best"
     html = (out / "report.html").read_text()
     positions = [html.index(f"<h2>{name}</h2>") for name in ("Answer", "Ranking", "Findings", "Figures",
                                                                 "Per-run results")]

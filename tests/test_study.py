@@ -1,6 +1,7 @@
 """kerasreg study: grid, report, failures, resume after a kill, and bad study files."""
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -22,12 +23,15 @@ def test_tiny_study_end_to_end_through_the_cli(tmp_path, capsys):
     config.write_text(TINY)
     out = tmp_path / "study"
     assert cli.main(["study", "--config", str(config), "--out", str(out), "--quiet"]) == 0
-    printed = capsys.readouterr().out
-    assert "Best test accuracy" in printed and str(out / "report.md") in printed
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[0].startswith("Where should Dropout and BatchNorm go? mnist1d, 1 seed")
+    assert printed[1].startswith("mlp: best ") and printed[-1].startswith(f"Report: {out / 'report.md'} ")
+    assert len(printed) <= 8 and all(len(line) < 120 for line in printed[:-1]), printed
     exports = sorted(p.name for p in (out / "runs").iterdir() if not p.name.startswith("."))
     assert exports == ["mlp-dropout-standard0.2-seed0", "mlp-none-nodrop-seed0"]
     report = (out / "report.md").read_text()
     assert "## Ranking" in report and "## Findings" in report
+    assert re.search(r"Training: \d+ s of work on \d workers?, wall \d+ s, \d+% busy\.", report)
     assert "mlp / dropout / standard 0.2" in report and "mlp / none" in report
     manifest = json.loads((out / "runs" / exports[0] / "manifest.json").read_text())
     accuracy = f"{manifest['metrics']['test_accuracy']:.2%}"

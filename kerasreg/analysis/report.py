@@ -20,7 +20,8 @@ import numpy as np
 from scipy import stats
 
 from kerasreg._files import write_atomic
-from kerasreg.analysis import compare, hparams, plots, statistics
+from kerasreg._text import plural
+from kerasreg.analysis import answer, compare, hparams, plots, statistics
 from kerasreg.analysis import report_render as render
 from kerasreg.export import MANIFEST
 from kerasreg.models import placements
@@ -184,6 +185,17 @@ def findings(summaries, rows=()):
     return _headline_and_findings(summaries, rows)[1]
 
 
+def short_answer(summaries, rows=(), dataset=""):
+    """The study's answer in at most 7 lines under 120 characters (`kerasreg.analysis.answer`).
+
+    Example:
+
+    >>> short_answer([])
+    ['Where should Dropout and BatchNorm go? No completed runs to answer it.']
+    """
+    return _headline_and_findings(summaries, rows, dataset)[2]
+
+
 def _findings(measured, family, questions, remedies):
     lines = []
     bests = _best_per_architecture(measured)
@@ -259,7 +271,7 @@ def _headline(measured, family):
     for arch, best in _best_per_architecture(measured).items():
         mine = [c for c in family if c.group == str(arch) and c.metric == "test_accuracy"]
         line = (f"**{arch}**: best is **{statistics.default_label(best.config)}**, test accuracy "
-                f"{_cell(best, 'test_accuracy')} over {best.stat('test_accuracy')[2]} seed(s).")
+                f"{_cell(best, 'test_accuracy')} over {plural(best.stat('test_accuracy')[2], 'seed')}.")
         if not mine:
             lines.append(line + " Nothing to compare it with.")
             continue
@@ -280,8 +292,8 @@ def _takeaway(best, runner_up, separated, comparisons):
         return f"use {name}; it beats every other configuration measured, beyond seed noise."
     tied = len(comparisons) - len(separated)
     if separated:
-        return (f"{name} leads, but {tied} other configuration(s) are within seed noise of it; "
-                f"{len(separated)} are behind it beyond seed noise.")
+        return (f"{name} leads, but {plural(tied, 'other configuration')} within seed noise of it; "
+                f"{plural(len(separated), 'is', 'are')} behind it beyond seed noise.")
     if runner_up.n_pairs < 2:
         return f"{name} ranks first, but with one seed nothing can be told apart from noise; run more seeds."
     more = f" (about {runner_up.seeds_needed} seeds to separate it from the runner-up)" \
@@ -290,13 +302,15 @@ def _takeaway(best, runner_up, separated, comparisons):
             f"{runner_up.n_pairs} seeds; the ranking alone is not evidence, run more seeds{more}.")
 
 
-def _headline_and_findings(summaries, rows):
-    """`(headline, findings)` from one computation of the report's Holm family."""
+def _headline_and_findings(summaries, rows, dataset=""):
+    """`(headline, findings, short answer)` from one computation of the report's Holm family."""
     measured = [s for s in summaries if s.stat("test_accuracy")[2]]
     if not measured:
-        return ["No completed runs to report."], ["No completed runs to report."]
+        return ["No completed runs to report."], ["No completed runs to report."], answer.answer({}, {}, [])
     family, questions, remedies = paired_family(measured, rows)
-    return _headline(measured, family), _findings(measured, family, questions, remedies)
+    short = answer.answer(_best_per_architecture(measured), plots.by_architecture(measured), family,
+                          dataset=dataset)
+    return _headline(measured, family), _findings(measured, family, questions, remedies), short
 
 
 def _best_per_architecture(summaries):
@@ -307,13 +321,14 @@ def _best_per_architecture(summaries):
 
 @dataclasses.dataclass
 class StudyReport:
-    """What a study produced: headline, ranked summaries, findings, failures and the files written."""
+    """What a study produced: the short answer, headline, ranked summaries, findings, failures and files."""
 
     summaries: list
     findings: list
     failures: dict
     files: list
     headline: list = dataclasses.field(default_factory=list)
+    answer: list = dataclasses.field(default_factory=list)
 
     def markdown(self):
         """The report as Markdown (what `report.md` holds)."""
@@ -324,13 +339,28 @@ def _config_text(config):
     return config.describe()
 
 
+def busy_line(execution):
+    """How busy the workers were, from the first run's start to the last export.
+
+    Example:
+
+    >>> busy_line({"work_seconds": 343.0, "workers": 2, "wall_seconds": 352.0})
+    'Training: 343 s of work on 2 workers, wall 352 s, 97% busy.'
+    """
+    work, workers, wall = execution["work_seconds"], execution["workers"], execution["wall_seconds"]
+    busy = work / (workers * wall) if wall > 0 else 0.0
+    return (f"Training: {work:.0f} s of work on {workers} worker{'s' if workers > 1 else ''}, "
+            f"wall {wall:.0f} s, {busy:.0%} busy.")
+
+
 def _execution_text(execution):
     """Where the runs of this invocation trained: runs per node and retries after a node died."""
     if not execution:
         return ""
     nodes = ", ".join(f"{node}: {count}" for node, count in execution["runs_per_node"].items()) or "none"
     return (f" Trained on {execution['executor']}; runs per node in this invocation: {nodes}; "
-            f"{execution['retried']} run(s) retried after their node died.")
+            f"{plural(execution['retried'], 'run')} retried after their node died."
+            + (f" {busy_line(execution)}" if execution.get("workers") else ""))
 
 
 def write_report(out, config, *, failures=None, latency_repeats=3, execution=None):
@@ -367,12 +397,12 @@ def write_report(out, config, *, failures=None, latency_repeats=3, execution=Non
             rows.append({**row, "train_time": (manifest.get("metrics") or {}).get("epoch_time_total")})
         hparams.write_hparams(out, rows)
     summaries = summarize(rows)
-    answer, lines = _headline_and_findings(summaries, rows)
+    head, lines, short = _headline_and_findings(summaries, rows, config.dataset)
     groups = plots.run_groups(rows, [histories.get(row["path"]) or {} for row in rows])
     figures = plots.study_figures(summaries, groups, out) if summaries else []
     title = f"kerasreg study: {config.dataset}"
-    page = render.Page(title, _config_text(config) + _execution_text(execution), answer,
+    page = render.Page(title, _config_text(config) + _execution_text(execution), short + head,
                        _ranking_table(summaries), lines, failures, figures, _run_table(rows))
     write_atomic(out / "report.md", render.markdown(page))
     write_atomic(out / "report.html", render.html_page(page))
-    return StudyReport(summaries, lines, failures, [out / "report.md", out / "report.html", *figures], answer)
+    return StudyReport(summaries, lines, failures, [out / "report.md", out / "report.html", *figures], head, short)

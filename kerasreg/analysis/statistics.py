@@ -39,6 +39,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 
 from kerasreg import _checks
+from kerasreg._text import plural
 
 
 CONFIG_KEYS = ("architecture", "placement", "dropout", "dropout_rate", "norm")
@@ -326,7 +327,8 @@ def format_difference(metric, value):
 
 
 def _interval(c):
-    low, high = format_difference(c.metric, c.ci_low), format_difference(c.metric, c.ci_high)
+    """`"95% CI -0.2 to +1.0"`: the bounds in the difference's unit, named once by the difference."""
+    low, high = (format_difference(c.metric, v).removesuffix(" points") for v in (c.ci_low, c.ci_high))
     return f"95% CI {low} to {high}"
 
 
@@ -338,12 +340,12 @@ def describe_comparison(c):
     >>> c = PairedComparison("test_accuracy", "mlp", "ic", "none", 5, 0.004, -0.002, 0.01,
     ...                      0.2, 0.6, "paired t-test", False, 31)
     >>> describe_comparison(c)
-    'ic vs none: +0.4 points (95% CI -0.2 points to +1.0 points), not distinguishable with 5 seeds (paired t-test, Holm p = 0.6); about 31 seeds would be needed.'
+    'ic vs none: +0.4 points, 95% CI -0.2 to +1.0, not distinguishable with 5 seeds (paired t-test, Holm p = 0.6); about 31 seeds would be needed.'
     """
     head = f"{c.best} vs {c.other}: {format_difference(c.metric, c.mean_difference)}"
     if c.n_pairs < 2:
-        return f"{head}; not testable with {c.n_pairs} shared seed(s)."
-    head += f" ({_interval(c)})"
+        return f"{head}; not testable with {plural(c.n_pairs, 'shared seed')}."
+    head += f", {_interval(c)}"
     where = f"({c.test}, Holm p = {c.p_holm:.2g})"
     if c.distinguishable:
         return f"{head}, distinguishable with {c.n_pairs} seeds {where}."
