@@ -69,6 +69,21 @@ def wait_for_chief(address, timeout=CONNECT_SECONDS):
             time.sleep(0.2)
 
 
+def check_can_listen(address):
+    """Raise a ValueError at once unless this machine can listen at `HOST:PORT` (free port, local address).
+
+    Example:
+
+    >>> check_can_listen("127.0.0.1:8471")  # doctest: +SKIP
+    """
+    host, port = parse_address(address, "chief")
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.bind((host, port))
+    except OSError as exc:
+        raise ValueError(f"The tuning chief cannot listen at {address}: {exc.strerror or exc}.") from None
+
+
 def default_worker_id():
     """A tuner id for a worker: `worker-<host>-<pid>` (pass your own to let a restarted worker resume its trial).
 
@@ -135,11 +150,7 @@ def serve(oracle, address, poll=0.5):
     from keras_tuner.src.distribute import oracle_chief
 
     host, port = parse_address(address, "chief")
-    try:  # grpc reports a failed bind by returning 0 or by raising, depending on its version
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-            probe.bind((host, port))
-    except OSError as exc:
-        raise ValueError(f"The tuning chief cannot listen at {address}: {exc.strerror or exc}.") from None
+    check_can_listen(address)  # grpc reports a failed bind by returning 0 or by raising, depending on its version
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
     servicer = oracle_chief.OracleServicer(oracle)
     protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)

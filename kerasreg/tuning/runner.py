@@ -158,6 +158,8 @@ def tune(
     with distributed.role(chief=chief, worker=worker, tuner_id=tuner_id):
         if worker is not None:
             distributed.wait_for_chief(worker)
+        if chief is not None:
+            distributed.check_can_listen(chief)
         objective = get_objective(config.objective)
         dataset = load_dataset(config.dataset, data_dir=config.data_dir, validation_split=config.validation_split,
                                seed=config.seed)
