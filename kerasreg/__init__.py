@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from kerasreg.analysis.statistics import PairedComparison, comparison_findings, paired_comparisons
     from kerasreg.data.catalog import dataset_info, list_datasets
     from kerasreg.data.dataset import Dataset
+    from kerasreg.data.importing import ImportedDataset, import_dataset
     from kerasreg.data.loading import DatasetNotPreparedError, default_data_dir, load_dataset
     from kerasreg.diagnose.structure import find_structure
     from kerasreg.export.fold_bn import fold_batch_norm

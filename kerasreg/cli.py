@@ -90,6 +90,21 @@ def cmd_data_info(args):
     from kerasreg import data
 
     print(data.dataset_info(args.name, data_dir=args.data_dir))
+    if args.source:
+        data.load_dataset(args.name, data_dir=args.data_dir, source=args.source)
+        print(f"  source {args.source}: unchanged since import")
+    return 0
+
+
+def cmd_data_import(args):
+    from kerasreg import data
+
+    imported = data.import_dataset(
+        args.name, args.source, label=args.label, image_size=args.image_size, test_split=args.test_split,
+        seed=args.seed, data_dir=args.data_dir, overwrite=args.overwrite)
+    sizes = ", ".join(f"{count} {split}" for split, count in imported.sizes.items())
+    print(f"Imported {imported.name!r} ({sizes}; input {imported.input_shape}, "
+          f"{len(imported.class_names)} classes) to {imported.path}")
     return 0
 
 
@@ -196,7 +211,7 @@ def make_parser():
     add_model_flags(p)
     p.set_defaults(func=cmd_build)
 
-    p = sub.add_parser("data", help="list datasets or describe one")
+    p = sub.add_parser("data", help="list datasets, describe one, or import your own")
     data_sub = p.add_subparsers(dest="data_command", required=True)
     q = data_sub.add_parser("list", help="built-in datasets and TFDS datasets prepared in the data directory")
     q.add_argument("--data-dir", default=None, help="default $KERASREG_DATA_DIR or ~/tensorflow_datasets")
@@ -204,7 +219,20 @@ def make_parser():
     q = data_sub.add_parser("info", help="describe one dataset (nothing is downloaded)")
     q.add_argument("name")
     q.add_argument("--data-dir", default=None, help="default $KERASREG_DATA_DIR or ~/tensorflow_datasets")
+    q.add_argument("--source", default=None, help="an imported dataset's source: check it is unchanged (sha256)")
     q.set_defaults(func=cmd_data_info)
+    q = data_sub.add_parser("import", help="import an .npz, a CSV file or an image folder as a TFDS dataset")
+    q.add_argument("name", help="dataset name for --dataset and study files (lowercase, digits, _)")
+    q.add_argument("source", help="x.npz, table.csv, or a folder of <class>/ image folders")
+    q.add_argument("--label", default=None, help="CSV label column (default: the column named label)")
+    q.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="resize images to H x W (default: the first image's size)")
+    q.add_argument("--test-split", type=float, default=0.2,
+                   help="fraction held out as test when the source has no test part (default 0.2)")
+    q.add_argument("--seed", type=int, default=0, help="seed choosing the test examples (default 0)")
+    q.add_argument("--data-dir", default=None, help="default $KERASREG_DATA_DIR or ~/tensorflow_datasets")
+    q.add_argument("--overwrite", action="store_true", help="replace an earlier import of the same name")
+    q.set_defaults(func=cmd_data_import)
 
     p = sub.add_parser("train", help="train one configuration and export it")
     p.add_argument("--model", default=None, help="architecture (default mlp)")

@@ -93,7 +93,7 @@ def test_export_layout_and_manifest(exported, result):
     assert manifest["input"] == {"shape": [8, 8, 1], "dtype": "float32", "name": "inputs"}
     assert manifest["num_classes"] == 10
     assert manifest["dataset"] == {"name": "digits", "validation_split": 0.1, "split_seed": 0,
-                                   "standardize": False}
+                                   "standardize": False, "source_sha256": None}
     assert manifest["seed"] == 0
     assert manifest["backend"] == manifest["training"]["backend"] == keras.backend.backend()
     assert manifest["training"]["cores"] == _backend.available_cores()

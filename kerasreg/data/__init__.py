@@ -16,6 +16,7 @@ from kerasreg import _lazy
 if TYPE_CHECKING:
     from kerasreg.data.catalog import DatasetListing, dataset_info, format_dataset_list, list_datasets
     from kerasreg.data.dataset import SPLITS, Dataset
+    from kerasreg.data.importing import ImportedDataset, import_dataset
     from kerasreg.data.loading import DatasetNotPreparedError, check_validation_split, default_data_dir, load_dataset
 
 __getattr__, __dir__, __all__ = _lazy.attach_typed(__name__, __file__)

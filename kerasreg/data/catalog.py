@@ -11,6 +11,7 @@ import tensorflow_datasets as tfds
 
 from kerasreg.data.builders import BUILTINS
 from kerasreg.data.builders import source
+from kerasreg.data.fingerprint import import_record
 from kerasreg.data.loading import (
     is_prepared,
     make_builder,
@@ -27,7 +28,8 @@ class DatasetListing:
 
     Args:
         name: str. Name to pass to `load_dataset`.
-        source: str. `"built-in"` (generated locally) or `"tfds"`.
+        source: str. `"built-in"` (generated locally), `"imported"` (by
+            `import_dataset`) or `"tfds"`.
         prepared: bool. Whether its files are already in `data_dir`.
         version: str or None. Prepared (or, if not prepared, to-be-prepared) version.
         path: str or None. Directory of the prepared files.
@@ -43,7 +45,7 @@ class DatasetListing:
 
 
 def list_datasets(filter: str = "*", *, data_dir: str | os.PathLike | None = None) -> list[DatasetListing]:
-    """List built-in datasets and TFDS datasets prepared in `data_dir`.
+    """List built-in datasets, imported datasets and TFDS datasets prepared in `data_dir`.
 
     Nothing is prepared or downloaded. Built-ins are always listed (they are
     generated on first load); other TFDS datasets only when prepared.
@@ -128,7 +130,7 @@ def dataset_info(name: str, *, data_dir: str | os.PathLike | None = None) -> str
     builder = make_builder(name, data_dir)
     info = builder.info
     prepared = is_prepared(builder)
-    origin = source(name)
+    origin = "imported" if prepared and import_record(info) else source(name)
     status = "prepared" if prepared else "not prepared"
     lines = [f"{name} ({origin}, {status}, version {builder.version})"]
     description = (info.description or "").strip().splitlines()
@@ -184,24 +186,26 @@ def _prepared_tfds_listings(data_dir):
     for listed_name, version, root in prepared_variants(data_dir):
         previous = found.get(listed_name)
         if previous is None or tfds.core.Version(version) > tfds.core.Version(previous.version):
+            origin, description = _origin_from_files(root)
             found[listed_name] = DatasetListing(
                 name=listed_name,
-                source="tfds",
+                source=origin,
                 prepared=True,
                 version=version,
                 path=root,
-                description=_description_from_files(root),
+                description=description,
             )
     return list(found.values())
 
 
-def _description_from_files(variant_dir):
+def _origin_from_files(variant_dir):
+    """`("imported" or "tfds", first line of the description)` read from a prepared folder."""
     try:
         with quiet_absl():
             info = tfds.builder_from_directory(variant_dir).info
-        return _first_line(info.description)
+        return ("imported" if import_record(info) else "tfds"), _first_line(info.description)
     except Exception:  # A damaged directory must not break the whole listing.
-        return ""
+        return "tfds", ""
 
 
 def _first_line(text, limit=100):

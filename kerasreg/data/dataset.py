@@ -37,6 +37,8 @@ class Dataset:
         mean, std: np.ndarray or None. Standardization statistics fitted on the
             training part (over every axis but the last, as
             `keras.layers.Normalization` does), or `None` when not standardized.
+        source_sha256: str or None. For an imported dataset, the sha256 of
+            the source it was imported from; else `None`.
 
     Example:
 
@@ -64,6 +66,7 @@ class Dataset:
     validation_split: float
     mean: np.ndarray | None = dataclasses.field(default=None, repr=False)
     std: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    source_sha256: str | None = dataclasses.field(default=None, repr=False)
 
     @property
     def input_shape(self):
@@ -214,7 +217,8 @@ class Dataset:
         sizes = self.sizes
         return "\n".join(
             [
-                f"Dataset {self.name!r} ({source(self.name)}) from {self.data_dir}",
+                f"Dataset {self.name!r} ({'imported' if self.source_sha256 else source(self.name)}) "
+                f"from {self.data_dir}",
                 f"  input: shape {self.input_shape}, {self.x_train.dtype}; "
                 f"{self.num_classes} classes",
                 f"  train {sizes['train']} / val {sizes['val']} / test {sizes['test']} "

@@ -30,6 +30,7 @@ from kerasreg import _checks
 from kerasreg._locks import Lock
 from kerasreg.data.builders import BUILTINS
 from kerasreg.data.dataset import Dataset
+from kerasreg.data.fingerprint import check_source, import_record
 
 _DATA_DIR_ENV = "KERASREG_DATA_DIR"
 _TFDS_DATA_DIR_ENV = "TFDS_DATA_DIR"
@@ -55,6 +56,7 @@ class _Raw:
     num_classes: int
     class_names: tuple
     info: tfds.core.DatasetInfo
+    record: dict | None
 
 
 # Studies and tests call load_dataset many times per process; reading the
@@ -90,6 +92,7 @@ def load_dataset(
     seed: int = 0,
     download: bool = False,
     standardize: bool = False,
+    source: str | os.PathLike | None = None,
 ) -> Dataset:
     """Load a classification dataset as train/val/test splits.
 
@@ -115,6 +118,9 @@ def load_dataset(
         standardize: bool. Subtract the mean and divide by the standard
             deviation of the training part (after validation is carved off),
             per last-axis feature. Defaults to `False`.
+        source: str or path-like or None. For an imported dataset, the file
+            or folder it was imported from: its sha256 must still match the
+            one recorded at import. Defaults to `None` (not checked).
 
     Returns:
         A `Dataset`.
@@ -140,6 +146,8 @@ def load_dataset(
     _checks.seed(seed)
     data_dir = resolve_data_dir(data_dir)
     raw = _load_raw(name, data_dir, download=download)
+    if source is not None:
+        check_source(name, raw.record, source)
 
     train_index, val_index = _carve_validation(len(raw.y_train), validation_split, seed, name)
     x_train, y_train = raw.x_train[train_index], raw.y_train[train_index]
@@ -167,7 +175,13 @@ def load_dataset(
         validation_split=float(validation_split),
         mean=mean,
         std=std,
+        source_sha256=(raw.record or {}).get("sha256"),
     )
+
+
+def forget_loaded(name, data_dir):
+    """Drop the in-process copy of dataset `name`, so the next load reads its files again (after an import)."""
+    _RAW_CACHE.pop((name, resolve_data_dir(data_dir)), None)
 
 
 def _load_raw(name, data_dir, *, download):
@@ -221,7 +235,7 @@ def _prepare(name, data_dir, *, quiet):
         config = tfds.download.DownloadConfig(try_download_gcs=False)
         # TFDS prints progress bars and banners; for a few-second local build
         # the one line above says enough, and stdout stays clean for the CLI.
-        output = _silenced() if quiet else contextlib.redirect_stdout(sys.stderr)
+        output = silenced() if quiet else contextlib.redirect_stdout(sys.stderr)
         with output, quiet_absl():
             builder.download_and_prepare(download_config=config)
         return builder
@@ -253,6 +267,7 @@ def _read_builder(name, builder):
         num_classes=int(label_feature.num_classes),
         class_names=tuple(label_feature.names),
         info=info,
+        record=import_record(info),
     )
 
 
@@ -387,7 +402,8 @@ def quiet_absl():
 
 
 @contextlib.contextmanager
-def _silenced():
+def silenced():
+    """Send stdout and stderr to /dev/null (TFDS prints banners and bars while it writes)."""
     with open(os.devnull, "w") as devnull:
         with contextlib.redirect_stdout(devnull), contextlib.redirect_stderr(devnull):
             yield
@@ -397,7 +413,7 @@ def prepared_variants(data_dir):
     """`(name, version, directory)` of every TFDS dataset variant prepared in `data_dir`.
 
     Layouts `<name>/<version>/` and `<name>/<config>/<version>/` are found by
-    their `dataset_info.json`; built-ins and `downloads/` are left out.
+    their `dataset_info.json`; built-ins, `downloads/` and hidden folders are left out.
 
     Example:
 
@@ -408,7 +424,8 @@ def prepared_variants(data_dir):
         return
     for entry in sorted(os.listdir(data_dir)):
         dataset_dir = os.path.join(data_dir, entry)
-        if entry in BUILTINS or entry == "downloads" or not os.path.isdir(dataset_dir):
+        # Hidden entries are imports being written or replaced (kerasreg.data.importing).
+        if entry in BUILTINS or entry == "downloads" or entry.startswith(".") or not os.path.isdir(dataset_dir):
             continue
         for root, _, files in os.walk(dataset_dir):
             version = os.path.basename(root)

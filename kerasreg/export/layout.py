@@ -31,7 +31,8 @@ within a schema version, a breaking change bumps the number):
   have `architecture` = the model name and `null` for the kerasreg fields.
 - `input`: `shape` (without the batch axis), `dtype`, `name`; `num_classes`.
 - `serving`: `signatures`, `input` and `output` key names of the SavedModel.
-- `dataset`: `name`, `validation_split`, `split_seed`, `standardize`, or
+- `dataset`: `name`, `validation_split`, `split_seed`, `standardize`,
+  `source_sha256` (an imported dataset's source fingerprint, else `null`), or
   `null`. `kerasreg.load_dataset(name, validation_split=..., seed=split_seed)`
   reproduces the splits the run used.
 - `training`: epochs, epochs run, batch size, optimizer, learning rate,

@@ -154,6 +154,7 @@ def _manifest(name, model, config, result, input_shape, dtype, folded):
             "validation_split": config.get("validation_split"),
             "split_seed": config.get("split_seed"),
             "standardize": bool(config.get("standardize", False)),
+            "source_sha256": config.get("source_sha256"),
         }
     training = None
     if result is not None:

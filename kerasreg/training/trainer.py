@@ -172,6 +172,7 @@ def _result(model, dataset, history, gap, user_callbacks, settings, run_dir):
         "validation_split": dataset.validation_split,
         "split_seed": dataset.split_seed,
         "standardize": dataset.standardized,
+        "source_sha256": getattr(dataset, "source_sha256", None),
         "epochs": settings["epochs"],
         "epochs_run": len(full_history.get("loss", [])),
         # 1-based epoch whose weights are returned (the restored best epoch under early stopping).

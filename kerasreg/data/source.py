@@ -1,0 +1,174 @@
+"""What every importable source is read into: a `Source` of checked, streamed examples.
+
+A reader (`source_arrays`, `source_csv`, `source_images`) looks at a
+user's file once to learn its shape, classes and size, and checks what it
+can without reading everything; `Source.chunks(split)` then streams the
+examples in bounded chunks, checking the rest (NaN, truncated images) as
+they pass. Labels follow one rule for every source: integer labels must be
+exactly `0..K-1`, string labels are sorted and numbered, and the class
+names are kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from kerasreg import _checks
+
+# Rows per chunk: a CSV or npz chunk of 40 float32 features is ~2.5 MB.
+CHUNK_ROWS = 16384
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """A user's data source, opened and checked, ready to stream.
+
+    Args:
+        kind: str. `"npz"`, `"csv"` or `"images"`.
+        path: str. The source file or folder.
+        input_key: str. Feature name of the inputs (`"x"` or `"image"`).
+        input_shape: tuple of int. Shape of one input.
+        input_dtype: np.dtype. `float32`, or `uint8` for images.
+        class_names: tuple of str. Name of each class index.
+        sizes: dict. Examples per split, `{"train": n, "test": m}`.
+        chunks: callable. `chunks(split)` yields `(x, y)` numpy chunks.
+        own_test: bool. Whether the test split came with the source (else
+            it was chosen with a seed).
+    """
+
+    kind: str
+    path: str
+    input_key: str
+    input_shape: tuple
+    input_dtype: np.dtype
+    class_names: tuple
+    sizes: dict
+    chunks: Callable[[str], Iterator[tuple[np.ndarray, np.ndarray]]]
+    own_test: bool = False
+
+
+def class_labels(values, where, names=None):
+    """Map raw labels to class indices `0..K-1` and class names, or raise naming the problem.
+
+    Integer labels must be exactly `0..K-1` (no gaps, no negatives); float
+    labels are refused (a rounded float is not a class); strings are sorted
+    and numbered.
+
+    Args:
+        values: array-like. Every distinct label value (or all labels).
+        where: str. What holds the labels, for messages.
+        names: sequence of str or None. Class names for integer labels.
+
+    Returns:
+        `(mapping, class_names)`: a dict raw value -> index, and a tuple.
+
+    Example:
+
+    >>> class_labels(["b", "a", "b"], "column 'y'")
+    ({'a': 0, 'b': 1}, ('a', 'b'))
+    """
+    values = np.unique(np.asarray(values))
+    if values.size == 0:
+        raise ValueError(f"{where} has no labels.")
+    if values.dtype.kind in "US":
+        strings = [str(v) for v in values]
+        integers = _as_integers(strings)
+        if integers is None:
+            if _as_floats(strings):
+                raise ValueError(
+                    f"{where} has float labels (e.g. {strings[0]!r}); labels must be integer class "
+                    "indices 0..K-1 or class names."
+                )
+            return {s: i for i, s in enumerate(strings)}, tuple(strings)
+        mapping = dict(zip(strings, integers))
+        _check_indices(np.array(sorted(set(integers))), where)
+        count = max(integers) + 1
+        return mapping, _names(names, count, where)
+    if values.dtype.kind == "f":
+        raise ValueError(
+            f"{where} has float labels ({values.dtype}, e.g. {values[0]!r}); labels must be integer "
+            "class indices 0..K-1 (cast with `y.astype(int)` if they are whole numbers)."
+        )
+    if values.dtype.kind not in "iu":
+        raise ValueError(f"{where} has labels of dtype {values.dtype}; expected integers or strings.")
+    _check_indices(values, where)
+    return {int(v): int(v) for v in values}, _names(names, int(values.max()) + 1, where)
+
+
+def _check_indices(values, where):
+    if values.min() < 0:
+        raise ValueError(f"{where} has negative labels (e.g. {int(values.min())}); labels must be 0..K-1.")
+    missing = sorted(set(range(int(values.max()) + 1)) - {int(v) for v in values})
+    if missing:
+        shown = ", ".join(str(m) for m in missing[:10]) + (", ..." if len(missing) > 10 else "")
+        raise ValueError(
+            f"{where} has labels with gaps: 0..{int(values.max())} without {shown}. Labels must be "
+            "every class index 0..K-1 (renumber them, or use class names)."
+        )
+
+
+def _names(names, count, where):
+    if names is None:
+        return tuple(str(i) for i in range(count))
+    if len(names) != count:
+        raise ValueError(f"{where} names {len(names)} classes ({', '.join(names)}) but its labels have {count}.")
+    return tuple(names)
+
+
+def _as_integers(strings):
+    try:
+        return [int(s) for s in strings]
+    except ValueError:
+        return None
+
+
+def _as_floats(strings):
+    try:
+        [float(s) for s in strings]
+        return True
+    except ValueError:
+        return False
+
+
+def test_mask(num_examples, test_split, seed, where):
+    """A boolean mask choosing `round(num_examples * test_split)` test examples with `seed`.
+
+    Example:
+
+    >>> int(test_mask(10, 0.2, 0, "x").sum())
+    2
+    """
+    _checks.fraction(test_split, "test_split")
+    num_test = int(round(num_examples * test_split))
+    if not 0 < num_test < num_examples:
+        raise ValueError(
+            "Invalid value received for argument `test_split`. It must leave at least one example "
+            f"for test and one for training out of the {num_examples} examples of {where}. "
+            f"Received: test_split={test_split}"
+        )
+    mask = np.zeros(num_examples, bool)
+    mask[np.random.default_rng(seed).permutation(num_examples)[:num_test]] = True
+    return mask
+
+
+def check_finite(x, where, first_row):
+    """Raise naming the first row of chunk `x` holding a NaN or infinite value.
+
+    Example:
+
+    >>> check_finite(np.ones((2, 3), np.float32), "a.npz", 0)
+    """
+    if x.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        values = x[row].reshape(-1)
+        value = values[~np.isfinite(values)][0]
+        raise ValueError(
+            f"{where} has a {value} feature value in row {first_row + row}; NaN and infinite values "
+            "cannot be trained on. Clean or impute them before importing."
+        )

@@ -1,0 +1,159 @@
+"""Reading a CSV file as a `Source`: numeric feature columns and one label column, in chunks.
+
+Parsed by pandas' C reader a chunk of rows at a time. A first pass reads
+only the label column (to learn the classes and the row count), a second
+streams the features. The header is the first row; scikit-learn's own
+dataset files (`sklearn/datasets/data/*.csv`) are read too: their first row
+is `n_samples, n_features, class names...`, the label is the last column,
+and the class names come from that row.
+"""
+
+import csv
+import os
+
+import numpy as np
+
+from kerasreg.data.source import CHUNK_ROWS, Source, check_finite, class_labels, test_mask
+
+
+def open_csv(path, *, label=None, test_split=0.2, seed=0):
+    """Open a CSV file as a `Source`; the header, label column and classes are checked here.
+
+    Example:
+
+    >>> open_csv("iris.csv").class_names  # doctest: +SKIP
+    ('setosa', 'versicolor', 'virginica')
+    """
+    import pandas as pd  # Only CSV imports need pandas.
+
+    name = os.path.basename(path)
+    columns, skip, names = _layout(path, name)
+    if label is None:
+        if "label" not in columns:
+            raise ValueError(
+                f"{name} has no column named 'label'; name the label column with `label=` "
+                f"(`--label`). Columns: {', '.join(columns)}."
+            )
+        label = "label"
+    if label not in columns:
+        raise ValueError(
+            f"Invalid value received for argument `label`. Expected a column of {name}: "
+            f"{', '.join(columns)}. Received: label={label!r}"
+        )
+    features = [column for column in columns if column != label]
+    if not features:
+        raise ValueError(f"{name} has no feature columns besides the label column {label!r}.")
+
+    def read(**kwargs):
+        try:
+            return pd.read_csv(path, header=None, names=columns, skiprows=skip, index_col=False,
+                               chunksize=CHUNK_ROWS, dtype={label: str}, **kwargs)
+        except pd.errors.EmptyDataError:
+            raise ValueError(f"{name} is empty.") from None
+
+    where = f"{name}'s label column {label!r}"
+    distinct, num_rows = set(), 0
+    for chunk in _parsed(read(usecols=[label]), path, columns):
+        values = chunk[label]
+        if values.isna().any():
+            row = num_rows + int(np.flatnonzero(values.isna().to_numpy())[0])
+            raise ValueError(_row_length_message(path, columns, strict=False) or f"{where} is empty in row {row}.")
+        distinct.update(values.unique())
+        num_rows += len(chunk)
+    if num_rows == 0:
+        raise ValueError(f"{name} has a header but no rows.")
+    mapping, class_names = class_labels(np.array(sorted(distinct)), where, names)
+    mask = test_mask(num_rows, test_split, seed, name)
+
+    def chunks(split):
+        start = 0
+        for chunk in _parsed(read(), path, columns):
+            x = _features(chunk, features, name, start, path, columns)
+            y = chunk[label].map(mapping).to_numpy(np.int64)
+            keep = mask[start:start + len(chunk)] == (split == "test")
+            start += len(chunk)
+            yield x[keep], y[keep]
+
+    sizes = {"train": int((~mask).sum()), "test": int(mask.sum())}
+    return Source(kind="csv", path=path, input_key="x", input_shape=(len(features),),
+                  input_dtype=np.dtype(np.float32), class_names=class_names, sizes=sizes, chunks=chunks)
+
+
+def _layout(path, name):
+    """`(columns, rows to skip, class names or None)`, from the first two rows."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = csv.reader(f)
+        header = next(rows, None)
+        first = next(rows, None)
+    if not header:
+        raise ValueError(f"{name} is empty.")
+    if first is None:
+        raise ValueError(f"{name} has a header but no rows.")
+    if _is_sklearn_header(header, first):
+        num_features = int(header[1])
+        columns = [f"feature_{i}" for i in range(num_features)] + ["label"]
+        return columns, 1, [name.strip() for name in header[2:]] or None
+    columns = [column.strip() for column in header]
+    duplicates = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicates or "" in columns:
+        raise ValueError(f"{name} has blank or repeated column names in its header: {duplicates or ['']}.")
+    return columns, 1, None
+
+
+def _is_sklearn_header(header, first):
+    """scikit-learn's `n_samples, n_features, class names...` header (see `sklearn.datasets.load_csv_data`)."""
+    try:
+        return int(header[0]) > 0 and int(header[1]) == len(first) - 1
+    except (ValueError, IndexError):
+        return False
+
+
+def _parsed(chunks, path, columns):
+    """Chunks from pandas, with its tokenizer errors turned into one message naming the line."""
+    import pandas as pd
+
+    try:
+        yield from chunks
+    except pd.errors.ParserError:
+        raise ValueError(_row_length_message(path, columns)) from None
+
+
+def _features(chunk, features, name, start, path, columns):
+    part = chunk[features]
+    for column in features:
+        if part[column].dtype.kind not in "biuf":
+            values = part[column]
+            numeric = values.apply(_is_number)
+            row = int(np.flatnonzero(~numeric.to_numpy())[0])
+            raise ValueError(
+                f"{name} has a non-numeric feature column {column!r} (row {start + row}: "
+                f"{values.iloc[row]!r}). Feature columns must be numbers: encode it, or drop it."
+            )
+    x = part.to_numpy(np.float32)
+    if np.isnan(x).any():
+        # pandas fills the cells of a short row with NaN: name the row length if that is what happened.
+        message = _row_length_message(path, columns, strict=False)
+        if message:
+            raise ValueError(message)
+    check_finite(x, name, start)
+    return x
+
+
+def _is_number(value):
+    try:
+        float(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _row_length_message(path, columns, strict=True):
+    """Name the first line whose field count differs from the header's (only ever run on a bad file)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        for line, row in enumerate(csv.reader(f), start=1):
+            if line > 1 and row and len(row) != len(columns):
+                return (
+                    f"{os.path.basename(path)} has mixed row lengths: line {line} has {len(row)} fields, "
+                    f"the header has {len(columns)}."
+                )
+    return f"{os.path.basename(path)} could not be parsed as CSV." if strict else None

@@ -1,0 +1,130 @@
+"""Reading a folder of images as a `Source`: one sub-folder per class, one image at a time.
+
+Layouts: `root/<class>/*.png|jpg|jpeg`, split with a seed, or
+`root/train/<class>/...` and `root/test/<class>/...`. Every image is
+resized to one size (`image_size`, else the first image's) and kept
+grayscale (1 channel) or RGB (3 channels) as the first image is; an alpha
+channel is dropped. The folder listing alone gives the classes and sizes;
+each image is decoded only when its chunk is streamed, so memory holds one
+chunk.
+"""
+
+import os
+
+import numpy as np
+
+from kerasreg import _checks
+from kerasreg.data.source import CHUNK_ROWS, Source, test_mask
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+_GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+
+
+def open_images(path, *, image_size=None, test_split=0.2, seed=0):
+    """Open a folder of class sub-folders of images as a `Source`.
+
+    Example:
+
+    >>> open_images("flowers/", image_size=(32, 32)).input_shape  # doctest: +SKIP
+    (32, 32, 3)
+    """
+    root = os.path.abspath(path)
+    splits = _split_folders(root)
+    files = {split: _class_files(folder) for split, folder in splits.items()}
+    class_names = tuple(sorted({name for per_class in files.values() for name in per_class}))
+    if not class_names:
+        raise ValueError(f"{path} has no class folders (expected {path}/<class>/*.png or *.jpg).")
+    listed = {split: [(os.path.join(folder, name, file), class_names.index(name))
+                      for name, names in per_class.items() for file in names]
+              for (split, per_class), folder in zip(files.items(), splits.values())}
+    first = next(iter(listed.values()))[0][0]
+    height, width, channels = _first_shape(first, image_size)
+
+    own_test = set(listed) == {"train", "test"}
+    if own_test:
+        parts = listed
+    else:
+        (everything,) = listed.values()
+        mask = test_mask(len(everything), test_split, seed, path)
+        parts = {"train": [item for item, test in zip(everything, mask) if not test],
+                 "test": [item for item, test in zip(everything, mask) if test]}
+
+    def chunks(split):
+        items = parts[split]
+        for start in range(0, len(items), CHUNK_ROWS):
+            batch = items[start:start + CHUNK_ROWS]
+            x = np.stack([_read(file, (height, width), channels, first) for file, _ in batch])
+            yield x, np.array([label for _, label in batch], np.int64)
+
+    sizes = {split: len(items) for split, items in parts.items()}
+    return Source(kind="images", path=root, input_key="image", input_shape=(height, width, channels),
+                  input_dtype=np.dtype(np.uint8), class_names=class_names, sizes=sizes, chunks=chunks,
+                  own_test=own_test)
+
+
+def _split_folders(root):
+    names = {entry.name for entry in os.scandir(root) if entry.is_dir()}
+    if {"train", "test"} <= names:
+        return {"train": os.path.join(root, "train"), "test": os.path.join(root, "test")}
+    return {"all": root}
+
+
+def _class_files(folder):
+    per_class = {}
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if not entry.is_dir():
+            continue
+        names = sorted(f.name for f in os.scandir(entry.path)
+                       if f.is_file() and f.name.lower().endswith(IMAGE_EXTENSIONS))
+        if not names:
+            raise ValueError(
+                f"Class folder {entry.path} is empty: it has no {'/'.join(IMAGE_EXTENSIONS)} images. "
+                "Remove it or add its images."
+            )
+        per_class[entry.name] = names
+    return per_class
+
+
+def _first_shape(file, image_size):
+    if image_size is not None:
+        if (not isinstance(image_size, (tuple, list)) or len(image_size) != 2
+                or not all(_checks.is_int(d) and d > 0 for d in image_size)):
+            raise _checks.invalid("image_size", "two positive ints (height, width)", image_size)
+    image = _open(file)
+    channels = 1 if image.mode in _GRAY_MODES else 3
+    height, width = image_size if image_size is not None else (image.height, image.width)
+    return int(height), int(width), channels
+
+
+def _open(file):
+    from PIL import Image  # Only image imports need Pillow.
+
+    try:
+        image = Image.open(file)
+        image.load()  # decodes now, so a truncated file fails here, named
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ValueError(f"Cannot read image {file}: {error}. Remove or replace it.") from None
+    return image
+
+
+def _read(file, size, channels, first):
+    from PIL import Image
+
+    image = _open(file)
+    # A color image in a grayscale folder would lose its colors silently; a gray RGB file loses nothing.
+    if channels == 1 and image.mode not in _GRAY_MODES:
+        if _has_color(image):
+            raise ValueError(
+                f"Image {file} is in color ({image.mode}) but the first image, {first}, is grayscale; "
+                "convert the folder to one kind (all grayscale or all RGB)."
+            )
+    image = image.convert("L" if channels == 1 else "RGB")
+    if (image.height, image.width) != size:
+        image = image.resize((size[1], size[0]), Image.BILINEAR)
+    array = np.asarray(image, np.uint8)
+    return array[..., np.newaxis] if channels == 1 else array
+
+
+def _has_color(image):
+    rgb = np.asarray(image.convert("RGB"), np.int16)
+    return bool((rgb[..., 0] != rgb[..., 1]).any() or (rgb[..., 1] != rgb[..., 2]).any())

@@ -1,0 +1,261 @@
+"""Importing a user's data: `.npz`, CSV files and image folders become TFDS datasets usable by name."""
+
+import hashlib
+import json
+import os
+import pathlib
+import zipfile
+
+import numpy as np
+import pytest
+import sklearn
+import tensorflow_datasets as tfds
+from PIL import Image
+
+import kerasreg
+from kerasreg import cli
+
+SKLEARN_DATA = pathlib.Path(sklearn.__file__).parent / "datasets" / "data"
+
+
+def make_image_folder(root, classes=("cat", "dog"), per_class=5, size=(10, 12), mode="RGB", seed=0):
+    """Write `root/<class>/<i>.png` with seeded noise; returns root."""
+    rng = np.random.default_rng(seed)
+    channels = 3 if mode == "RGB" else 1
+    for name in classes:
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 256, (*size, channels), dtype=np.uint8)
+            Image.fromarray(pixels.squeeze(-1) if channels == 1 else pixels, mode).save(root / name / f"{i}.png")
+    return root
+
+
+def import_cli(capsys, *argv):
+    """Run `kerasreg data import ...` in this process; returns (exit code, stdout, stderr)."""
+    code = cli.main(["data", "import", *map(str, argv)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("file, classes, features", [
+    ("iris.csv", ("setosa", "versicolor", "virginica"), 4),
+    ("wine_data.csv", ("class_0", "class_1", "class_2"), 13),
+    ("breast_cancer.csv", ("malignant", "benign"), 30),
+])
+def test_scikit_learn_csv_files_import_with_their_class_names_and_every_row(tmp_path, file, classes, features):
+    imported = kerasreg.import_dataset("sk_table", SKLEARN_DATA / file, data_dir=tmp_path)
+    assert imported.class_names == classes and imported.input_shape == (features,)
+    # The header row holds n_samples, n_features and the class names; every other row is data.
+    rows = np.loadtxt(SKLEARN_DATA / file, delimiter=",", skiprows=1, dtype=np.float32)
+    assert sum(imported.sizes.values()) == len(rows)
+    assert imported.sizes["test"] == round(len(rows) * 0.2)
+    data = kerasreg.load_dataset("sk_table", data_dir=tmp_path)
+    assert data.class_names == classes and data.num_classes == len(classes)
+    loaded = np.concatenate([np.column_stack([x, y]) for x, y in map(data.as_numpy, ("train", "val", "test"))])
+    np.testing.assert_array_equal(loaded[np.lexsort(loaded.T[::-1])], rows[np.lexsort(rows.T[::-1])])
+
+
+def test_import_command_then_list_and_info_show_the_source_and_its_sha256(tmp_path, capsys):
+    source = SKLEARN_DATA / "wine_data.csv"
+    code, out, _ = import_cli(capsys, "sk_wine", source, "--data-dir", tmp_path)
+    assert code == 0 and "Imported 'sk_wine' (142 train, 36 test; input (13,), 3 classes)" in out
+    assert cli.main(["data", "list", "--data-dir", str(tmp_path)]) == 0
+    listing = capsys.readouterr().out
+    assert any(line.split()[:3] == ["sk_wine", "imported", "prepared"] for line in listing.splitlines())
+    assert cli.main(["data", "info", "sk_wine", "--data-dir", str(tmp_path), "--source", str(source)]) == 0
+    info = capsys.readouterr().out
+    sha256 = hashlib.sha256(source.read_bytes()).hexdigest()
+    assert f"sha256: {sha256}" in info and "label: 'label', 3 classes (class_0, class_1, class_2)" in info
+    assert "unchanged since import" in info
+    # A real TFDS dataset: TFDS alone reads it back, with its description naming the source's sha256.
+    builder = tfds.builder("sk_wine", data_dir=str(tmp_path))
+    assert builder.info.supervised_keys == ("x", "label") and sha256 in builder.info.description
+    assert builder.info.splits["train"].num_examples == 142
+
+
+def test_string_labels_become_sorted_class_names(tmp_path):
+    csv = tmp_path / "fruit.csv"
+    csv.write_text("weight,kind,size\n1.5,pear,2\n2.5,apple,3\n0.5,pear,1\n3.5,fig,4\n1.0,apple,2\n")
+    kerasreg.import_dataset("fruit", csv, label="kind", test_split=0.2, data_dir=tmp_path / "d")
+    data = kerasreg.load_dataset("fruit", data_dir=tmp_path / "d", validation_split=0.25)
+    assert data.class_names == ("apple", "fig", "pear") and data.input_shape == (2,)
+    x = np.concatenate([data.as_numpy(s)[0] for s in ("train", "val", "test")])
+    y = np.concatenate([data.as_numpy(s)[1] for s in ("train", "val", "test")])
+    by_weight = dict(zip(x[:, 0].tolist(), y.tolist()))
+    assert by_weight == {1.5: 2, 2.5: 0, 0.5: 2, 3.5: 1, 1.0: 0}
+
+
+def test_image_folder_is_resized_and_keeps_rgb_or_grayscale(tmp_path):
+    rgb = make_image_folder(tmp_path / "rgb", classes=("a", "b", "c"), per_class=4, size=(10, 12))
+    imported = kerasreg.import_dataset("rgb_pics", rgb, image_size=(8, 6), test_split=0.25, data_dir=tmp_path / "d")
+    assert imported.input_shape == (8, 6, 3) and imported.class_names == ("a", "b", "c")
+    assert imported.sizes == {"train": 9, "test": 3}
+    gray = make_image_folder(tmp_path / "gray", mode="L", size=(7, 9), per_class=5)
+    kerasreg.import_dataset("gray_pics", gray, data_dir=tmp_path / "d")
+    data = kerasreg.load_dataset("gray_pics", data_dir=tmp_path / "d", validation_split=0.25)
+    assert data.input_shape == (7, 9, 1) and data.x_train.dtype == np.float32
+    # Pixels round-trip exactly (scaled to [0, 1]) when no resize is asked for.
+    stored = sorted(np.asarray(Image.open(p)).tobytes() for p in gray.glob("*/*.png"))
+    loaded = np.concatenate([data.as_numpy(s)[0] for s in ("train", "val", "test")])
+    assert sorted(np.round(loaded[..., 0] * 255).astype(np.uint8).tobytes()[i * 63:(i + 1) * 63]
+                  for i in range(10)) == stored
+
+
+def test_image_folder_with_train_and_test_folders_keeps_them(tmp_path):
+    make_image_folder(tmp_path / "pics" / "train", per_class=4, seed=1)
+    make_image_folder(tmp_path / "pics" / "test", per_class=2, seed=2)
+    imported = kerasreg.import_dataset("split_pics", tmp_path / "pics", data_dir=tmp_path / "d")
+    assert imported.sizes == {"train": 8, "test": 4} and imported.class_names == ("cat", "dog")
+
+
+def test_npz_with_train_and_test_arrays_or_x_and_y_with_a_seeded_split(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(50, 6)).astype(np.float32), np.arange(50) % 5
+    np.savez(tmp_path / "tt.npz", x_train=x[:40], y_train=y[:40], x_test=x[40:], y_test=y[40:])
+    imported = kerasreg.import_dataset("tt", tmp_path / "tt.npz", data_dir=tmp_path / "d")
+    assert imported.sizes == {"train": 40, "test": 10}
+    data = kerasreg.load_dataset("tt", data_dir=tmp_path / "d")
+    np.testing.assert_array_equal(data.as_numpy("test")[0], x[40:])
+    np.savez_compressed(tmp_path / "xy.npz", x=x, y=y)
+    tests = []
+    for seed in (0, 0, 1):
+        kerasreg.import_dataset("xy", tmp_path / "xy.npz", seed=seed, data_dir=tmp_path / "d", overwrite=True)
+        tests.append(kerasreg.load_dataset("xy", data_dir=tmp_path / "d").as_numpy("test")[0])
+    assert len(tests[0]) == 10
+    np.testing.assert_array_equal(tests[0], tests[1])
+    assert not np.array_equal(tests[0], tests[2])
+
+
+def _csv(tmp_path, text):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    return path
+
+
+def _npz(tmp_path, **arrays):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+def _ragged_npz(tmp_path):
+    path = tmp_path / "ragged.npz"
+    ragged = np.empty(2, object)
+    ragged[:] = [np.zeros(3), np.zeros(4)]
+    np.savez(path, x=ragged, y=np.array([0, 1]))
+    return path
+
+
+def _images(tmp_path, breakage):
+    root = make_image_folder(tmp_path / "pics", per_class=3)
+    if breakage == "empty":
+        (root / "bird").mkdir()
+    elif breakage == "truncated":
+        data = (root / "dog" / "1.png").read_bytes()
+        (root / "dog" / "1.png").write_bytes(data[: len(data) // 2])
+    else:
+        (root / "dog" / "2.png").write_text("not an image")
+    return root
+
+
+X = np.ones((6, 3), np.float32)
+Y = np.array([0, 1, 0, 1, 0, 1])
+
+BAD_SOURCES = {
+    "ragged arrays": (_ragged_npz, r"ragged.npz: `x` is a ragged array \(dtype object\)"),
+    "x and y lengths": (lambda t: _npz(t, x=X, y=Y[:5]), r"`x` has 6 examples but `y` has 5 labels"),
+    "nan feature": (lambda t: _npz(t, x=np.where(np.eye(6, 3) > 0, np.nan, X), y=Y), r"has a nan feature value in row 0"),
+    "inf feature": (lambda t: _csv(t, "a,b,label\n1,2,0\n3,inf,1\n1,2,0\n3,4,1\n1,2,0\n"), r"has a inf feature value in row 1"),
+    "label gaps": (lambda t: _npz(t, x=X, y=np.array([0, 2, 0, 2, 3, 3])), r"labels with gaps: 0..3 without 1"),
+    "negative labels": (lambda t: _npz(t, x=X, y=Y - 1), r"negative labels \(e.g. -1\)"),
+    "float labels": (lambda t: _npz(t, x=X, y=Y * 1.0), r"float labels \(float64"),
+    "float labels in csv": (lambda t: _csv(t, "a,label\n1,0.5\n2,1.5\n3,0.5\n"), r"float labels \(e.g. '0.5'\)"),
+    "non-numeric column": (lambda t: _csv(t, "a,color,label\n1,2,0\n2,red,1\n3,4,0\n"),
+                           r"non-numeric feature column 'color' \(row 1: 'red'\)"),
+    "missing label column": (lambda t: _csv(t, "a,b,target\n1,2,0\n2,3,1\n"), r"has no column named 'label'"),
+    "only a header": (lambda t: _csv(t, "a,b,label\n"), r"bad.csv has a header but no rows"),
+    "short row": (lambda t: _csv(t, "a,b,label\n1,2,0\n3,1\n1,2,0\n4,5,1\n1,2,1\n"),
+                  r"mixed row lengths: line 3 has 2 fields, the header has 3"),
+    "long row": (lambda t: _csv(t, "a,b,label\n1,2,0\n3,4,1\n1,2,0,9\n4,5,1\n1,2,1\n"),
+                 r"mixed row lengths: line 4 has 4 fields, the header has 3"),
+    "empty class folder": (lambda t: _images(t, "empty"), r"Class folder .*pics/bird is empty"),
+    "truncated image": (lambda t: _images(t, "truncated"), r"Cannot read image .*pics/dog/1.png: image file is truncated"),
+    "unreadable image": (lambda t: _images(t, "unreadable"), r"Cannot read image .*pics/dog/2.png: cannot identify"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SOURCES))
+def test_bad_source_exits_2_naming_it_and_writes_nothing(tmp_path, capsys, case):
+    make, message = BAD_SOURCES[case]
+    source = make(tmp_path)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    code, out, err = import_cli(capsys, "mine", source, "--data-dir", data_dir, "--test-split", "0.34")
+    assert code == 2, err
+    assert re_search(message, err)
+    assert os.listdir(data_dir) == []
+
+
+def re_search(pattern, text):
+    import re
+
+    assert re.search(pattern, text), f"{pattern!r} not in {text!r}"
+    return True
+
+
+def test_a_bad_row_found_mid_write_leaves_an_earlier_import_in_place(tmp_path):
+    rows = "".join(f"{i},{i % 3}\n" for i in range(40000))
+    good = _csv(tmp_path, "a,label\n" + rows)
+    kerasreg.import_dataset("late", good, data_dir=tmp_path / "d")
+    # The NaN is in the third chunk: the train split is half written when it is found.
+    bad = tmp_path / "late.csv"
+    bad.write_text("a,label\n" + rows + "nan,1\n")
+    with pytest.raises(ValueError, match=r"late.csv has a nan feature value in row 40000"):
+        kerasreg.import_dataset("late", bad, data_dir=tmp_path / "d", overwrite=True)
+    assert sorted(os.listdir(tmp_path / "d")) == ["late"]
+    assert sum(kerasreg.load_dataset("late", data_dir=tmp_path / "d").sizes.values()) == 40000
+
+
+@pytest.mark.parametrize("name, message", [
+    ("digits", r"'digits' is taken by a kerasreg built-in"),
+    ("mnist", r"'mnist' is taken by the TFDS catalog"),
+    ("Bad-Name", r"Invalid value received for argument `name`"),
+])
+def test_taken_or_invalid_names_are_refused(tmp_path, capsys, name, message):
+    code, _, err = import_cli(capsys, name, SKLEARN_DATA / "iris.csv", "--data-dir", tmp_path)
+    assert code == 2 and re_search(message, err)
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_earlier_import_is_replaced_only_with_overwrite(tmp_path, capsys):
+    assert import_cli(capsys, "sk_iris", SKLEARN_DATA / "iris.csv", "--data-dir", tmp_path)[0] == 0
+    code, _, err = import_cli(capsys, "sk_iris", SKLEARN_DATA / "wine_data.csv", "--data-dir", tmp_path)
+    assert code == 2 and re_search(r"Dataset 'sk_iris' already exists in .* \(imported from .*iris.csv\)", err)
+    assert kerasreg.load_dataset("sk_iris", data_dir=tmp_path).input_shape == (4,)
+    code, _, _ = import_cli(capsys, "sk_iris", SKLEARN_DATA / "wine_data.csv", "--data-dir", tmp_path, "--overwrite")
+    assert code == 0 and kerasreg.load_dataset("sk_iris", data_dir=tmp_path).input_shape == (13,)
+    assert sorted(os.listdir(tmp_path)) == ["sk_iris"]
+
+
+def test_a_source_changed_after_import_is_reported_when_given_again(tmp_path, capsys):
+    source = tmp_path / "table.csv"
+    source.write_text("a,b,label\n" + "".join(f"{i},{i * 2},{i % 2}\n" for i in range(10)))
+    kerasreg.import_dataset("table", source, data_dir=tmp_path / "d")
+    kerasreg.load_dataset("table", data_dir=tmp_path / "d", source=source)
+    source.write_text(source.read_text() + "5,5,1\n")
+    with pytest.raises(ValueError, match=r"table.csv changed since dataset 'table' was imported"):
+        kerasreg.load_dataset("table", data_dir=tmp_path / "d", source=source)
+    code = cli.main(["data", "info", "table", "--data-dir", str(tmp_path / "d"), "--source", str(source)])
+    assert code == 2 and "changed since dataset 'table' was imported" in capsys.readouterr().err
+
+
+def test_train_on_an_imported_csv_records_the_source_fingerprint(tmp_path, capsys):
+    source = SKLEARN_DATA / "breast_cancer.csv"
+    kerasreg.import_dataset("sk_cancer", source, data_dir=tmp_path / "d")
+    code = cli.main(["train", "--dataset", "sk_cancer", "--data-dir", str(tmp_path / "d"), "--epochs", "1",
+                     "--widths", "8", "--out", str(tmp_path / "runs"), "--name", "cancer", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    manifest = json.loads((tmp_path / "runs" / "cancer" / "manifest.json").read_text())
+    assert manifest["dataset"]["name"] == "sk_cancer"
+    assert manifest["dataset"]["source_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert manifest["input"]["shape"] == [30] and manifest["num_classes"] == 2
