@@ -25,6 +25,7 @@ import sys
 import tensorflow_datasets as tfds
 
 from kerasreg import _checks
+from kerasreg._files import fsync_dir
 from kerasreg._locks import Lock
 from kerasreg.data.builders import BUILTINS
 from kerasreg.data.fingerprint import METADATA_KEY, fingerprint, import_record
@@ -244,6 +245,7 @@ def _swap_in(built, target):
         old = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.replaced-{os.getpid()}")
         os.replace(target, old)
     os.replace(built, target)
+    fsync_dir(os.path.dirname(target))
     if old:
         shutil.rmtree(old, ignore_errors=True)
 
