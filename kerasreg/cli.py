@@ -182,6 +182,25 @@ def cmd_tune(args):
     return 0
 
 
+def cmd_diagnose(args):
+    import kerasreg
+    from kerasreg.diagnosis import load_model_file, render
+
+    if args.out:
+        render.check_target(args.out, overwrite=args.overwrite)  # before minutes of measuring, not after
+    model, manifest = load_model_file(args.model, safe_mode=not args.unsafe_load)
+    dataset = args.dataset or ((manifest or {}).get("dataset") or {}).get("name")
+    if dataset is None:
+        raise ValueError("Pass the data to diagnose on with --dataset NAME (see `kerasreg data list`).")
+    result = kerasreg.diagnose(model, dataset, test=args.test, mc_samples=args.mc_samples, batch_size=args.batch_size,
+                               seed=args.seed, data_dir=args.data_dir, manifest=manifest)
+    print(result.format())
+    if args.out:
+        written = result.write(args.out, overwrite=args.overwrite)
+        print(f"\nWrote {', '.join(str(path) for path in written)}")
+    return 0
+
+
 def make_parser():
     """The argument parser of the `kerasreg` command.
 
@@ -308,6 +327,23 @@ def make_parser():
                    help="TFDS data directory (default $KERASREG_DATA_DIR or ~/tensorflow_datasets)")
     p.add_argument("--no-plots", action="store_true", help="write only compare.csv and compare.md")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("diagnose", help="does dropout feed BatchNorm in a trained model, and what does it cost?")
+    p.add_argument("model", metavar="MODEL", help="a .keras file (any Keras 3 model) or a kerasreg export folder")
+    p.add_argument("--dataset", default=None, help="dataset name (default: the export's own dataset)")
+    p.add_argument("--data-dir", default=None,
+                   help="TFDS data directory (default $KERASREG_DATA_DIR or ~/tensorflow_datasets)")
+    p.add_argument("--test", action="store_true", help="also measure the test split")
+    p.add_argument("--mc-samples", type=int, default=0, metavar="N",
+                   help="MC-dropout passes over the validation split (default 0: none)")
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="rows per training-mode batch, as in your fit (default 32)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the clean-gap subset and MC-dropout (default 0)")
+    p.add_argument("--out", default=None, help="also write diagnose.md, diagnose.html and diagnose.json here")
+    p.add_argument("--overwrite", action="store_true", help="replace a diagnosis already in --out")
+    p.add_argument("--unsafe-load", action="store_true",
+                   help="load the .keras file with Keras's safe mode off (runs Lambda layers' code: trusted files only)")
+    p.set_defaults(func=cmd_diagnose)
     return parser
 
 

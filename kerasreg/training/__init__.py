@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from kerasreg.training.early_stopping import GapEarlyStopping, ResumableEarlyStopping
     from kerasreg.training.evaluator import Evaluator
     from kerasreg.training.gap import OverfittingGap
-    from kerasreg.training.reestimate import reestimate_batch_norm, reestimation_metrics, variance_shift_max
+    from kerasreg.training.reestimate import copy_model, reestimate_batch_norm, reestimation_metrics, variance_shift_max
     from kerasreg.training.run_dir import ResumeMismatchError, RunDir, read_history
     from kerasreg.training.trainer import (
         GAP_KEYS,

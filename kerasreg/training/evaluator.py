@@ -28,7 +28,7 @@ def to_tensor(array):
     return keras.ops.convert_to_tensor(array)
 
 
-def compile_inference(model, body):
+def compile_inference(model, body, *, training=False):
     """`body(call, *args)` compiled once, where `call(x)` runs `model` in inference mode.
 
     `call(x)` returns `(outputs, losses)`: the model's outputs with
@@ -39,9 +39,14 @@ def compile_inference(model, body):
     `tf.function` on TensorFlow. Layers read inside `call` (e.g. a
     BatchNormalization's `moving_variance`) see the current values too.
 
-    Training vs inference: `call` always runs the model with
-    `training=False`: Dropout off, BatchNormalization on its moving
-    statistics, and nothing is updated.
+    Training vs inference: `call` runs the model with `training=False`:
+    Dropout off, BatchNormalization on its moving statistics, and nothing is
+    updated. With `training=True` it runs as `fit` does (Dropout on,
+    BatchNormalization on batch statistics) without computing gradients; on
+    JAX the non-trainable state (moving statistics, dropout seeds) is carried
+    from call to call inside the returned function and the model's variables
+    are left as they are, while on TensorFlow the model's own variables are
+    updated: pass a copy.
 
     Example:
 
@@ -55,25 +60,32 @@ def compile_inference(model, body):
         import jax
 
         def pure(trainable, non_trainable, *args):
+            state = []
+
             def call(x):
-                outputs, _, losses = model.stateless_call(
-                    trainable, non_trainable, x, training=False, return_losses=True)
+                outputs, updated, losses = model.stateless_call(
+                    trainable, non_trainable, x, training=training, return_losses=True)
+                state.append(updated)
                 return outputs, losses
 
-            return body(call, *args)
+            return body(call, *args), (state[-1] if training and state else None)
 
         jitted = jax.jit(pure)
+        carried = []
 
         def run(*args):
-            return jitted([v.value for v in model.trainable_variables],
-                          [v.value for v in model.non_trainable_variables], *args)
+            non_trainable = carried[-1] if carried else [v.value for v in model.non_trainable_variables]
+            result, updated = jitted([v.value for v in model.trainable_variables], non_trainable, *args)
+            if updated is not None:
+                carried[:] = [updated]
+            return result
 
         return run
 
     @tf.function
     def traced(*args):
         def call(x):
-            outputs = model(x, training=False)
+            outputs = model(x, training=training)
             return outputs, model.losses
 
         return body(call, *args)
@@ -183,9 +195,15 @@ class Evaluator:
     once per model, whatever the arrays it is given later. The chunk size is
     `batch_size`, or fewer rows when the first arrays evaluated are smaller.
 
+    With `training=True` the same numbers are computed in training mode
+    (Dropout on, BatchNormalization on batch statistics), as `fit` collects
+    its running `loss` and `accuracy`, without any weight update; see
+    `compile_inference` for what that changes in the model.
+
     Args:
         model: keras.Model. Compiled with a single loss.
         batch_size: int. Most rows per forward pass. Defaults to `1024`.
+        training: bool. Run the model in training mode. Defaults to `False`.
 
     Example:
 
@@ -198,9 +216,10 @@ class Evaluator:
     True
     """
 
-    def __init__(self, model, batch_size=1024):
+    def __init__(self, model, batch_size=1024, *, training=False):
         self.model = model
         self.batch_size = batch_size
+        self.training = training
         self.chunk_size = None
         self._fn = None
 
@@ -248,7 +267,7 @@ class Evaluator:
             rows = ops.sum(ops.cast(mask, "float32"))
             return ops.stack([loss_sum, correct, extra * rows, rows])
 
-        self._fn = compile_inference(self.model, evaluate)
+        self._fn = compile_inference(self.model, evaluate, training=self.training)
 
     def evaluate_chunks(self, chunks):
         """`(loss, accuracy)` over chunks made by `chunks(x, y)`."""

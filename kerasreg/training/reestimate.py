@@ -43,7 +43,14 @@ def _inputs_of(data):
     return data
 
 
-def _copy(model):
+def copy_model(model):
+    """An independent copy of `model`: `keras.models.clone_model` plus its weights (and kerasreg_config).
+
+    Example:
+
+    >>> copy_model(model).get_weights()[0].shape == model.get_weights()[0].shape  # doctest: +SKIP
+    True
+    """
     clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
     if getattr(model, "kerasreg_config", None) is not None:
@@ -136,7 +143,7 @@ def reestimate_batch_norm(
     """
     _checks.positive_int(batch_size, "batch_size")
     x = _inputs_of(data)
-    target = _copy(model) if copy else model
+    target = copy_model(model) if copy else model
     for layer in _in_call_order(target, batch_norm_layers(target), x[:2]):
         inputs = _layer_inputs(target, layer, x, batch_size)
         if inputs is None:  # the forward pass never reaches it: nothing to measure

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from kerasreg import _lazy
 
 if TYPE_CHECKING:
-    from kerasreg.diagnose.structure import DropoutPath, Structure, find_structure
+    from kerasreg.diagnosis.inputs import load_model_file
+    from kerasreg.diagnosis.result import Diagnosis, diagnose
+    from kerasreg.diagnosis.structure import DropoutPath, Structure, find_structure
 
 __getattr__, __dir__, __all__ = _lazy.attach_typed(__name__, __file__)

@@ -1,0 +1,190 @@
+"""A `Diagnosis` on the terminal and on disk: `diagnose.md`, `diagnose.html` (with the figure), `diagnose.json`."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import os
+import pathlib
+
+from kerasreg.analysis.plots import new_figure
+from kerasreg.training.run_dir import write_atomic
+
+FILES = ("diagnose.md", "diagnose.html", "diagnose.json")
+
+
+def _number(value, fmt=".3f"):
+    return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else format(value, fmt)
+
+
+def layer_rows(diagnosis):
+    """One row per BatchNormalization: `(name, variance shift, the dropout paths that reach it)`."""
+    shift = diagnosis.variance_shift
+    rows = []
+    for name in diagnosis.structure.batch_norm_layers:
+        ratio = shift.get(name, shift.get(name.split("/")[-1]))
+        feeding = [p.dropout for p in diagnosis.structure.paths if p.batch_norm == name]
+        rows.append((name, ratio, ", ".join(feeding)))
+    return rows
+
+
+def _metric_rows(diagnosis):
+    metrics, gaps = diagnosis.to_dict()["metrics"], diagnosis.to_dict()["gaps"]
+    re = diagnosis.reestimation or {}
+    rows = [("validation accuracy", metrics.get("val_accuracy"), re.get("val_accuracy")),
+            ("validation loss", metrics.get("val_loss"), re.get("val_loss"))]
+    if "test_accuracy" in metrics:
+        rows += [("test accuracy", metrics.get("test_accuracy"), re.get("test_accuracy")),
+                 ("test loss", metrics.get("test_loss"), re.get("test_loss"))]
+    rows += [("train accuracy, inference mode (clean)", metrics.get("train_clean_accuracy"), None),
+             ("train accuracy, training mode (reported)", metrics.get("train_reported_accuracy"), None),
+             ("clean gap, accuracy", gaps.get("clean_gap_accuracy"), None),
+             ("reported gap, accuracy", gaps.get("reported_gap_accuracy"), None),
+             ("clean gap, loss", gaps.get("clean_gap_loss"), None),
+             ("reported gap, loss", gaps.get("reported_gap_loss"), None)]
+    if diagnosis.mc_dropout:
+        rows.append((f"MC-dropout spread ({diagnosis.mc_dropout['samples']} samples)",
+                     diagnosis.mc_dropout["mean_std"], None))
+    return rows
+
+
+def _table(header, rows):
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line("-" * w for w in widths), *(line(r) for r in rows)])
+
+
+def _metric_cells(diagnosis):
+    return [(name, _number(before), _number(after)) for name, before, after in _metric_rows(diagnosis)]
+
+
+def _layer_cells(diagnosis):
+    return [(name, _number(ratio), feeding or "-") for name, ratio, feeding in layer_rows(diagnosis)]
+
+
+_METRIC_HEADER = ("measure", "as trained", "BN re-estimated")
+_LAYER_HEADER = ("BatchNormalization", "variance shift", "fed by dropout")
+
+
+def format_text(diagnosis):
+    """The verdict and the tables, for the terminal.
+
+    Example:
+
+    >>> print(format_text(kerasreg.diagnose(model, data)))  # doctest: +SKIP
+    """
+    parts = [f"Diagnosis of {diagnosis.model_name!r} on {diagnosis.dataset!r}", "",
+             *(f"- {sentence}" for sentence in diagnosis.verdict), "", _table(_METRIC_HEADER, _metric_cells(diagnosis))]
+    if diagnosis.structure.batch_norm_layers:
+        parts += ["", _table(_LAYER_HEADER, _layer_cells(diagnosis))]
+    return "\n".join(parts)
+
+
+def _markdown_table(header, rows):
+    return "\n".join([f"| {' | '.join(header)} |", f"|{'---|' * len(header)}",
+                      *(f"| {' | '.join(str(c) for c in row)} |" for row in rows)])
+
+
+def markdown(diagnosis):
+    """The report as Markdown (`diagnose.md`)."""
+    parts = [f"# Diagnosis of `{diagnosis.model_name}` on `{diagnosis.dataset}`", "",
+             *(f"- {sentence}" for sentence in diagnosis.verdict), "", "## Measures", "",
+             _markdown_table(_METRIC_HEADER, _metric_cells(diagnosis))]
+    if diagnosis.structure.batch_norm_layers:
+        parts += ["", "## BatchNormalization layers", "", _markdown_table(_LAYER_HEADER, _layer_cells(diagnosis))]
+    return "\n".join(parts) + "\n"
+
+
+def shift_figure(diagnosis):
+    """The per-layer variance-shift bar chart as PNG bytes, or None without BatchNorm.
+
+    Bars of layers a dropout path reaches are drawn in the warning colour.
+    """
+    rows = [(name, ratio, feeding) for name, ratio, feeding in layer_rows(diagnosis) if ratio is not None]
+    if not rows:
+        return None
+    fig = new_figure((7.0, 1.2 + 0.22 * len(rows)))
+    ax = fig.add_subplot()
+    positions = range(len(rows))
+    ax.barh(positions, [r for _, r, _ in rows], color=["#d62728" if f else "#1f77b4" for _, _, f in rows])
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_yticks(list(positions), [n for n, _, _ in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("variance shift (inference variance / moving variance); red: fed by dropout")
+    ax.set_title(f"{diagnosis.model_name}: variance shift per BatchNormalization layer")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def html_page(diagnosis):
+    """The report as one self-contained HTML page (`diagnose.html`, figure inline)."""
+    def table(header, rows):
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    title = f"Diagnosis of {diagnosis.model_name} on {diagnosis.dataset}"
+    figure = shift_figure(diagnosis)
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{padding:2px 8px;"
+             "text-align:left}img{max-width:100%}</style></head><body>", f"<h1>{html.escape(title)}</h1><ul>",
+             *(f"<li>{html.escape(s)}</li>" for s in diagnosis.verdict), "</ul><h2>Measures</h2>",
+             table(_METRIC_HEADER, _metric_cells(diagnosis))]
+    if figure is not None:
+        data = base64.b64encode(figure).decode()
+        parts.append(f'<h2>Variance shift</h2><img alt="variance shift per layer" src="data:image/png;base64,{data}">')
+    if diagnosis.structure.batch_norm_layers:
+        parts += ["<h2>BatchNormalization layers</h2>", table(_LAYER_HEADER, _layer_cells(diagnosis))]
+    return "".join(parts) + "</body></html>\n"
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return value
+
+
+def check_target(out, *, overwrite=False):
+    """`out` as a Path, or FileExistsError when it already holds a diagnosis and `overwrite` is False.
+
+    Example:
+
+    >>> check_target("fresh_folder").name
+    'fresh_folder'
+    """
+    out = pathlib.Path(out)
+    existing = [name for name in FILES if (out / name).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{str(out)!r} already holds a diagnosis ({', '.join(existing)}); choose another "
+                              "folder or pass overwrite=True (`--overwrite`).")
+    return out
+
+
+def write(diagnosis, out, *, overwrite=False):
+    """Write `diagnose.md`, `diagnose.html` and `diagnose.json` into folder `out`.
+
+    Each file is written to a temporary sibling and renamed into place. An
+    existing report is never replaced unless `overwrite=True`.
+
+    Returns:
+        list of pathlib.Path, the files written.
+
+    Example:
+
+    >>> write(kerasreg.diagnose(model, data), "diagnosis")  # doctest: +SKIP
+    """
+    out = check_target(out, overwrite=overwrite)
+    os.makedirs(out, exist_ok=True)
+    texts = {"diagnose.md": markdown(diagnosis), "diagnose.html": html_page(diagnosis),
+             "diagnose.json": json.dumps(_jsonable(diagnosis.to_dict()), indent=2, allow_nan=False) + "\n"}
+    for name, text in texts.items():
+        write_atomic(out / name, text)
+    return [out / name for name in FILES]

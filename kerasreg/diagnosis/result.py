@@ -1,0 +1,201 @@
+"""`diagnose`: does the Dropout/BatchNorm placement of a trained model, built by anyone, hurt it?
+
+Reads the model's graph (`find_structure`) and measures, on a copy and on the
+user's data, what kerasreg measures for its own runs: the clean vs the
+reported overfitting gap, the variance shift of every BatchNormalization
+(Li et al., CVPR 2019), validation accuracy before and after re-estimating
+BN statistics (precise BN, Wu & Johnson 2021) and optionally the MC-dropout
+spread (Gal & Ghahramani, ICML 2016). Then it says, in a few sentences, what
+the numbers mean and what to try.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import TYPE_CHECKING
+
+import keras
+
+from kerasreg import _checks
+from kerasreg._version import __version__
+from kerasreg.diagnosis import measure, render
+from kerasreg.diagnosis.inputs import check_model, resolve_data
+from kerasreg.diagnosis.structure import Structure, find_structure
+from kerasreg.diagnosis.verdict import verdict
+from kerasreg.training.reestimate import copy_model
+
+if TYPE_CHECKING:
+    from kerasreg.data.dataset import Dataset
+
+SCHEMA = "kerasreg.diagnose/1"
+
+
+@dataclasses.dataclass
+class Diagnosis:
+    """What `diagnose` found and measured.
+
+    Attributes:
+        model_name: str.
+        dataset: str. The dataset's name (`"arrays"` for arrays).
+        task: str. `"classification"`, or `"regression"` for a one-output
+            head (gaps on the loss only).
+        structure: `Structure` from `find_structure`.
+        clean: dict. Inference-mode `train_clean_loss`/`_accuracy` (on
+            `train_clean_rows` seeded train rows), `val_loss`, `val_accuracy`,
+            and `test_loss`/`test_accuracy` with `test=True`.
+        reported: dict. Training-mode `train_reported_loss`/`_accuracy`
+            over `train_reported_rows` rows.
+        gaps: dict. `clean_gap_*` and `reported_gap_*` for `loss` and
+            `accuracy` (accuracy: train minus validation; loss: validation
+            minus train).
+        variance_shift: dict. BN layer name -> ratio (1 means no shift).
+        reestimation: dict or None. After re-estimating BN statistics on a
+            copy: `rows`, `val_loss`, `val_accuracy`, `variance_shift_max`,
+            and with `test=True` `test_loss`, `test_accuracy`. None without BN.
+        mc_dropout: dict or None. `samples`, `mean_std`, `accuracy`.
+        verdict: list of str.
+    """
+
+    model_name: str
+    dataset: str
+    task: str
+    structure: Structure
+    clean: dict
+    reported: dict
+    gaps: dict
+    variance_shift: dict
+    reestimation: dict | None = None
+    mc_dropout: dict | None = None
+    verdict: list = dataclasses.field(default_factory=list)
+
+    @property
+    def variance_shift_max(self):
+        """The largest per-layer shift `max(r, 1/r)` (as kerasreg's manifests record it), or None without BN."""
+        values = self.variance_shift.values()
+        return float(max(max(r, 1.0 / r) for r in values)) if values else None
+
+    def format(self):
+        """The verdict and the per-measure and per-layer tables, for the terminal."""
+        return render.format_text(self)
+
+    def write(self, out, *, overwrite=False):
+        """Write `diagnose.md`, `diagnose.html` and `diagnose.json` into folder `out`; returns their paths.
+
+        Example:
+
+        >>> kerasreg.diagnose(model, data).write("diagnosis")  # doctest: +SKIP
+        """
+        return render.write(self, out, overwrite=overwrite)
+
+    def to_dict(self):
+        """The JSON form, with the stable keys documented in `docs/guide/diagnose.md` (schema `kerasreg.diagnose/1`)."""
+        accuracy = self.task == "classification"
+        return {
+            "schema": SCHEMA,
+            "kerasreg_version": __version__,
+            "model": self.model_name,
+            "dataset": self.dataset,
+            "task": self.task,
+            "structure": {
+                "batch_norm_layers": list(self.structure.batch_norm_layers),
+                "dropout_layers": list(self.structure.dropout_layers),
+                "paths": [{"layers": list(p.layers), "placement": p.placement} for p in self.structure.paths],
+                "placement": self.structure.placement,
+                "blocks": dict(self.structure.blocks),
+            },
+            "metrics": {**self.clean, **self.reported,
+                        **({} if accuracy else {k: None for k in ("train_clean_accuracy", "val_accuracy",
+                                                                 "train_reported_accuracy", "test_accuracy")
+                           if k in self.clean or k in self.reported})},
+            "gaps": {k: (v if accuracy or k.endswith("_loss") else None) for k, v in self.gaps.items()},
+            "variance_shift": {"layers": dict(self.variance_shift), "max": self.variance_shift_max},
+            "reestimation": self.reestimation,
+            "mc_dropout": self.mc_dropout,
+            "verdict": list(self.verdict),
+        }
+
+
+def diagnose(
+    model: keras.Model,
+    data: Dataset | str | tuple,
+    *,
+    test: bool = False,
+    mc_samples: int = 0,
+    batch_size: int = 32,
+    seed: int = 0,
+    data_dir: str | os.PathLike | None = None,
+    manifest: dict | None = None,
+) -> Diagnosis:
+    """Whether a trained model's Dropout/BatchNorm placement hurts it, measured on its own data.
+
+    Nothing is trained and `model` is never modified: every measurement runs
+    on a copy (`keras.models.clone_model` plus the weights).
+
+    Training vs inference: the gap Keras reports compares training metrics
+    collected in training mode (dropout on, batch statistics) with
+    validation in inference mode; the clean gap re-evaluates training rows in
+    inference mode. A dropout-kind layer feeding a BatchNormalization makes
+    BN's moving variance, learned in training mode, differ from what it sees
+    at inference (the variance shift); re-estimating BN statistics with
+    dropout off shows how much accuracy that mismatch costs on its own.
+
+    Args:
+        model: keras.Model. A Sequential or functional classifier (nested
+            models included) with one input and one output; a one-output head
+            is read as regression (gaps on the loss only).
+        data: a kerasreg `Dataset`, a dataset name (`kerasreg.load_dataset`),
+            or `((x_train, y_train), (x_val, y_val))` arrays, optionally with
+            a third `(x_test, y_test)` pair.
+        test: bool. Also measure the test split. Defaults to `False`.
+        mc_samples: int. MC-dropout passes over the validation split
+            (`predict_mc`); 0 skips them. Defaults to `0`.
+        batch_size: int. Rows per training-mode batch of the reported
+            pass (BatchNorm's batch statistics depend on it; use your `fit`
+            batch size). Defaults to `32`, as `fit`.
+        seed: int. Seed of the clean-gap training subset and the MC-dropout
+            noise. Defaults to `0`.
+        data_dir: str or path-like or None. Where datasets are prepared, for a
+            dataset name. Defaults to `None` (`default_data_dir()`).
+        manifest: dict or None. A kerasreg export's manifest: a dataset name is
+            then split as that run split it. Defaults to `None`.
+
+    Returns:
+        A `Diagnosis`; its `verdict` holds the sentences.
+
+    Example:
+
+    >>> import kerasreg
+    >>> model = kerasreg.build_model("mlp", placement="drop_before_bn", input_shape=(40,), num_classes=10, seed=0)
+    >>> result = kerasreg.diagnose(model, "mnist1d")
+    >>> len(result.structure.paths)
+    2
+    """
+    batch_size = _checks.positive_int(batch_size, "batch_size")
+    mc_samples = _checks.non_negative_int(mc_samples, "mc_samples")
+    _checks.seed(seed)
+    if not isinstance(model, keras.Model):
+        raise ValueError("Invalid value received for argument `model`. Expected a keras.Model. "
+                         f"Received: model={type(model).__name__}")
+    structure = find_structure(model)
+    splits = resolve_data(data, test=test, manifest=manifest, data_dir=data_dir)
+    task = check_model(model, splits)
+    work = copy_model(model)
+    measure.compile_for(work, task)
+    clean = measure.clean_metrics(work, splits, seed=seed, batch_size=max(batch_size, 256))
+    shift = measure.variance_shift(work, splits)
+    reestimation = (measure.reestimation(work, splits, batch_size=max(batch_size, 256))
+                    if structure.batch_norm_layers else None)
+    mc = (measure.mc_spread(work, splits, samples=mc_samples, seed=seed, batch_size=max(batch_size, 256))
+          if mc_samples else None)
+    # Last: on TensorFlow a training-mode pass updates the moving statistics of the copy it runs on.
+    reported = measure.reported_metrics(work, splits, batch_size=batch_size)
+    result = Diagnosis(model.name, splits.name, task.kind, structure, clean, reported,
+                       measure.gaps(clean, reported), shift, reestimation, mc)
+    if task.kind != "classification":
+        for part in (result.reestimation or {}, result.mc_dropout or {}):
+            for key in [k for k in part if k.endswith("accuracy")]:
+                part[key] = None
+    result.verdict = verdict(result)
+    return result
+

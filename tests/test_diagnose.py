@@ -1,0 +1,158 @@
+"""`kerasreg.diagnose` and `kerasreg diagnose` on models kerasreg did not build, and on its own exports."""
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import kerasreg
+from kerasreg import cli
+
+L = keras.layers
+
+
+def _plain_mlp(*middle, outputs=10, name="plain"):
+    model = keras.Sequential([keras.Input((40,)), *middle, L.Dense(outputs, activation="softmax", name="head")],
+                             name=name)
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+@pytest.fixture(scope="module")
+def data():
+    return kerasreg.load_dataset("mnist1d")
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    """A plain Keras MLP with dropout -> activation -> BN, trained with model.fit."""
+    keras.utils.set_random_seed(0)
+    model = _plain_mlp(L.Dense(32, name="dense"), L.Dropout(0.5, name="drop"), L.ReLU(name="relu"),
+                       L.BatchNormalization(name="bn"))
+    model.fit(*data.as_numpy("train"), epochs=3, batch_size=100, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def diagnosis(fitted, data):
+    return kerasreg.diagnose(fitted, data, mc_samples=3)
+
+
+def test_the_path_shift_and_reestimation_are_measured_and_said(diagnosis, fitted, data):
+    assert [p.text() for p in diagnosis.structure.paths] == ["drop -> relu -> bn"]
+    assert set(diagnosis.variance_shift) == {"bn"}
+    # Dropout at 0.5 before BN: the moving variance is inflated, so the inference variance is smaller.
+    assert diagnosis.variance_shift["bn"] < 0.9
+    evaluated = fitted.evaluate(*data.as_numpy("val"), verbose=0, return_dict=True)
+    assert diagnosis.clean["val_accuracy"] == pytest.approx(evaluated["accuracy"], abs=1e-6)
+    assert diagnosis.clean["val_loss"] == pytest.approx(evaluated["loss"], rel=1e-4)
+    fixed = kerasreg.reestimate_batch_norm(fitted, data)
+    accuracy = np.mean(np.argmax(fixed.predict(data.as_numpy("val")[0], verbose=0), -1) == data.as_numpy("val")[1])
+    assert diagnosis.reestimation["val_accuracy"] == pytest.approx(accuracy, abs=1e-6)
+    first = diagnosis.verdict[0]
+    assert first.startswith("Dropout feeds BatchNorm on 1 path (drop -> relu -> bn)")
+    assert any("move dropout after the last BatchNorm" in s for s in diagnosis.verdict)
+    assert any(f"{diagnosis.variance_shift['bn']:.2f} at bn" in s for s in diagnosis.verdict)
+    assert diagnosis.mc_dropout["samples"] == 3 and diagnosis.mc_dropout["mean_std"] > 0
+
+
+def test_the_reported_gap_is_the_training_mode_pass_and_the_clean_gap_the_inference_one(diagnosis, fitted, data):
+    x, y = data.as_numpy("train")
+    rows = diagnosis.reported["train_reported_rows"]
+    assert rows == len(y) // 32 * 32
+    g = diagnosis.gaps
+    assert g["clean_gap_accuracy"] == pytest.approx(
+        diagnosis.clean["train_clean_accuracy"] - diagnosis.clean["val_accuracy"])
+    assert g["reported_gap_accuracy"] == pytest.approx(
+        diagnosis.reported["train_reported_accuracy"] - diagnosis.clean["val_accuracy"])
+    # Dropout on in the training-mode pass: the training numbers fall below the inference-mode ones.
+    assert diagnosis.reported["train_reported_accuracy"] < diagnosis.clean["train_clean_accuracy"]
+
+
+def test_the_users_model_is_left_untouched(fitted, data):
+    before = [keras.ops.convert_to_numpy(v) for v in fitted.variables]
+    kerasreg.diagnose(fitted, data)
+    assert all(np.array_equal(a, keras.ops.convert_to_numpy(b)) for a, b in zip(before, fitted.variables))
+
+
+def test_a_model_without_dropout_or_bn_gets_a_message_and_its_gaps(data):
+    no_dropout = _plain_mlp(L.Dense(16), L.BatchNormalization(), L.ReLU())
+    result = kerasreg.diagnose(no_dropout, data)
+    assert "no dropout-kind layer" in result.verdict[0]
+    assert any("Nothing to report" in s for s in result.verdict)
+    no_bn = _plain_mlp(L.Dense(16, activation="relu"), L.Dropout(0.2))
+    result = kerasreg.diagnose(no_bn, data)
+    assert result.verdict[0].startswith("The model has no BatchNormalization layer")
+    assert result.reestimation is None and result.variance_shift == {}
+
+
+def test_a_regression_head_is_measured_on_the_loss_only(data):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 40)).astype("float32")
+    y = x[:, :1] * 2.0
+    model = keras.Sequential([keras.Input((40,)), L.Dense(8), L.Dropout(0.3), L.BatchNormalization(), L.Dense(1)])
+    result = kerasreg.diagnose(model, ((x[:200], y[:200]), (x[200:], y[200:])))
+    assert result.task == "regression"
+    assert any("regression head" in s and "loss only" in s for s in result.verdict)
+    as_json = result.to_dict()
+    assert as_json["gaps"]["clean_gap_accuracy"] is None and as_json["gaps"]["clean_gap_loss"] is not None
+
+
+@pytest.mark.parametrize("model, message", [
+    (lambda: _plain_mlp(L.Dense(8), outputs=3), r"Expected a dataset with 3 classes.*mnist1d.*10 classes"),
+    (lambda: keras.Sequential([keras.Input((20,)), L.Dense(10, activation="softmax")]),
+     r"Expected inputs of shape \(20,\).*Received: inputs of shape \(40,\)"),
+    (lambda: keras.Model([a := keras.Input((40,)), b := keras.Input((40,))], L.Dense(10)(L.Add()([a, b]))),
+     r"Expected a model with one input and one output.*2 inputs"),
+])
+def test_a_model_that_does_not_fit_the_data_is_refused(model, message, data):
+    with pytest.raises(ValueError, match=message):
+        kerasreg.diagnose(model(), data)
+
+
+def test_a_kerasreg_export_gives_the_manifests_numbers(tmp_path):
+    config = kerasreg.RunConfig(placement="drop_before_bn", dropout_rate=0.5, epochs=2, widths=(16, 16))
+    path = kerasreg.run(config, out=tmp_path, verbose=0)
+    metrics = json.loads((path / "manifest.json").read_text())["metrics"]
+    model, manifest = kerasreg.diagnosis.load_model_file(path)
+    result = kerasreg.diagnose(model, manifest["dataset"]["name"], test=True, manifest=manifest)
+    assert result.variance_shift_max == pytest.approx(metrics["variance_shift_max"], rel=1e-5)
+    assert result.reestimation["variance_shift_max"] == pytest.approx(metrics["variance_shift_reestimated"], rel=1e-5)
+    assert result.reestimation["test_accuracy"] == pytest.approx(metrics["test_accuracy_reestimated"], abs=1e-9)
+    assert result.clean["test_accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-9)
+    assert result.structure.placement == "drop_before_bn"
+
+
+def test_the_cli_prints_the_verdict_and_writes_the_three_files(fitted, tmp_path):
+    fitted.save(tmp_path / "plain.keras")
+    out = tmp_path / "report"
+    done = subprocess.run([sys.executable, "-m", "kerasreg", "diagnose", str(tmp_path / "plain.keras"),
+                           "--dataset", "mnist1d", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "Dropout feeds BatchNorm on 1 path (drop -> relu -> bn)" in done.stdout
+    assert "variance shift" in done.stdout
+    report = json.loads((out / "diagnose.json").read_text())
+    assert report["schema"] == "kerasreg.diagnose/1"
+    assert report["structure"]["paths"] == [{"layers": ["drop", "relu", "bn"], "placement": None}]
+    assert set(report) >= {"metrics", "gaps", "variance_shift", "reestimation", "verdict", "task"}
+    assert "data:image/png;base64," in (out / "diagnose.html").read_text()
+    assert "| bn |" in (out / "diagnose.md").read_text()
+
+
+def test_the_cli_never_overwrites_a_report_and_explains_a_lambda_layer(fitted, tmp_path, capsys):
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "diagnose.json").write_text("{}")
+    fitted.save(tmp_path / "plain.keras")
+    assert cli.main(["diagnose", str(tmp_path / "plain.keras"), "--dataset", "mnist1d",
+                     "--out", str(tmp_path / "report")]) == 2
+    assert "already holds a diagnosis" in capsys.readouterr().err
+    assert (tmp_path / "report" / "diagnose.json").read_text() == "{}"
+
+    lambda_model = keras.Sequential([keras.Input((40,)), L.Lambda(lambda t: t * 2.0), L.Dense(10)])
+    lambda_model.save(tmp_path / "lambda.keras")
+    assert cli.main(["diagnose", str(tmp_path / "lambda.keras"), "--dataset", "mnist1d"]) == 2
+    err = capsys.readouterr().err
+    assert "contains a Lambda layer" in err and "safe_mode=False" in err and "--unsafe-load" in err
