@@ -11,7 +11,7 @@ import os
 import pathlib
 
 from kerasreg.analysis.plots import new_figure
-from kerasreg.training.run_dir import write_atomic
+from kerasreg._files import write_atomic
 
 FILES = ("diagnose.md", "diagnose.html", "diagnose.json")
 
