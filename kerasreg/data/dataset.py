@@ -27,16 +27,22 @@ class Dataset:
 
     Args:
         name: str. The dataset name given to `load_dataset`.
-        x_train, y_train, x_val, y_val, x_test, y_test: np.ndarray. The splits.
+        x_train: np.ndarray. Training inputs.
+        y_train: np.ndarray. Training labels.
+        x_val: np.ndarray. Validation inputs.
+        y_val: np.ndarray. Validation labels.
+        x_test: np.ndarray. Test inputs.
+        y_test: np.ndarray. Test labels.
         num_classes: int. Number of classes.
         class_names: tuple of str. Name of each class index.
         info: `tfds.core.DatasetInfo`. TFDS metadata (features, citation, ...).
         data_dir: str. Where the prepared TFDS files are.
         split_seed: int. Seed that chose the validation examples.
         validation_split: float. Fraction of train held out for validation.
-        mean, std: np.ndarray or None. Standardization statistics fitted on the
-            training part (over every axis but the last, as
-            `keras.layers.Normalization` does), or `None` when not standardized.
+        mean: np.ndarray or None. Standardization mean fitted on the training
+            part (over every axis but the last, as `keras.layers.Normalization`
+            does), or `None` when not standardized.
+        std: np.ndarray or None. The matching standard deviation, or `None`.
         source_sha256: str or None. For an imported dataset, the sha256 of
             the source it was imported from; else `None`.
 
