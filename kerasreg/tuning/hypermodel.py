@@ -177,7 +177,9 @@ class PlacementHyperModel(keras_tuner.HyperModel):
             model: the model `build(hp)` returned.
             dataset: `kerasreg.data.Dataset`. What `tuner.search(dataset, ...)` was given.
             epochs: int. Epochs of the trial (Hyperband sets it per bracket). Defaults to `20`.
-            batch_size, optimizer, learning_rate: as in `kerasreg.train`.
+            batch_size: int. As in `kerasreg.train`.
+            optimizer: str. As in `kerasreg.train`.
+            learning_rate: float. As in `kerasreg.train`.
             callbacks: the callbacks KerasTuner adds (they see the gap keys). Defaults to `()`.
             initial_epoch: int. Epochs the model already trained (Hyperband's
                 continued trials); the trial trains `epochs - initial_epoch`
