@@ -63,6 +63,27 @@ def _environment(env):
         os.environ.update(saved)
 
 
+@contextlib.contextmanager
+def _main_not_rerun():
+    """The caller's script is hidden from workers spawned meanwhile, so they do not run it again.
+
+    A spawned process imports the parent's `__main__` by path (as
+    `__mp_main__`), which runs every unguarded line of a user's script, such
+    as the README's quickstart, a second time. kerasreg's workers only call
+    functions importable by name, so they need none of it.
+    """
+    main = sys.modules.get("__main__")
+    hidden = {key: main.__dict__.pop(key) for key in ("__file__", "__spec__")
+              if main is not None and key in main.__dict__}
+    if main is not None and "__spec__" in hidden:
+        main.__spec__ = None  # multiprocessing reads the attribute; None means "no module name to import"
+    try:
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.update(hidden)
+
+
 class Pool(concurrent.futures.ProcessPoolExecutor):
     """A `ProcessPoolExecutor` of spawned workers that import Keras on `backend` and die with this process.
 
@@ -88,7 +109,7 @@ class Pool(concurrent.futures.ProcessPoolExecutor):
 
     def submit(self, fn, /, *args, **kwargs):
         # A spawn pool starts its workers inside `submit`; they read KERAS_BACKEND as they import Keras.
-        with _environment(self._env):
+        with _environment(self._env), _main_not_rerun():
             return super().submit(fn, *args, **kwargs)
 
 

@@ -62,3 +62,15 @@ def _alive(pid):
         return False
     with open(f"/proc/{pid}/stat") as f:  # a zombie awaiting its reaper is dead too
         return f.read().split(") ")[1][0] != "Z"
+
+
+def test_a_script_without_a_main_guard_runs_once(tmp_path):
+    # Spawned workers import the parent's script by path unless it is hidden from them; an unguarded
+    # script (the README's quickstart) would then run again in every worker.
+    script = tmp_path / "script.py"
+    script.write_text("import os\nfrom kerasreg import _processes\n"
+                      f"print('ran', flush=True)\nprint(_processes.call_on({BACKEND!r}, abs, -3))\n"
+                      "assert __file__ and os.path.basename(__file__) == 'script.py'\n")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["ran", "3"]
