@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from kerasreg.data.importing import ImportedDataset, import_dataset
     from kerasreg.data.loading import DatasetNotPreparedError, default_data_dir, load_dataset
     from kerasreg.diagnosis.result import Diagnosis, diagnose
+    from kerasreg.diagnosis.move import move_dropout
     from kerasreg.diagnosis.structure import find_structure
     from kerasreg.export.fold_bn import fold_batch_norm
     from kerasreg.export.layout import ExportExistsError, ExportIntegrityError, NotAnExportError

@@ -10,6 +10,7 @@ from kerasreg import _lazy
 
 if TYPE_CHECKING:
     from kerasreg.diagnosis.inputs import load_model_file
+    from kerasreg.diagnosis.move import move_dropout
     from kerasreg.diagnosis.result import Diagnosis, diagnose
     from kerasreg.diagnosis.structure import DropoutPath, Structure, find_structure
 

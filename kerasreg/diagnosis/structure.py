@@ -239,8 +239,8 @@ def _model_placement(blocks, calls):
         return None
     order = [call.token for call in calls]
     if "drop" in order and "norm" in order and order.index("drop") > len(order) - 1 - order[::-1].index("norm") \
-            and set(hidden) <= {"bn_before_act", "bn_act_drop"}:
-        return "head_dropout"  # BN-before-activation blocks, dropout only after the last BN
+            and all(name is not None and get_placement(name).uses_norm for name in hidden):
+        return "head_dropout"  # BatchNorm in every block, dropout only after the last one
     counts = collections.Counter(name for name in hidden if name is not None)
     return counts.most_common(1)[0][0] if counts else None
 
