@@ -139,7 +139,8 @@ def predict_mc(
     Args:
         model_or_export: a `keras.Model`, an `Export` from `kerasreg.load`
             (its `keras_model()` is used) or an export path.
-        x: array-like of shape `(n, *input_shape)`.
+        x: array-like of shape `(n, *input_shape)`, or a kerasreg `Dataset`
+            (its test inputs are used).
         samples: int. Number of stochastic passes. Defaults to `30`.
         batch_size: int. Rows per forward pass. Defaults to `1024`.
         seed: int or None. Seed of the dropout noise; `None` uses the seeds
@@ -164,6 +165,8 @@ def predict_mc(
             "Invalid value received for argument `samples`. Expected a positive int. "
             f"Received: samples={samples!r}"
         )
+    if hasattr(x, "as_numpy"):
+        x = x.as_numpy("test")[0]
     model = _as_model(model_or_export)
     sampler = mc_dropout_model(model, seed=seed, dropout_layers=dropout_layers)
     if sampler.dropout_layer_count == 0:

@@ -35,8 +35,10 @@ class Dataset:
         y_test: np.ndarray. Test labels.
         num_classes: int. Number of classes.
         class_names: tuple of str. Name of each class index.
-        info: `tfds.core.DatasetInfo`. TFDS metadata (features, citation, ...).
-        data_dir: str. Where the prepared TFDS files are.
+        info: `tfds.core.DatasetInfo` or None. TFDS metadata (features,
+            citation, ...); `None` for a dataset made with `from_arrays`.
+        data_dir: str or None. Where the prepared TFDS files are (`None`
+            for a dataset made with `from_arrays`).
         split_seed: int. Seed that chose the validation examples.
         validation_split: float. Fraction of train held out for validation.
         mean: np.ndarray or None. Standardization mean fitted on the training
@@ -73,6 +75,92 @@ class Dataset:
     mean: np.ndarray | None = dataclasses.field(default=None, repr=False)
     std: np.ndarray | None = dataclasses.field(default=None, repr=False)
     source_sha256: str | None = dataclasses.field(default=None, repr=False)
+
+    @classmethod
+    def from_arrays(cls, x_train, y_train, x_test=None, y_test=None, *, validation_split=0.1, seed=0,
+                    name=None, test_split=0.2):
+        """Make a `Dataset` from numpy arrays in memory, split as `load_dataset` splits.
+
+        Validation is carved from train with `seed` exactly as for the
+        built-ins; without `x_test`, a `test_split` fraction of the examples
+        is held out as test first (with the same seed). Labels follow the
+        import rules: integer class indices `0..K-1` (no gaps), or strings
+        (sorted into class names); inputs must be finite, uint8 images are
+        scaled to [0, 1].
+
+        Args:
+            x_train, y_train: array-like. Training inputs and labels.
+            x_test, y_test: array-like or None. Test inputs and labels.
+                Defaults to `None`.
+            validation_split: float. Fraction of train held out for
+                validation. Defaults to `0.1`.
+            seed: int. Seed of the validation (and test) split. Defaults to `0`.
+            name: str or None. Name recorded in run manifests. Defaults to
+                `None`, meaning `"arrays"`.
+            test_split: float. Fraction held out as test when `x_test` is
+                `None`. Defaults to `0.2`.
+
+        Returns:
+            A `Dataset` (with `info` and `data_dir` `None`).
+
+        Raises:
+            ValueError: ragged inputs, x and y of different lengths, NaN or
+                inf inputs, labels with gaps, negatives or floats.
+
+        Example:
+
+        >>> import numpy as np
+        >>> x, y = np.random.default_rng(0).normal(size=(100, 5)), np.arange(100) % 3
+        >>> Dataset.from_arrays(x, y).sizes
+        {'train': 72, 'val': 8, 'test': 20}
+        """
+        from kerasreg.data.source import check_finite, class_labels, test_mask
+
+        name = "arrays" if name is None else name
+        _checks.fraction(validation_split, "validation_split")
+        _checks.seed(seed)
+        given = {"x_train": x_train, "y_train": y_train}
+        if (x_test is None) != (y_test is None):
+            raise ValueError("Pass both `x_test` and `y_test`, or neither.")
+        if x_test is not None:
+            given.update(x_test=x_test, y_test=y_test)
+        arrays = {key: _as_array(value, key) for key, value in given.items()}
+        for split in ("train", "test") if x_test is not None else ("train",):
+            x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+            if len(x) != len(y):
+                raise ValueError(
+                    f"`x_{split}` has {len(x)} examples but `y_{split}` has {len(y)} labels; x and y must "
+                    "have the same length."
+                )
+            if y.ndim != 1:
+                raise ValueError(f"`y_{split}` has shape {y.shape}; expected one label per example.")
+            arrays[f"x_{split}"] = float_inputs(x, name)
+            check_finite(arrays[f"x_{split}"], f"`x_{split}`", 0)
+        if x_test is not None and arrays["x_test"].shape[1:] != arrays["x_train"].shape[1:]:
+            raise ValueError(
+                f"`x_test` examples have shape {arrays['x_test'].shape[1:]} but `x_train` examples have "
+                f"{arrays['x_train'].shape[1:]}."
+            )
+        labels = [arrays[key] for key in ("y_train", "y_test") if key in arrays]
+        mapping, class_names = class_labels(np.concatenate(labels), "The labels")
+        keys = np.array(sorted(mapping))
+        indices = np.array([mapping[key.item()] for key in keys], np.int32)
+        for key in ("y_train", "y_test"):
+            if key in arrays:
+                arrays[key] = indices[np.searchsorted(keys, arrays[key])]
+        x_all, y_all = arrays["x_train"], arrays["y_train"]
+        if x_test is None:
+            mask = test_mask(len(y_all), test_split, seed, "the arrays")
+            arrays.update(x_train=x_all[~mask], y_train=y_all[~mask], x_test=x_all[mask], y_test=y_all[mask])
+        train_index, val_index = carve_validation(len(arrays["y_train"]), validation_split, seed, name)
+        return cls(
+            name=name,
+            x_train=arrays["x_train"][train_index], y_train=arrays["y_train"][train_index],
+            x_val=arrays["x_train"][val_index], y_val=arrays["y_train"][val_index],
+            x_test=arrays["x_test"], y_test=arrays["y_test"],
+            num_classes=len(class_names), class_names=class_names, info=None, data_dir=None,
+            split_seed=int(seed), validation_split=float(validation_split),
+        )
 
     @property
     def input_shape(self):
@@ -212,6 +300,11 @@ class Dataset:
         seed = _checks.seed(self.split_seed if seed is None else seed)
         return _epoch_batches(x, y, batch_size, seed, initial_epoch)
 
+    def _origin(self):
+        if self.info is None:
+            return "in memory"
+        return "imported" if self.source_sha256 else source(self.name)
+
     def describe(self):
         """Return a short human-readable summary of the loaded splits.
 
@@ -223,8 +316,7 @@ class Dataset:
         sizes = self.sizes
         return "\n".join(
             [
-                f"Dataset {self.name!r} ({'imported' if self.source_sha256 else source(self.name)}) "
-                f"from {self.data_dir}",
+                f"Dataset {self.name!r} ({self._origin()}) from {self.data_dir or 'arrays in memory'}",
                 f"  input: shape {self.input_shape}, {self.x_train.dtype}; "
                 f"{self.num_classes} classes",
                 f"  train {sizes['train']} / val {sizes['val']} / test {sizes['test']} "
@@ -234,6 +326,63 @@ class Dataset:
                 else "  not standardized",
             ]
         )
+
+
+def _as_array(value, argument):
+    try:
+        array = np.asarray(value)
+    except ValueError:  # NumPy refuses to stack rows of different lengths
+        raise ValueError(
+            f"`{argument}` is ragged: its examples have different shapes. Pad or resize them to one shape."
+        ) from None
+    if array.dtype == object:
+        raise ValueError(
+            f"`{argument}` is ragged or not numeric (dtype object). Every example must have the same "
+            "shape and hold numbers."
+        )
+    if array.ndim == 0:
+        raise ValueError(f"`{argument}` must be an array of examples. Received a scalar: {value!r}")
+    return array
+
+
+def carve_validation(num_examples, validation_split, seed, name):
+    """Split train indices into (train, val) with a seeded permutation.
+
+    Example:
+
+    >>> carve_validation(10, 0.2, 0, "x")[1].size
+    2
+    """
+    num_val = int(round(num_examples * validation_split))
+    if not 0 < num_val < num_examples:
+        raise ValueError(
+            "Invalid value received for argument `validation_split`. It must leave at "
+            f"least one example for validation and one for training out of the "
+            f"{num_examples} training examples of {name!r}. "
+            f"Received: validation_split={validation_split}"
+        )
+    order = np.random.default_rng(seed).permutation(num_examples)
+    # Sorted so both parts keep the source order; pipelines shuffle anyway.
+    return np.sort(order[num_val:]), np.sort(order[:num_val])
+
+
+def float_inputs(x, name):
+    """Inputs as float32: uint8 images scaled to [0, 1], other numbers cast.
+
+    Example:
+
+    >>> float_inputs(np.array([[0, 255]], np.uint8), "x")
+    array([[0., 1.]], dtype=float32)
+    """
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / np.float32(255.0)
+    if x.dtype.kind in "biuf":
+        return x.astype(np.float32)
+    raise ValueError(
+        f"Dataset {name!r} has inputs of dtype {x.dtype}; kerasreg needs numeric "
+        "inputs (images, signals or feature vectors)."
+    )
 
 
 def _epoch_order(num_examples, seed, epoch):

@@ -29,7 +29,7 @@ import tensorflow_datasets as tfds
 from kerasreg import _checks
 from kerasreg._locks import Lock
 from kerasreg.data.builders import BUILTINS
-from kerasreg.data.dataset import Dataset
+from kerasreg.data.dataset import Dataset, carve_validation, float_inputs
 from kerasreg.data.fingerprint import check_source, import_record
 
 _DATA_DIR_ENV = "KERASREG_DATA_DIR"
@@ -149,7 +149,7 @@ def load_dataset(
     if source is not None:
         check_source(name, raw.record, source)
 
-    train_index, val_index = _carve_validation(len(raw.y_train), validation_split, seed, name)
+    train_index, val_index = carve_validation(len(raw.y_train), validation_split, seed, name)
     x_train, y_train = raw.x_train[train_index], raw.y_train[train_index]
     x_val, y_val = raw.x_train[val_index], raw.y_train[val_index]
     x_test, y_test = raw.x_test.copy(), raw.y_test.copy()
@@ -291,37 +291,10 @@ def _train_test_split_names(name, info):
 def _read_split(builder, split, name):
     pairs = builder.as_dataset(split=split, batch_size=-1, as_supervised=True)
     x, y = tfds.as_numpy(pairs)
-    x, y = _to_float_inputs(x, name), np.asarray(y, np.int32)
+    x, y = float_inputs(x, name), np.asarray(y, np.int32)
     x.setflags(write=False)
     y.setflags(write=False)
     return x, y
-
-
-def _to_float_inputs(x, name):
-    x = np.asarray(x)
-    if x.dtype == np.uint8:
-        return x.astype(np.float32) / np.float32(255.0)
-    if x.dtype.kind in "biuf":
-        return x.astype(np.float32)
-    raise ValueError(
-        f"Dataset {name!r} has inputs of dtype {x.dtype}; kerasreg needs numeric "
-        "inputs (images, signals or feature vectors)."
-    )
-
-
-def _carve_validation(num_examples, validation_split, seed, name):
-    """Split train indices into (train, val) with a seeded permutation."""
-    num_val = int(round(num_examples * validation_split))
-    if not 0 < num_val < num_examples:
-        raise ValueError(
-            "Invalid value received for argument `validation_split`. It must leave at "
-            f"least one example for validation and one for training out of the "
-            f"{num_examples} training examples of {name!r}. "
-            f"Received: validation_split={validation_split}"
-        )
-    order = np.random.default_rng(seed).permutation(num_examples)
-    # Sorted so both parts keep the source order; pipelines shuffle anyway.
-    return np.sort(order[num_val:]), np.sort(order[:num_val])
 
 
 def _fit_standardization(x):

@@ -226,7 +226,7 @@ def train(
 
     Args:
         model: keras.Model. Built model with a softmax output, e.g. from `build_model`.
-        dataset: `kerasreg.data.Dataset` from `load_dataset`.
+        dataset: `kerasreg.data.Dataset` from `load_dataset` or `Dataset.from_arrays`.
         epochs: int. Defaults to `50`.
         batch_size: int. Defaults to `100`.
         optimizer: str or keras optimizer. Defaults to `"adam"`.
