@@ -198,3 +198,15 @@ def test_headline_says_the_ranking_is_not_evidence_when_seeds_disagree():
     first, takeaway = report.headline(report.summarize(rows), rows)
     assert "not distinguishable with 4 seeds" in first
     assert "the ranking alone is not evidence" in takeaway
+
+
+def test_report_numbers_are_the_trained_models_and_each_savedmodel_was_checked_against_them(study):
+    out, _ = study
+    rows = {row["run"]: row for row in _compare_rows(out)}
+    paths = sorted((out / "runs").glob("mlp-*"))
+    reevaluated = {row["run"]: row for row in kerasreg.compare_exports(paths).rows}
+    assert sorted(rows) == sorted(reevaluated)
+    for name, row in rows.items():
+        assert float(row["test_accuracy"]) == pytest.approx(reevaluated[name]["test_accuracy"], abs=1e-9)
+        checked = kerasreg.load(out / "runs" / name).manifest["serving"]["checked"]
+        assert checked["examples"] == 64 and checked["max_abs_diff"] <= 1e-4

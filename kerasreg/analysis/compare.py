@@ -200,7 +200,7 @@ def _test_split(dataset, data_dir, cache):
     return cache[key]
 
 
-def _row(path, export, data_dir, cache, latency_repeats):
+def _row(path, export, data_dir, cache, latency_repeats, evaluate):
     manifest = export.manifest
     model = manifest.get("model") or {}
     metrics = manifest.get("metrics") or {}
@@ -209,16 +209,18 @@ def _row(path, export, data_dir, cache, latency_repeats):
     rate = model.get("dropout_rate")
     effective = (placement is None or placement.uses_dropout) and bool(rate)
     known = model.get("placement") is not None  # else not built by kerasreg: nothing to say
-    test_accuracy = test_loss = None
-    if dataset:
-        x, y = _test_split(dataset, data_dir, cache)
-        probs = export.predict(x)
-        test_accuracy = float(np.mean(np.argmax(probs, axis=-1) == y))
-        picked = probs[np.arange(len(y)), y.astype(int)]
-        test_loss = float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0))))
-    else:
-        shape = manifest["input"]["shape"]
-        x = np.random.default_rng(0).normal(size=(LATENCY_BATCH, *shape))
+    test_accuracy, test_loss, latency = metrics.get("test_accuracy"), metrics.get("test_loss"), None
+    if evaluate:
+        test_accuracy = test_loss = None
+        if dataset:
+            x, y = _test_split(dataset, data_dir, cache)
+            probs = export.predict(x)
+            test_accuracy = float(np.mean(np.argmax(probs, axis=-1) == y))
+            picked = probs[np.arange(len(y)), y.astype(int)]
+            test_loss = float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0))))
+        else:
+            x = np.random.default_rng(0).normal(size=(LATENCY_BATCH, *manifest["input"]["shape"]))
+        latency = _latency_ms(export, x, latency_repeats)
     return {
         "run": path.name,
         "architecture": model.get("architecture"),
@@ -233,7 +235,7 @@ def _row(path, export, data_dir, cache, latency_repeats):
         "reported_gap": metrics.get("reported_gap_accuracy"),
         "variance_shift_max": metrics.get("variance_shift_max"),
         "size_kb": _directory_kb(path / SAVED_MODEL),
-        "latency_ms": _latency_ms(export, x, latency_repeats),
+        "latency_ms": latency,
         "dataset": dataset["name"] if dataset else UNKNOWN_DATASET,
         "test_loss": test_loss,
         "manifest_test_accuracy": metrics.get("test_accuracy"),
@@ -396,6 +398,7 @@ def compare_exports(
     sort: str = DEFAULT_SORT,
     data_dir: str | os.PathLike | None = None,
     latency_repeats: int = 10,
+    evaluate: bool = True,
 ) -> Comparison:
     """Verify, re-evaluate and tabulate exported runs, grouped by dataset.
 
@@ -414,6 +417,11 @@ def compare_exports(
             `kerasreg.data.default_data_dir()`. Defaults to `None`.
         latency_repeats: int. Timed SavedModel calls per export (after two
             warm-up calls); the median is reported. Defaults to `10`.
+        evaluate: bool. Re-evaluate each SavedModel on the test split and time
+            it. `False` takes test accuracy and loss from the manifests (the
+            trained model's, which its SavedModel was checked against when
+            exported) and leaves latency out: what a study's report does.
+            Defaults to `True`.
 
     Returns:
         `Comparison`; `.format_table()` for text, `.write(out)` for files.
@@ -439,7 +447,7 @@ def compare_exports(
     cache, groups, histories = {}, {}, {}
     for path in exports:
         export = load(path)
-        row = _row(path, export, data_dir, cache, latency_repeats)
+        row = _row(path, export, data_dir, cache, latency_repeats, evaluate)
         groups.setdefault(row["dataset"], []).append(row)
         histories[row["path"]] = export.history
     order = sorted(groups, key=lambda name: (name == UNKNOWN_DATASET, name))

@@ -245,8 +245,8 @@ def _ranking_table(summaries):
 
 
 def _run_table(rows):
-    """The per-run table in compare's columns and formats."""
-    columns = list(compare.COLUMNS)
+    """The per-run table in compare's columns and formats (columns no run has, such as latency, left out)."""
+    columns = [c for c in compare.COLUMNS if any(row.get(c) is not None for row in rows)] or list(compare.COLUMNS)
     return ([compare.COLUMNS[c][0] for c in columns],
             [[compare._format(c, row.get(c)) for c in columns] for row in rows],
             ["l" if compare.COLUMNS[c][1] == 0 else "r" for c in columns])
@@ -363,14 +363,13 @@ def _execution_text(execution):
             + (f" {busy_line(execution)}" if execution.get("workers") else ""))
 
 
-def write_report(out, config, *, failures=None, latency_repeats=3, execution=None):
+def write_report(out, config, *, failures=None, execution=None):
     """Compare the study's exports and write `report.md`, `report.html`, plots and compare files.
 
     Args:
         out: str or path. The study folder (exports in `out/runs/`).
         config: `StudyConfig` the study ran.
         failures: dict run name -> error text. Defaults to none.
-        latency_repeats: int. Timed SavedModel calls per export in compare. Defaults to `3`.
         execution: dict or None. `executor` description, `runs_per_node` and
             `retried` of the invocation that trained the runs. Defaults to `None`.
 
@@ -387,8 +386,9 @@ def write_report(out, config, *, failures=None, latency_repeats=3, execution=Non
     paths = [out / "runs" / name for name in sorted(names) if (out / "runs" / name / MANIFEST).exists()]
     rows, histories = [], {}
     if paths:
-        comparison = compare.compare_exports(paths, sort="test_accuracy", data_dir=config.data_dir,
-                                             latency_repeats=latency_repeats)
+        # Test metrics are the workers' one evaluation of each trained model (its SavedModel was
+        # checked against it when exported): reloading every SavedModel here would repeat that work.
+        comparison = compare.compare_exports(paths, sort="test_accuracy", data_dir=config.data_dir, evaluate=False)
         # The report draws its own per-configuration figures; compare's per-run ones would repeat them.
         comparison.write(out, plots=False)
         histories = comparison.histories

@@ -30,7 +30,8 @@ within a schema version, a breaking change bumps the number):
   `parameters` (`model.count_params()`), `keras_class`. Non-kerasreg models
   have `architecture` = the model name and `null` for the kerasreg fields.
 - `input`: `shape` (without the batch axis), `dtype`, `name`; `num_classes`.
-- `serving`: `signatures`, `input` and `output` key names of the SavedModel.
+- `serving`: `signatures`, `input` and `output` key names of the SavedModel; `checked`: `examples` and
+  `max_abs_diff` of the check that the SavedModel gives the trained model's outputs on seeded sample inputs.
 - `dataset`: `name`, `validation_split`, `split_seed`, `standardize`,
   `source_sha256` (an imported dataset's source fingerprint, else `null`), or
   `null`. `kerasreg.load_dataset(name, validation_split=..., seed=split_seed)`

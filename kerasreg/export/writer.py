@@ -7,6 +7,9 @@ written by TensorFlow: in-process on the TensorFlow backend; on JAX a
 TensorFlow worker process (`kerasreg._processes.call_on`) writes them from
 the `.keras` file just saved. (A SavedModel exported under JAX goes through
 jax2tf: it serves, but TFLite conversion fails on the seed-generator state.)
+Every SavedModel is checked before the export is moved into place: on a
+seeded sample of inputs it must give the trained model's outputs, so the
+metrics measured on the trained model (the manifest's) hold for the export.
 """
 
 from __future__ import annotations
@@ -51,6 +54,25 @@ from kerasreg.training import RunResult
 
 
 _FOLD_CHECK_ATOL = 1e-4
+_SERVING_CHECK_EXAMPLES = 64
+_SERVING_CHECK_ATOL = 1e-4
+
+
+def _probe(input_shape, dtype, examples=8):
+    return np.random.default_rng(0).normal(size=(examples, *input_shape)).astype(dtype)
+
+
+def _check_serving(path, probe, expected):
+    """The SavedModel at `path` gives `expected` on `probe`; returns the check for the manifest."""
+    loaded = tf.saved_model.load(str(path))  # held: its functions need its variables alive
+    served = loaded.serve(tf.constant(probe)).numpy()
+    diff = float(np.max(np.abs(served - expected)))
+    if not diff <= _SERVING_CHECK_ATOL:
+        raise RuntimeError(
+            f"The SavedModel written to {path} differs from the trained model by {diff:g} on "
+            f"{len(probe)} sample inputs (more than {_SERVING_CHECK_ATOL:g}); the export was not written."
+        )
+    return {"examples": len(probe), "max_abs_diff": diff}
 
 
 def _input_spec(model):
@@ -139,7 +161,7 @@ def _metrics(result):
     }
 
 
-def _manifest(name, model, config, result, input_shape, dtype, folded):
+def _manifest(name, model, config, result, input_shape, dtype, folded, checked):
     kerasreg_config = getattr(model, "kerasreg_config", None) or {}
     model_part = {
         "architecture": kerasreg_config.get("model", model.name),
@@ -180,6 +202,7 @@ def _manifest(name, model, config, result, input_shape, dtype, folded):
             "signatures": ["serving_default", "serve"],
             "input": INPUT_NAME,
             "output": OUTPUT_NAME,
+            "checked": checked,
         },
         "dataset": dataset,
         "training": training,
@@ -194,7 +217,7 @@ def _manifest(name, model, config, result, input_shape, dtype, folded):
 
 def _fold_and_write(model, path, input_shape, dtype):
     folded = fold_batch_norm(model)
-    probe = np.random.default_rng(0).normal(size=(8, *input_shape)).astype(dtype)
+    probe = _probe(input_shape, dtype)
     diff = float(np.max(np.abs(
         np.asarray(model(probe, training=False)) - np.asarray(folded(probe, training=False))
     )))
@@ -214,8 +237,8 @@ def _custom_modules(model):
     return sorted(m for m in modules if m.split(".")[0] not in ("keras", "kerasreg", "__main__"))
 
 
-def _saved_models_from_file(keras_file, saved_model, folded, modules):
-    """Run in a TensorFlow worker: load a `.keras` file, write its SavedModel (and the folded one)."""
+def _saved_models_from_file(keras_file, saved_model, folded, modules, probe, expected):
+    """Run in a TensorFlow worker: load a `.keras` file, write and check its SavedModel (and the folded one)."""
     for module in modules:
         try:
             importlib.import_module(module)
@@ -224,21 +247,25 @@ def _saved_models_from_file(keras_file, saved_model, folded, modules):
     model = keras.saving.load_model(keras_file, compile=False)
     input_shape, dtype = _input_spec(model)
     _write_saved_model(model, saved_model, input_shape, dtype)
-    return _fold_and_write(model, folded, input_shape, dtype) if folded else None
+    checked = _check_serving(saved_model, probe, expected)
+    return checked, _fold_and_write(model, folded, input_shape, dtype) if folded else None
 
 
 def _write_export(tmp, name, model, config, result, fold_bn):
     input_shape, dtype = _input_spec(model)
     model.save(tmp / MODEL_FILE)
+    probe = _probe(input_shape, dtype, _SERVING_CHECK_EXAMPLES)
+    expected = np.asarray(model(probe, training=False))
     if keras.backend.backend() == "tensorflow":
         _write_saved_model(model, tmp / SAVED_MODEL, input_shape, dtype)
+        checked = _check_serving(tmp / SAVED_MODEL, probe, expected)
         folded = _fold_and_write(model, tmp / SAVED_MODEL_FOLDED, input_shape, dtype) if fold_bn else None
     else:
         # Another backend's SavedModel would go through jax2tf and not convert
         # to TFLite: TensorFlow writes it from the `.keras` file just saved.
-        folded = _processes.call_on(
+        checked, folded = _processes.call_on(
             "tensorflow", _saved_models_from_file, str(tmp / MODEL_FILE), str(tmp / SAVED_MODEL),
-            str(tmp / SAVED_MODEL_FOLDED) if fold_bn else None, _custom_modules(model))
+            str(tmp / SAVED_MODEL_FOLDED) if fold_bn else None, _custom_modules(model), probe, expected)
     if result is not None:
         history = result.history
     else:
@@ -253,7 +280,7 @@ def _write_export(tmp, name, model, config, result, fold_bn):
                 shutil.copytree(source, tmp / extra)
             elif source.is_file():
                 shutil.copy2(source, tmp / extra)
-    manifest = _manifest(name, model, config, result, input_shape, dtype, folded)
+    manifest = _manifest(name, model, config, result, input_shape, dtype, folded, checked)
     manifest["files"] = {rel: sha256(tmp / rel) for rel in files(tmp)}
     manifest["manifest_sha256"] = manifest_digest(manifest)
     write_atomic(tmp / MANIFEST, json.dumps(manifest, indent=2, allow_nan=False) + "\n")

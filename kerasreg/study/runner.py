@@ -1,9 +1,11 @@
 """`run_study`: train every grid point (skipping exported ones), record failures, write the report.
 
 Every run is trained by the trainer and exported by `export_run` into
-`<out>/runs/<run-name>/`; all exports are then re-evaluated by compare and
-aggregated over seeds into `report.md` / `report.html` with plots. A run
-already exported is skipped, so rerunning the same command (or
+`<out>/runs/<run-name>/`; all exports are then tabulated by compare from
+their manifests (the workers' one test evaluation of each trained model,
+which its SavedModel was checked against when exported) and aggregated
+over seeds into `report.md` / `report.html` with plots. A run already
+exported is skipped, so rerunning the same command (or
 `--resume`) continues a killed study; a failed run is recorded in the
 report and does not stop the others.
 
