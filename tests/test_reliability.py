@@ -6,11 +6,13 @@ hostile study files) end with one message naming what failed and what to do.
 """
 
 import json
+import re
 import signal
 
 import pytest
 from helpers import run_python
 
+import kerasreg
 from kerasreg import cli
 
 # Stops after 8 of 12 epochs at this learning rate (placement none): a kill at the
@@ -30,6 +32,7 @@ arms = []
 # `kerasreg` in a fresh process that SIGKILLs itself as checkpoint write argv[1] begins.
 KILLED_AT_WRITE = """
 import os, signal, sys
+import kerasreg
 from kerasreg import cli
 from kerasreg.training import checkpoint
 writes = []
@@ -80,3 +83,32 @@ def test_sigkill_mid_study_with_patience_resumes_to_the_uninterrupted_numbers(un
     (run,) = (tmp_path / "out" / "runs").glob("mlp-none-*")
     same_numbers(manifest(run), uninterrupted)
     assert not (tmp_path / "out" / "failures.jsonl").read_text()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("seeds = [0, 0]\n", r"field `seeds`: value\(s\) 0 given more than once.*Received: seeds=\[0, 0\]"),
+    ('placements = ["none", "ic", "none"]\n', r"field `placements`: value\(s\) 'none' given more than once"),
+    ("rates = [0.2, 0.2]\n", r"field `rates`: value\(s\) 0.2 given more than once"),
+    ('[[arms]]\nname = "a"\nseeds = [1, 1]\n', r"arm 'a', for field `seeds`: value\(s\) 1 given more than once"),
+    ('[[arms]]\nname = "a"\n[[arms]]\nname = "a"\nseeds = [1]\n', r"field `arms`: arm name\(s\) 'a' given more"),
+    ('placements = ["none"]\n[[arms]]\nplacements = ["ic"]\n[[arms]]\nplacements = ["dropout"]\n',
+     r"Top-level field\(s\) `placements` .* set by every arm as well, so they would never be trained"),
+    ('options = {widths = "x"}\n', r"field `options`: .*argument `widths` of model 'mlp'.*Received: widths='x'"),
+    ('models = ["resnet_small"]\noptions = {stages = "three"}\n',
+     r"field `options`: .*argument `stages`.*Received: stages='three'"),
+])
+def test_hostile_study_files_are_refused_naming_the_field(tmp_path, capsys, text, message):
+    study = tmp_path / "hostile.toml"
+    study.write_text(text)
+    assert cli.main(["study", "--config", str(study), "--out", str(tmp_path / "out")]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_top_level_grid_fields_beside_arms_are_the_defaults_of_the_arms_that_do_not_set_them(tmp_path):
+    study = tmp_path / "arms.toml"
+    study.write_text('placements = ["none"]\nseeds = [3]\nepochs = 2\n'
+                     '[[arms]]\nname = "own"\nplacements = ["ic"]\n[[arms]]\nname = "default"\n')
+    config = kerasreg.StudyConfig.from_toml(study)
+    assert [c.run_name() for c in config.runs()] == ["mlp-ic-standard0.2-seed3", "mlp-none-nodrop-seed3"]
+    assert all(c.epochs == 2 for c in config.runs())

@@ -13,6 +13,7 @@ its flags from it.
 
 import dataclasses
 
+from kerasreg import _checks
 from kerasreg.models import zoo
 
 
@@ -105,7 +106,10 @@ def _parse(model, name, text, default):
         if isinstance(default, (tuple, list)):
             item = float if any(isinstance(v, float) for v in default) else int
             expected = f"comma-separated {item.__name__}s such as 32,64"
-            return tuple(item(v) for v in text.replace("x", ",").split(",") if v.strip())
+            parsed = tuple(item(v) for v in text.replace("x", ",").split(",") if v.strip())
+            if not parsed:
+                raise ValueError(text)
+            return parsed
         if isinstance(default, (int, float)):
             expected = "an int" if isinstance(default, int) else "a float"
             return type(default)(text)
@@ -131,6 +135,8 @@ def architecture_kwargs(model, values):
     {'filters': (4, 8)}
     >>> architecture_kwargs("resnet_small", {"filters": "4"})
     {'filters': 4}
+    >>> architecture_kwargs("mlp", {"widths": 16})
+    {'widths': (16,)}
     """
     defaults = zoo.model_options(model)
     kwargs = {}
@@ -141,6 +147,8 @@ def architecture_kwargs(model, values):
             value = _parse(model, name, value, defaults[name])
         elif isinstance(value, list):
             value = tuple(value)
+        elif isinstance(defaults.get(name), tuple) and _checks.is_int(value):
+            value = (value,)  # one layer, as `--widths 16` gives
         kwargs[name] = value
     return kwargs
 

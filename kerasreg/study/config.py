@@ -6,7 +6,8 @@ import dataclasses
 from kerasreg import _backend, _checks
 from kerasreg.data import check_validation_split, load_dataset
 from kerasreg.models import build_model, get_dropout_kind, get_model_fn, get_norm_kind, get_placement, kinds
-from kerasreg.models.options import architecture_options
+from kerasreg.models.options import architecture_kwargs, architecture_options
+from kerasreg.models.zoo import list_models, model_options
 from kerasreg.models.placements import BUILT_INS
 from kerasreg.runs import RunConfig, check_known_keys, read_toml
 from kerasreg.study.executors import EXECUTORS
@@ -56,7 +57,13 @@ class StudyConfig:
     that overrides any of `ARM_FIELDS` (plus an optional `name`), e.g. a
     shallow and a deep architecture with their own placements, rates and
     seeds. Dataset, data directory and validation split are shared, so every
-    run of one seed sees the same split and batch order.
+    run of one seed sees the same split and batch order. The other fields
+    are the arms' defaults: an arm trains the top-level value of every field
+    it does not set. In a study file, a top-level grid field that every arm
+    sets is refused, since it would never be trained.
+
+    No list may hold the same value twice (`seeds = [0, 0]`), nor two arms
+    the same name.
 
     Example:
 
@@ -111,6 +118,7 @@ class StudyConfig:
         base = base or cls.preset("quick")
         if "arms" not in values and set(values) & set(ARM_FIELDS):
             values["arms"] = None  # a file that sets the grid itself describes one grid, not the preset's arms
+        _check_defaults_used(values, f"study file {path}")
         config = dataclasses.replace(base, **values)
         config.validate(source=str(path))
         return config
@@ -168,6 +176,7 @@ class StudyConfig:
             if not isinstance(value, list) or not value:
                 raise ValueError(f"Invalid value in {source} for field `{field}`: "
                                  f"expected a non-empty list. Received: {field}={value!r}")
+            _check_no_duplicates(value, field, source)
         per_item = {
             "models": get_model_fn,
             "placements": get_placement,
@@ -185,7 +194,7 @@ class StudyConfig:
             ("learning_rate", lambda v: make_optimizer("adam", v), self.learning_rate),
             ("validation_split", check_validation_split, self.validation_split),
             ("patience", lambda v: v is None or _checks.positive_int(v, "patience"), self.patience),
-            ("options", _check_options, self.options),
+            ("options", lambda v: _check_options(v, self.models), self.options),
             ("executor", lambda v: _checks.one_of(v, EXECUTORS, "executor"), self.executor),
             ("backend", lambda v: v is None or _backend.check_backend(v), self.backend),
             ("dataset", lambda v: load_dataset(v, data_dir=self.data_dir), self.dataset),
@@ -215,6 +224,7 @@ class StudyConfig:
             if unknown:
                 raise ValueError(f"Unknown field(s) {', '.join(map(repr, unknown))} in {source}, arm {i}. "
                                  f"An arm may set: name, {', '.join(ARM_FIELDS)}.")
+        _check_no_duplicates(self.arm_names(), "arms", source, what="arm name")
 
     def runs(self):
         """The grid as a list of `RunConfig`, without duplicates (all arms, in order).
@@ -261,7 +271,29 @@ class StudyConfig:
         return grid
 
 
-def _check_options(options):
+def _check_no_duplicates(values, field, source, what="value"):
+    repeated = [v for i, v in enumerate(values) if v in values[:i]]
+    if repeated:
+        raise ValueError(f"Invalid value in {source} for field `{field}`: {what}(s) "
+                         f"{', '.join(map(repr, dict.fromkeys(repeated)))} given more than once; "
+                         f"list each once. Received: {field}={values!r}")
+
+
+def _check_defaults_used(values, source):
+    """Refuse top-level grid fields of a study file that every arm overrides: they would never be trained."""
+    arms = values.get("arms")
+    if not isinstance(arms, list) or not arms or not all(isinstance(a, dict) for a in arms):
+        return  # no arms, or malformed ones that `validate` names
+    unused = [field for field in ARM_FIELDS if field in values and all(field in arm for arm in arms)]
+    if unused:
+        raise ValueError(
+            f"Top-level field(s) {', '.join(f'`{f}`' for f in unused)} in {source} are set by every arm "
+            "as well, so they would never be trained. Top-level fields are the defaults of arms that do "
+            "not set them: remove them from the top level, or from the arms that should use them."
+        )
+
+
+def _check_options(options, models):
     if options is not None and not isinstance(options, dict):
         raise _checks.invalid("options", "a table (dict) of build_model options or None", options)
     unknown = sorted(set(options or {}) - set(architecture_options()))
@@ -270,3 +302,6 @@ def _check_options(options):
             f"Unknown architecture option(s) {', '.join(map(repr, unknown))}. "
             f"Valid options: {', '.join(architecture_options())}."
         )
+    for model in models if isinstance(models, list) else ():
+        if model in list_models():
+            architecture_kwargs(model, {k: v for k, v in (options or {}).items() if k in model_options(model)})
