@@ -124,7 +124,7 @@ def cmd_train(args):
         config = runs.RunConfig.from_dict({k: v for k, v in flags.items() if v is not None})
     path = runs.run(config, out=args.out, overwrite=args.overwrite, resume=args.resume,
                     fold_bn=args.fold_bn, verbose=0 if args.quiet else 1,
-                    export_reestimated=args.export_reestimated)
+                    export_reestimated=args.export_reestimated, mlflow=args.mlflow)
     print(f"Exported {path}")
     return 0
 
@@ -155,7 +155,7 @@ def cmd_study(args):
     out = args.out or f"studies/{args.preset if not args.config else pathlib.Path(args.config).stem}"
     report = study.run_study(config, out, executor=args.executor, address=args.address,
                              workers=args.workers, resume=args.resume,
-                             verbose=0 if args.quiet else 1)
+                             verbose=0 if args.quiet else 1, mlflow=args.mlflow)
     print("\n".join(report.answer))
     print(f"Report: {report.files[0]} (and report.html beside it)")
     return 1 if report.failures else 0
@@ -175,7 +175,7 @@ def cmd_tune(args):
         config = tuning.TuneConfig.from_dict({k: v for k, v in flags.items() if v is not None})
     out = args.out or f"tunes/{pathlib.Path(args.config).stem if args.config else config.model}"
     report = tuning.tune(config, out, resume=args.resume, chief=args.chief, worker=args.worker,
-                         tuner_id=args.tuner_id, verbose=0 if args.quiet else 1)
+                         tuner_id=args.tuner_id, mlflow=args.mlflow, verbose=0 if args.quiet else 1)
     if report is not None:
         print(report.summary)
         print(f"Summary: {report.out / SUMMARY}; exports in {report.out / EXPORTS}")
@@ -199,6 +199,9 @@ def cmd_diagnose(args):
         written = result.write(args.out, overwrite=args.overwrite)
         print(f"\nWrote {', '.join(str(path) for path in written)}")
     return 0
+
+
+MLFLOW_HELP = "log to this MLflow tracking URI, e.g. http://127.0.0.1:5000 (needs kerasreg[mlflow])"
 
 
 def make_parser():
@@ -277,6 +280,7 @@ def make_parser():
                    help="also export a copy with BatchNorm statistics re-estimated (to <out>/<name>-bn_reestimated)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     p.add_argument("--backend", default=None, help="training backend: jax (default) or tensorflow")
+    p.add_argument("--mlflow", default=None, metavar="URI", help=MLFLOW_HELP)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("study", help="run a placements x rates x seeds grid and write a report")
@@ -294,6 +298,7 @@ def make_parser():
                         "(exported runs are always skipped)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--backend", default=None, help="training backend: jax (default) or tensorflow")
+    p.add_argument("--mlflow", default=None, metavar="URI", help=MLFLOW_HELP)
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("tune", help="search placements, kinds, rates and options with KerasTuner; export the best")
@@ -315,6 +320,7 @@ def make_parser():
     p.add_argument("--worker", default=None, metavar="HOST:PORT", help="train trials for the chief at this address")
     p.add_argument("--tuner-id", default=None,
                    help="worker id (default worker-<host>-<pid>); restart a worker with its id to resume its trial")
+    p.add_argument("--mlflow", default=None, metavar="URI", help=MLFLOW_HELP)
     p.add_argument("--quiet", action="store_true", help="no per-trial display")
     p.set_defaults(func=cmd_tune)
 

@@ -31,6 +31,7 @@ from kerasreg.training.early_stopping import ResumableEarlyStopping
 
 if TYPE_CHECKING:
     from kerasreg.runs.config import RunConfig
+    from kerasreg.tracking import MlflowRun
     from kerasreg.training import RunResult
 
 
@@ -78,6 +79,7 @@ def train_in(
     resume: bool = False,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int = 1,
+    mlflow: str | MlflowRun | None = None,
 ) -> RunResult:
     """Validate, build and train one run in `work_dir`; nothing is exported.
 
@@ -96,6 +98,8 @@ def train_in(
         resume: bool. Continue from the last completed epoch. Defaults to `False`.
         callbacks: extra Keras callbacks for `train`. Defaults to `()`.
         verbose: int. 1 prints one line per epoch. Defaults to `1`.
+        mlflow: str, `kerasreg.tracking.MlflowRun` or None. Where `train` logs
+            the run (see `kerasreg.train`). Defaults to `None`.
 
     Returns:
         `kerasreg.training.RunResult`.
@@ -121,7 +125,7 @@ def train_in(
     result = train(
         model, dataset, epochs=config.epochs, batch_size=config.batch_size,
         optimizer=config.optimizer, learning_rate=config.learning_rate, seed=config.seed,
-        run_dir=work_dir, callbacks=callbacks, resume=resume, verbose=verbose,
+        run_dir=work_dir, callbacks=callbacks, resume=resume, verbose=verbose, mlflow=mlflow,
     )
     return dataclasses.replace(result, reestimated=reestimation_metrics(result.model, dataset) or None)
 
@@ -136,6 +140,7 @@ def run(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int = 1,
     export_reestimated: bool = False,
+    mlflow: str | None = None,
 ) -> pathlib.Path:
     """Validate, train and export one run; returns the export path.
 
@@ -169,6 +174,11 @@ def run(
         verbose: int. 1 prints one line per epoch. Defaults to `1`.
         export_reestimated: bool. Also export the re-estimated copy to
             `out/<name>-bn_reestimated`. Defaults to `False`.
+        mlflow: str or None. An MLflow tracking URI: the run is logged there
+            as it trains (parameters, per-epoch metrics with the gaps and the
+            variance shift, final metrics) and its export folder is uploaded
+            as the run's artifacts. If tracking fails, the run says so and
+            still trains and exports. Defaults to `None`.
 
     Returns:
         pathlib.Path of the export.
@@ -204,7 +214,7 @@ def run(
                 check_export_target(out, name + REESTIMATED_SUFFIX, overwrite)
             return _train_and_export(config, out, name, work_dir, overwrite=overwrite, resume=resume,
                                      fold_bn=fold_bn, callbacks=callbacks, verbose=verbose,
-                                     export_reestimated=export_reestimated)
+                                     export_reestimated=export_reestimated, mlflow=mlflow)
     finally:
         for folder in (work_dir.parent, *created[:1]):
             try:
@@ -214,8 +224,33 @@ def run(
 
 
 def _train_and_export(config, out, name, work_dir, *, overwrite, resume, fold_bn, callbacks, verbose,
-                      export_reestimated):
-    result = train_in(config, work_dir, resume=resume, callbacks=callbacks, verbose=verbose)
+                      export_reestimated, mlflow):
+    tracked = None
+    if mlflow is not None:
+        from kerasreg.tracking import MlflowRun
+
+        tracked = MlflowRun(mlflow, run_name=name).start()
+    try:
+        path = _train_and_export_tracked(config, out, name, work_dir, overwrite=overwrite, resume=resume,
+                                         fold_bn=fold_bn, callbacks=callbacks, verbose=verbose,
+                                         export_reestimated=export_reestimated, tracked=tracked)
+    except BaseException:
+        if tracked is not None:
+            tracked.end("FAILED")
+        raise
+    if tracked is not None:
+        tracked.log_artifacts(path)
+        tracked.end()
+    return path
+
+
+def _train_and_export_tracked(config, out, name, work_dir, *, overwrite, resume, fold_bn, callbacks, verbose,
+                              export_reestimated, tracked):
+    result = train_in(config, work_dir, resume=resume, callbacks=callbacks, verbose=verbose, mlflow=tracked)
+    if tracked is not None and result.reestimated:
+        from kerasreg.tracking import log_final
+
+        log_final(tracked, result.reestimated, result.history)
     path = export_run(result, out=out, name=name, overwrite=overwrite, fold_bn=fold_bn)
     if export_reestimated and result.reestimated:
         fixed = reestimate_batch_norm(result.model, _dataset(config))

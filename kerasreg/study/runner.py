@@ -94,6 +94,7 @@ def run_study(
     workers: int | None = None,
     resume: bool = False,
     verbose: int = 1,
+    mlflow: str | None = None,
 ) -> StudyReport:
     """Run a study grid, skipping exported runs, then write its report.
 
@@ -120,6 +121,10 @@ def run_study(
             last completed epoch instead of restarting them (local executor).
             Exported runs are skipped either way. Defaults to `False`.
         verbose: int. 1 shows a progress bar over runs. Defaults to `1`.
+        mlflow: str or None. An MLflow tracking URI: once the report is
+            written, the study is logged there as one parent run with a child
+            run per exported grid point (`kerasreg.study.tracking`). Defaults
+            to `None`.
 
     Returns:
         `kerasreg.analysis.report.StudyReport`.
@@ -140,7 +145,12 @@ def run_study(
     config.validate()
     out = _checks.writable_dir(out, "out")
     with Lock(out / LOCK, f"Study {str(out)!r}"):
-        return _run_grid(config, out, runner, resume, verbose)
+        study_report = _run_grid(config, out, runner, resume, verbose)
+        if mlflow is not None:
+            from kerasreg.study.tracking import log_study
+
+            log_study(mlflow, config, out, out / RUNS_DIR, study_report)
+        return study_report
 
 
 def _run_grid(config, out, runner, resume, verbose):

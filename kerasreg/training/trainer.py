@@ -28,6 +28,7 @@ from kerasreg.training.variance_shift import VARIANCE_SHIFT_BATCH, VarianceShift
 
 if TYPE_CHECKING:
     from kerasreg.data.dataset import Dataset
+    from kerasreg.tracking import MlflowRun
 
 GAP_KEYS = ("clean_gap_loss", "clean_gap_accuracy", "reported_gap_loss", "reported_gap_accuracy")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "nadam", "adagrad", "adadelta", "adamax", "lion")
@@ -211,6 +212,7 @@ def train(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     resume: bool = False,
     verbose: int = 1,
+    mlflow: str | MlflowRun | None = None,
 ) -> RunResult:
     """Train a model on a dataset and measure its overfitting gaps honestly.
 
@@ -240,6 +242,12 @@ def train(
         resume: bool. Continue from the last completed epoch checkpointed in
             `run_dir`. Defaults to `False`.
         verbose: int. 1 prints a line per epoch on stderr; 0 is silent. Defaults to `1`.
+        mlflow: str, `kerasreg.tracking.MlflowRun` or None. An MLflow tracking
+            URI (or an open run): the run's parameters, every epoch's metrics
+            (gaps and variance shift included), the final metrics and, with a
+            `run_dir`, its files are logged there. Tracking that fails says so
+            on stderr and training goes on. Needs `kerasreg[mlflow]`.
+            Defaults to `None`.
 
     Returns:
         `RunResult`.
@@ -283,23 +291,58 @@ def train(
         all_callbacks.append(EpochProgress(epochs))
     if run_dir:
         all_callbacks += run_dir.callbacks(append=append, resumable=callbacks)
+    tracked, owned = _tracking_run(mlflow, model, config, run_dir)
+    if tracked is not None:
+        from kerasreg.tracking import MlflowCallback
 
-    history = model.fit(
-        _training_data(dataset, batch_size, seed, initial_epoch),
-        # A run killed after early stopping ended it, before it was saved, trains no further epoch.
-        epochs=initial_epoch if run_dir and run_dir.stopped else epochs,
-        initial_epoch=initial_epoch,
-        steps_per_epoch=steps_per_epoch,
-        callbacks=all_callbacks,
-        shuffle=False,  # the pipeline shuffles, seeded per epoch
-        verbose=0,
-    )
-    if guard.message:
+        all_callbacks.insert(all_callbacks.index(guard), MlflowCallback(tracked))  # after the epoch timer
+    try:
+        history = model.fit(
+            _training_data(dataset, batch_size, seed, initial_epoch),
+            # A run killed after early stopping ended it, before it was saved, trains no further epoch.
+            epochs=initial_epoch if run_dir and run_dir.stopped else epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=all_callbacks,
+            shuffle=False,  # the pipeline shuffles, seeded per epoch
+            verbose=0,
+        )
+        if guard.message:
+            if run_dir:
+                run_dir.write_status("failed", reason=guard.message)
+            raise TrainingFailed(guard.message)
+
+        result = _result(model, dataset, history, gap, callbacks, settings, run_dir)
         if run_dir:
-            run_dir.write_status("failed", reason=guard.message)
-        raise TrainingFailed(guard.message)
-
-    result = _result(model, dataset, history, gap, callbacks, settings, run_dir)
-    if run_dir:
-        run_dir.finish(model, val_metrics=result.val_metrics, test_metrics=result.test_metrics, gaps=result.gaps)
+            run_dir.finish(model, val_metrics=result.val_metrics, test_metrics=result.test_metrics, gaps=result.gaps)
+    except BaseException:
+        if owned:
+            tracked.end("FAILED")
+        raise
+    if tracked is not None:
+        _log_result(tracked, owned, result, run_dir)
     return result
+
+
+def _tracking_run(mlflow, model, config, run_dir):
+    """The MLflow run to log into, and whether `train` opened it (and so closes it)."""
+    if mlflow is None:
+        return None, False
+    from kerasreg.tracking import MlflowRun, run_params
+
+    owned = not isinstance(mlflow, MlflowRun)
+    name = run_dir.path.name if run_dir else getattr(model, "name", None)
+    tracked = MlflowRun(mlflow, run_name=name).start() if owned else mlflow
+    recorded = getattr(model, "kerasreg_config", None) or {"model": getattr(model, "name", None)}
+    tracked.log_params(run_params({**recorded, **{k: v for k, v in config.items() if k != "model"}}))
+    return tracked, owned
+
+
+def _log_result(tracked, owned, result, run_dir):
+    from kerasreg.tracking import final_metrics, log_final
+
+    log_final(tracked, final_metrics(result), result.history)
+    if owned:
+        if run_dir:
+            tracked.log_artifacts(run_dir.path)
+        tracked.end()

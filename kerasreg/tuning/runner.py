@@ -117,6 +117,7 @@ def tune(
     chief: str | None = None,
     worker: str | None = None,
     tuner_id: str | None = None,
+    mlflow: str | None = None,
     verbose: int = 1,
 ) -> TuneReport | None:
     """Search the placement space of `config`, export the best trials and write the summary.
@@ -138,6 +139,9 @@ def tune(
         tuner_id: str or None. A worker's KerasTuner id; a worker restarted
             with the same id takes back the trial it was running. Defaults to
             `worker-<host>-<pid>`.
+        mlflow: str or None. An MLflow tracking URI: once the search has
+            ended, it is logged there as one parent run with a child run per
+            trial (`kerasreg.tuning.tracking`). Ignored on a worker.
         verbose: int. 1 shows KerasTuner's per-trial display. Defaults to `1`.
 
     Returns:
@@ -187,10 +191,10 @@ def tune(
                 distributed.serve(tuner.oracle, chief)
             else:
                 tuner.search(dataset, **search)
-            return _finish(config, tuner, objective, out, record, start)
+            return _finish(config, tuner, objective, out, record, start, mlflow)
 
 
-def _finish(config, tuner, objective, out, record, start):
+def _finish(config, tuner, objective, out, record, start, mlflow):
     from kerasreg.tuning.summary import format_summary
 
     rows = trial_rows(tuner)
@@ -201,5 +205,10 @@ def _finish(config, tuner, objective, out, record, start):
     wall = time.perf_counter() - start
     text = format_summary(rows, config=config, objective=objective, exports=exports, wall_seconds=wall)
     write_atomic(out / SUMMARY, text)
-    return TuneReport(out=out, rows=rows, exports=exports, summary=text, wall_seconds=wall)
+    report = TuneReport(out=out, rows=rows, exports=exports, summary=text, wall_seconds=wall)
+    if mlflow is not None:
+        from kerasreg.tuning.tracking import log_tune
+
+        log_tune(mlflow, report, record)
+    return report
 

@@ -1,0 +1,27 @@
+"""Tracking in MLflow: runs, studies and searches as MLflow runs (an optional extra).
+
+Needs MLflow (`pip install "kerasreg[mlflow]"`); names load on first use,
+so `import kerasreg` never imports it. `kerasreg.train(..., mlflow=URI)`,
+`kerasreg train/study/tune --mlflow URI` use it.
+
+Example:
+
+>>> from kerasreg.tracking import MlflowRun
+>>> run = MlflowRun("http://127.0.0.1:5000", run_name="demo").start()  # doctest: +SKIP
+"""
+
+from typing import TYPE_CHECKING
+
+from kerasreg import _lazy
+
+if TYPE_CHECKING:
+    from kerasreg.tracking.mlflow_run import MlflowRun, TrackingUnavailable
+    from kerasreg.tracking.records import (
+        MlflowCallback,
+        final_metrics,
+        log_final,
+        log_finished_run,
+        run_params,
+    )
+
+__getattr__, __dir__, __all__ = _lazy.attach_typed(__name__, __file__)
