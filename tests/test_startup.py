@@ -53,7 +53,7 @@ def test_version_flag_prints_the_package_version(capsys):
 
 @pytest.mark.parametrize("package", ["kerasreg", "kerasreg.models", "kerasreg.data", "kerasreg.training",
                                      "kerasreg.export", "kerasreg.runs", "kerasreg.analysis", "kerasreg.study",
-                                     "kerasreg.tuning"])
+                                     "kerasreg.tuning", "kerasreg.tracking"])
 def test_every_lazy_name_resolves_and_is_listed(package):
     module = importlib.import_module(package)
     names = [n for n in module.__all__ if n != "__version__"]

@@ -24,9 +24,9 @@ except ImportError:  # pragma: no cover - exercised only without the extra insta
 import keras
 
 from kerasreg import _checks
+from kerasreg._files import write_atomic
 from kerasreg.models import build_model
 from kerasreg.training import ResumableEarlyStopping, train
-from kerasreg.training.run_dir import write_atomic
 from kerasreg.tuning.config import OBJECTIVES
 from kerasreg.tuning.space import search_space
 

@@ -25,9 +25,10 @@ import time
 from typing import TYPE_CHECKING
 
 from kerasreg import _checks
+from kerasreg._files import write_atomic
 from kerasreg._locks import Lock
 from kerasreg.data import load_dataset
-from kerasreg.training.run_dir import config_differences, write_atomic
+from kerasreg.training.run_dir import config_differences
 from kerasreg.tuning import distributed
 from kerasreg.tuning.trials import export_trial, trial_rows, trial_run_dir
 
