@@ -13,7 +13,8 @@ from __future__ import annotations
 import keras
 
 from kerasreg import _checks
-from kerasreg.diagnosis.structure import find_structure, graph_of, is_dropout, is_weight_layer, nodes_in_order
+from kerasreg.diagnosis.structure import find_structure, is_dropout, is_weight_layer
+from kerasreg.models.graph import graph_of, nodes_in_order
 from kerasreg.models.uout import Uout
 
 TARGETS = ("head", "uout")

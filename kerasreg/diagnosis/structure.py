@@ -17,6 +17,7 @@ import dataclasses
 import keras
 
 from kerasreg.analysis.mc_dropout import DROPOUT_LAYERS
+from kerasreg.models.graph import graph_of, nodes_in_order
 from kerasreg.models.placements import get_placement, list_placements
 from kerasreg.models.uout import Uout
 
@@ -109,25 +110,6 @@ def is_weight_layer(layer):
         return True
     # A custom layer holding weight layers is opaque: treat it as one.
     return any(is_weight_layer(sub) for sub in layer._flatten_layers(include_self=False, recursive=True))
-
-
-def graph_of(model):
-    """The functional graph of a built Sequential or functional model, else None (a subclassed model)."""
-    if isinstance(model, keras.Sequential):
-        return getattr(model, "_functional", None)
-    if hasattr(model, "_nodes_by_depth") and getattr(model, "outputs", None):
-        return model
-    return None
-
-
-def nodes_in_order(graph):
-    """The graph's call nodes in topological order (inputs first), without InputLayers."""
-    return [
-        node
-        for depth in sorted(graph._nodes_by_depth, reverse=True)
-        for node in graph._nodes_by_depth[depth]
-        if not isinstance(node.operation, keras.layers.InputLayer)
-    ]
 
 
 @dataclasses.dataclass

@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from kerasreg import _checks
+from kerasreg.models.graph import graph_of, nodes_in_order
 from kerasreg.training.variance_shift import (
     VARIANCE_SHIFT_BATCH,
     VarianceShiftMonitor,
@@ -94,6 +95,98 @@ def _layer_inputs(model, layer, x, batch_size):
     return np.concatenate(seen, axis=0) if seen else None
 
 
+def _assign_statistics(layer, inputs):
+    """Set `layer`'s moving mean and variance to the per-channel statistics of `inputs` (all rows)."""
+    inputs = np.asarray(inputs, dtype="float64")
+    axis = layer.axis % inputs.ndim
+    reduce_axes = tuple(i for i in range(inputs.ndim) if i != axis)
+    layer.moving_mean.assign(np.mean(inputs, axis=reduce_axes).astype(layer.moving_mean.dtype))
+    layer.moving_variance.assign(np.var(inputs, axis=reduce_axes).astype(layer.moving_variance.dtype))
+
+
+def _graph_layers(model):
+    """Every layer called by the (nested) graphs of `model` with its call count, or None if one is not a graph."""
+    graph = graph_of(model)
+    if graph is None:
+        return None
+    counts = {}
+    for node in nodes_in_order(graph):
+        layer = node.operation
+        nested = _graph_layers(layer) if isinstance(layer, keras.Model) else {}
+        if nested is None:
+            return None
+        for key, (item, n) in nested.items():
+            counts[key] = (item, counts.get(key, (item, 0))[1] + n)
+        counts[id(layer)] = (layer, counts.get(id(layer), (layer, 0))[1] + 1)
+    return counts
+
+
+def _padded(array, rows):
+    array = np.asarray(array)
+    if len(array) == rows:
+        return array
+    return np.concatenate([array, np.zeros((rows - len(array), *array.shape[1:]), array.dtype)])
+
+
+def _run_graph(graph, inputs, batch_size):
+    """Inputs -> outputs of `graph` over all rows, node by node, re-estimating each BatchNorm on the way.
+
+    Each intermediate tensor is kept for all rows only while a later node
+    still needs it, so every BN layer's statistics come from the whole split
+    in one forward pass, with the BN layers before it already re-estimated.
+    """
+    values = {id(t): v for t, v in zip(graph.inputs, inputs)}
+    nodes = nodes_in_order(graph)
+    uses = {}
+    for t in [t for node in nodes for t in node.input_tensors] + list(graph.outputs):
+        uses[id(t)] = uses.get(id(t), 0) + 1
+    for node in nodes:
+        layer = node.operation
+        args = [values[id(t)] for t in node.input_tensors]
+        if isinstance(layer, keras.layers.BatchNormalization):
+            _assign_statistics(layer, args[0])
+        if isinstance(layer, keras.Model):
+            outputs = _run_graph(graph_of(layer), args, batch_size)
+        else:
+            rows = len(args[0])
+            size = min(batch_size, rows)
+            parts = []
+            for start in range(0, rows, size):
+                # Every chunk gets the same shape (the last one zero-padded; in inference mode rows do not
+                # interact), so the backend compiles each layer's operations once.
+                chunk = {id(t): _padded(v[start:start + size], size) for t, v in zip(node.input_tensors, args)}
+                call_args, call_kwargs = node.arguments.fill_in(chunk)
+                if isinstance(layer, keras.layers.Layer):  # a graph may also hold plain ops (keras.ops.*)
+                    call_kwargs = {**call_kwargs, "training": False}
+                parts.append([keras.ops.convert_to_numpy(o)[:rows - start]
+                              for o in keras.tree.flatten(layer(*call_args, **call_kwargs))])
+            outputs = [np.concatenate(column) for column in zip(*parts)]
+        for t in node.input_tensors:
+            uses[id(t)] -= 1
+            if not uses[id(t)]:
+                values.pop(id(t), None)
+        for t, value in zip(node.output_tensors, outputs):
+            values[id(t)] = value
+    return [values[id(t)] for t in graph.outputs]
+
+
+def _reestimate_in_one_pass(model, x, batch_size):
+    """Re-estimate every BN in one node-by-node pass; False (nothing changed) when the model is not a plain graph.
+
+    A plain graph: Sequential or functional models (nested ones included) in
+    which every BatchNormalization is a node called once (not hidden in a
+    custom layer, not shared).
+    """
+    called = _graph_layers(model)
+    if called is None:
+        return False
+    bn = {id(layer): n for layer, n in called.values() if isinstance(layer, keras.layers.BatchNormalization)}
+    if set(bn) != {id(layer) for layer in batch_norm_layers(model)} or any(n != 1 for n in bn.values()):
+        return False
+    _run_graph(graph_of(model), [np.asarray(x)], batch_size)
+    return True
+
+
 def _in_call_order(model, layers, x):
     """`layers` in the order a forward pass calls them (nested models can list them in another order)."""
     order = []
@@ -113,7 +206,11 @@ def reestimate_batch_norm(
     per-channel mean and (population) variance of its inputs over the whole
     training split, measured in inference mode with the layers before it
     already re-estimated. No weight other than `moving_mean` and
-    `moving_variance` changes.
+    `moving_variance` changes. For Sequential and functional models (nested
+    ones included) this is one forward pass, node by node, that keeps each
+    intermediate tensor for the whole split only while a later layer needs
+    it; BN layers inside custom layers, or shared, are measured with one
+    partial forward pass each instead.
 
     Training vs inference: the inputs are measured with `training=False`, so
     Dropout is off (as when the model serves) and earlier BN layers use their
@@ -144,15 +241,13 @@ def reestimate_batch_norm(
     _checks.positive_int(batch_size, "batch_size")
     x = _inputs_of(data)
     target = copy_model(model) if copy else model
+    if _reestimate_in_one_pass(target, x, batch_size):
+        return target
+    # Custom layers holding BN, or shared BN layers: measure each layer's inputs with its own forward passes.
     for layer in _in_call_order(target, batch_norm_layers(target), x[:2]):
         inputs = _layer_inputs(target, layer, x, batch_size)
-        if inputs is None:  # the forward pass never reaches it: nothing to measure
-            continue
-        inputs = inputs.astype("float64")
-        axis = layer.axis % inputs.ndim
-        reduce_axes = tuple(i for i in range(inputs.ndim) if i != axis)
-        layer.moving_mean.assign(np.mean(inputs, axis=reduce_axes).astype(layer.moving_mean.dtype))
-        layer.moving_variance.assign(np.var(inputs, axis=reduce_axes).astype(layer.moving_variance.dtype))
+        if inputs is not None:  # else the forward pass never reaches it: nothing to measure
+            _assign_statistics(layer, inputs)
     return target
 
 
