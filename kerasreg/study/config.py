@@ -4,6 +4,7 @@ grids ("arms", e.g. one per depth), and its presets."""
 import dataclasses
 
 from kerasreg import _backend, _checks
+from kerasreg._text import plural
 from kerasreg.data import check_validation_split, load_dataset
 from kerasreg.models import build_model, get_dropout_kind, get_model_fn, get_norm_kind, get_placement, kinds
 from kerasreg.models.options import architecture_kwargs, architecture_options
@@ -146,14 +147,14 @@ class StudyConfig:
         Example:
 
         >>> StudyConfig(placements=["none"], seeds=[0], epochs=2).describe()  # doctest: +ELLIPSIS
-        'Dataset `mnist1d`; models mlp; 1 placement(s); ...'
+        'Dataset `mnist1d`; models mlp; 1 placement; ...'
         """
         parts = []
         for name, arm in zip(self.arm_names(), self.arm_configs()):
             options = "".join(f", {k}={v}" for k, v in (arm.options or {}).items())
             stop = (f"up to {arm.epochs} epochs, early stopping on validation loss (patience {arm.patience}, "
                     "best epoch kept)" if arm.patience else f"{arm.epochs} epochs")
-            text = (f"models {', '.join(arm.models)}{options}; {len(arm.placements)} placement(s); "
+            text = (f"models {', '.join(arm.models)}{options}; {plural(len(arm.placements), 'placement')}; "
                     f"dropout rates {', '.join(f'{r:g}' for r in arm.rates)}; norms {', '.join(arm.norms)}; "
                     f"seeds {', '.join(map(str, arm.seeds))}; {stop}, batch {arm.batch_size}, "
                     f"{arm.optimizer} lr {arm.learning_rate:g}.")

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from kerasreg import _checks
 from kerasreg._locks import Lock
+from kerasreg._text import plural
 from kerasreg.analysis import report
 from kerasreg.export import MANIFEST
 from kerasreg.runs import WORK_DIR, prepare
@@ -161,7 +162,7 @@ def _run_grid(config, out, runner, resume, verbose):
     todo = longest_first(todo, lambda c: prepare(c)[1])
     if verbose:
         skipped = f"; skipping {len(grid) - len(todo)} already exported" if len(todo) < len(grid) else ""
-        print(f"Training {len(todo)} run(s) on {runner.describe()}{skipped}.", file=sys.stderr)
+        print(f"Training {plural(len(todo), 'run')} on {runner.describe()}{skipped}.", file=sys.stderr)
 
     bar = _progress(len(grid), len(grid) - len(todo)) if verbose else None
     start = time.perf_counter()
