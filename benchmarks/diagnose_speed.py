@@ -1,0 +1,60 @@
+"""What `kerasreg.diagnose` costs beside one `model.evaluate` over the same images.
+
+MobileNetV2 (`weights=None`, 96x96x3, 10 classes, a dropout fed into a BN
+head added so that every measurement runs) on 2,000 random images: 1,600 as
+the train split, 400 as validation. `model.evaluate` runs over all 2,000
+images at batch 32; `diagnose` reads the graph and measures the clean and
+reported gaps, the variance shift of all 53 BN layers and validation
+accuracy before and after BN re-estimation. Both are timed on their first
+call in a fresh process (compilation included) and on a second call.
+Target: diagnose within 4x of evaluate.
+
+Run: python benchmarks/diagnose_speed.py [--images 2000] [--size 96]
+"""
+
+import argparse
+import time
+
+import keras
+import numpy as np
+
+import kerasreg
+
+
+def _model(size):
+    backbone = keras.applications.MobileNetV2(input_shape=(size, size, 3), weights=None, include_top=False)
+    x = keras.Input((size, size, 3))
+    h = keras.layers.GlobalAveragePooling2D()(backbone(x))
+    h = keras.layers.BatchNormalization(name="head_bn")(keras.layers.Dropout(0.3, name="feature_drop")(h))
+    model = keras.Model(x, keras.layers.Dense(10, activation="softmax")(h))
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--size", type=int, default=96)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    x = rng.random((args.images, args.size, args.size, 3), dtype=np.float32)
+    y = rng.integers(0, 10, args.images).astype("int32")
+    split = args.images * 4 // 5
+    data = ((x[:split], y[:split]), (x[split:], y[split:]))
+    model = _model(args.size)
+    evaluate = [_timed(lambda: model.evaluate(x, y, batch_size=32, verbose=0)) for _ in range(2)]
+    diagnose = [_timed(lambda: kerasreg.diagnose(model, data)) for _ in range(2)]
+    print(f"MobileNetV2 {args.size}x{args.size}x3, {args.images} images ({split} train, {args.images - split} val), "
+          f"backend {keras.backend.backend()}")
+    for label, e, d in (("first call", evaluate[0], diagnose[0]), ("second call", evaluate[1], diagnose[1])):
+        print(f"{label:<12} evaluate {e:7.1f} s   diagnose {d:7.1f} s   ratio {d / e:5.1f}x (target 4x)")
+
+
+if __name__ == "__main__":
+    main()
