@@ -1,20 +1,32 @@
-"""Which Keras backend trains, chosen before anything imports Keras; and JAX's compilation cache.
+"""Which Keras backend trains, chosen before anything imports Keras; and the JAX settings of kerasreg's work.
 
 Training runs on Keras's JAX backend unless `KERAS_BACKEND=tensorflow` says
 otherwise; exports are always written by TensorFlow (see
 `kerasreg.export.writer`). A Keras process has one backend, fixed when
-Keras is imported, so work for the other backend runs in a subprocess
-started with `backend_env(name)`.
+Keras is imported, so work for the other backend runs in a worker process
+(`kerasreg._processes`). Setting `KERAS_BACKEND` (when the user chose none)
+is the only thing `import kerasreg` changes in the process.
 
-Dropout masks use JAX's non-partitionable threefry (faster on one CPU)
-unless `JAX_THREEFRY_PARTITIONABLE` is set. The JAX persistent compilation
-cache is on by default in
-`$KERASREG_CACHE_DIR/jax` (default `~/.cache/kerasreg/jax`): a rerun of
-an architecture (another seed, a resumed run, a study worker) loads its
-compiled steps instead of compiling them again. `KERASREG_CACHE_DIR=off`
-turns it off; a `JAX_COMPILATION_CACHE_DIR` set by the user wins.
+`jax_settings()` applies two JAX settings around kerasreg's own work
+(building, training, MC-dropout predictions) and restores them afterwards,
+so the user's own JAX code draws the numbers and compiles the way it always
+did:
+
+- random numbers (dropout masks, initial weights) come from JAX's
+  non-partitionable threefry (faster on one CPU), unless
+  `JAX_THREEFRY_PARTITIONABLE` is set: a seed then draws the same numbers in
+  every process of a run, whatever was imported first;
+- the JAX persistent compilation cache, in `$KERASREG_CACHE_DIR/jax`
+  (default `~/.cache/kerasreg/jax`): a rerun of an architecture (another
+  seed, a resumed run, a study worker) loads its compiled steps instead of
+  compiling them again. `KERASREG_CACHE_DIR=off` turns it off; a cache
+  folder the user chose (`JAX_COMPILATION_CACHE_DIR` or
+  `jax.config.update("jax_compilation_cache_dir", ...)`) wins, with the
+  user's thresholds.
 """
 
+import contextlib
+import functools
 import os
 import pathlib
 import sys
@@ -66,43 +78,72 @@ def cache_dir():
     return root / "jax"
 
 
-def _enable_jax_cache():
-    """Turn on JAX's persistent cache through its environment variables (read when JAX is imported)."""
+def _cache_settings(jax):
+    """The JAX options that turn on kerasreg's compilation cache, or {} when it is off or the user chose one."""
     path = cache_dir()
-    if path is None:
-        return
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(path))
-    # JAX caches only compilations slower than 1 s by default; a small
-    # model's steps compile faster than that, and they are what reruns repeat.
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
-    os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(CACHE_MAX_BYTES))
-    if "jax" in sys.modules:  # imported before kerasreg: its config already read the environment
-        import jax
-
-        jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-        jax.config.update("jax_compilation_cache_max_size", CACHE_MAX_BYTES)
+    if path is None or jax.config.jax_compilation_cache_dir:
+        return {}
+    return {
+        "jax_compilation_cache_dir": str(path),
+        # JAX caches only compilations slower than 1 s by default; a small
+        # model's steps compile faster than that, and they are what reruns repeat.
+        "jax_persistent_cache_min_compile_time_secs": 0,
+        "jax_persistent_cache_min_entry_size_bytes": 0,
+        "jax_compilation_cache_max_size": CACHE_MAX_BYTES,
+    }
 
 
-def _use_fast_dropout_masks():
-    """Draw random numbers with JAX's non-partitionable threefry, unless the user chose a variant.
+@contextlib.contextmanager
+def jax_settings():
+    """Run a block of kerasreg's work with its JAX settings; the previous ones are restored on exit.
 
-    Dropout masks come from JAX's threefry generator. Its partitionable
-    variant (JAX's default) only pays off when arrays are sharded across
-    devices; on one CPU it makes a dropout-heavy epoch ~20% slower. The
-    choice is applied to a JAX imported before kerasreg too, and passed on
-    to subprocesses through the environment: a seed must draw the same
-    numbers in every process of a run, whatever the import order.
+    Does nothing unless Keras runs on JAX. The threefry variant is set for
+    this thread only; the cache options are restored, and a cache this block
+    opened is closed again, so later compilations of the user's own code are
+    not written to kerasreg's folder.
+
+    Example:
+
+    >>> with jax_settings():
+    ...     pass
     """
-    if "JAX_THREEFRY_PARTITIONABLE" in os.environ:
+    if backend() != "jax":
+        yield
         return
-    os.environ["JAX_THREEFRY_PARTITIONABLE"] = "0"
-    if "jax" in sys.modules:
-        import jax
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache
 
-        jax.config.update("jax_threefry_partitionable", False)
+    updates = _cache_settings(jax)
+    saved = {name: getattr(jax.config, name) for name in updates}
+    with contextlib.ExitStack() as stack:
+        if "JAX_THREEFRY_PARTITIONABLE" not in os.environ:
+            stack.enter_context(jax.threefry_partitionable(False))
+        for name, value in updates.items():
+            jax.config.update(name, value)
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                jax.config.update(name, value)
+            if updates:
+                compilation_cache.reset_cache()
+
+
+def with_jax_settings(function):
+    """Decorator: `function` runs inside `jax_settings()`.
+
+    Example:
+
+    >>> @with_jax_settings
+    ... def draw():
+    ...     pass
+    """
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with jax_settings():
+            return function(*args, **kwargs)
+
+    return wrapper
 
 
 def backend():
@@ -187,8 +228,4 @@ def _choose():
     return name
 
 
-# TensorFlow logs CUDA probing failures as errors on CPU-only machines.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-_use_fast_dropout_masks()
-_enable_jax_cache()
 _choose()

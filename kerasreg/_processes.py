@@ -12,7 +12,8 @@ chained to it.
   Keras on `backend` and die with the process that started them.
 - `call_on(backend, fn, *args)`: `fn(*args)` in one long-lived worker per
   backend, started on first use and reused by later calls; a worker that
-  died is named in a `RuntimeError` and replaced at the next call.
+  died is named in a `WorkerDied` error and replaced at the next call;
+  `shutdown()` ends those workers.
 """
 
 import concurrent.futures
@@ -147,3 +148,17 @@ def call_on(backend, fn, *args, **kwargs):
         raise WorkerDied(
             f"The {backend} worker process ended before answering {getattr(fn, '__name__', fn)!r} "
             "(killed, or out of memory); its error, if any, is on stderr above.") from None
+
+
+def shutdown():
+    """End the workers started by `call_on` (they are started again when needed).
+
+    Example:
+
+    >>> shutdown()
+    """
+    with _POOLS_LOCK:
+        pools = list(_POOLS.values())
+        _POOLS.clear()
+    for pool in pools:
+        pool.shutdown(wait=True)

@@ -1,24 +1,21 @@
-"""Keep TensorFlow's C++ start-up lines off the terminal.
+"""Keep TensorFlow's C++ start-up lines off the `kerasreg` command's terminal.
 
 Importing TensorFlow 2.21 writes lines such as "WARNING: All log messages
 before absl::InitializeLog() is called are written to STDERR", the oneDNN
-notice and the CUDA probe straight to file descriptor 2, from C++, before
-`TF_CPP_MIN_LOG_LEVEL` is read. `install()` puts a one-shot import hook in
-front of `import tensorflow`: the import runs with descriptor 2 sent to a
-temporary file, and afterwards every captured line that is not such a C++
-log line is written back to stderr, so real warnings and errors still show.
-The `kerasreg` command installs it unless `--debug` is given, and sets
-`KERASREG_QUIET_TENSORFLOW=1` so that `import kerasreg` installs it in the
-processes the command starts.
+notice and the CUDA probe straight to file descriptor 2, from C++. The
+`kerasreg` command (unless `--debug` is given) runs inside
+`filtered_stderr()`: descriptor 2 goes through a pipe, and every line that is
+not such a C++ log line is passed on to the terminal as it arrives. The
+processes the command starts inherit the same descriptor, so their start-up
+lines are dropped too. Only the command does this: `import kerasreg` leaves
+a user's program and its TensorFlow messages alone.
 """
 
 import contextlib
 import os
 import re
 import sys
-import tempfile
-
-from kerasreg import _lazy
+import threading
 
 # absl's C++ log format ("I0000 00:00:1795672171.626999   12892 port.cc:153] ...") and
 # the two plain lines TensorFlow prints with it at start-up.
@@ -27,15 +24,31 @@ NOISE = re.compile(
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
     r"|To enable the following instructions: .* rebuild TensorFlow)"
 )
-# Set by the `kerasreg` command so that the processes it starts (study workers,
-# export processes) keep TensorFlow's start-up lines off the terminal too.
-ENV = "KERASREG_QUIET_TENSORFLOW"
-_HOOK = None
+
+
+def _forward(source, target, noise):
+    """Copy `source` to `target` line by line, dropping `noise`; a progress line (with `\\r`) goes at once."""
+    pending = b""
+    while True:
+        chunk = os.read(source, 65536)
+        if not chunk:
+            break
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()
+        kept = [line + b"\n" for line in lines if not noise.match(line.decode(errors="replace"))]
+        if b"\r" in pending:
+            kept.append(pending)
+            pending = b""
+        if kept:
+            os.write(target, b"".join(kept))
+    if pending and not noise.match(pending.decode(errors="replace")):
+        os.write(target, pending)
+    os.close(source)
 
 
 @contextlib.contextmanager
 def filtered_stderr(noise=NOISE):
-    """Capture file descriptor 2 and write back only the lines that are not `noise`.
+    """Pass file descriptor 2 through a filter that drops the lines matching `noise`, live.
 
     Example:
 
@@ -44,38 +57,19 @@ def filtered_stderr(noise=NOISE):
     """
     sys.stderr.flush()
     saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
+    read_end, write_end = os.pipe()
+    forwarder = threading.Thread(target=_forward, args=(read_end, saved, noise), daemon=True)
+    forwarder.start()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        restored = os.dup(saved)
+        os.dup2(restored, 2)  # closes this process's copy of the pipe's write end
+        os.close(restored)
+        # Worker processes still alive hold the pipe too: wait for what is written, not for them.
+        forwarder.join(timeout=0.5)
+        if not forwarder.is_alive():
             os.close(saved)
-            capture.seek(0)
-            kept = [line for line in capture.read().decode(errors="replace").splitlines(keepends=True)
-                    if not noise.match(line)]
-            if kept:
-                sys.stderr.write("".join(kept))
-                sys.stderr.flush()
-
-
-def _quietly(do_import):
-    with filtered_stderr():
-        do_import()
-
-
-def install():
-    """Filter TensorFlow's start-up lines from stderr when it is first imported in this process.
-
-    Does nothing when TensorFlow is already imported.
-
-    Example:
-
-    >>> install()
-    >>> import tensorflow  # doctest: +SKIP
-    """
-    global _HOOK
-    if _HOOK not in sys.meta_path:
-        _HOOK = _lazy.on_first_import("tensorflow", _quietly)
-

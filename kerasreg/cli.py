@@ -1,12 +1,13 @@
 """The `kerasreg` command: argument parsing only; the work is in the public API."""
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import pathlib
 import sys
 
-from kerasreg import _quiet
+from kerasreg import _processes, _quiet
 from kerasreg._version import __version__
 
 
@@ -395,9 +396,15 @@ def main(argv=None):
     debug = "--debug" in argv
     argv = [arg for arg in argv if arg != "--debug"]
     args = make_parser().parse_args(argv)
-    if not debug:
-        os.environ[_quiet.ENV] = "1"
-        _quiet.install()
+    with contextlib.ExitStack() as stack:
+        if not debug:
+            stack.enter_context(_quiet.filtered_stderr())
+        # Workers end before the filter does, so it passes on all they wrote.
+        stack.callback(_processes.shutdown)
+        return _run(args, debug)
+
+
+def _run(args, debug):
     try:
         code = args.func(args)
         sys.stdout.flush()

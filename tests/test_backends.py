@@ -88,7 +88,7 @@ def test_study_workers_train_on_the_study_backend(tmp_path):
 
 
 def test_import_picks_jax_unless_told_otherwise(tmp_path):
-    # This session exported its own cache folder as JAX_COMPILATION_CACHE_DIR, which would win.
+    # A JAX_COMPILATION_CACHE_DIR of the user's would win.
     env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "JAX_COMPILATION_CACHE_DIR")}
     code = (
         "import os, kerasreg, keras\n"
@@ -104,20 +104,55 @@ def test_import_picks_jax_unless_told_otherwise(tmp_path):
     assert lines[1] == str(tmp_path / "jax")
 
 
-def test_a_seed_draws_the_same_dropout_masks_whatever_was_imported_first():
-    # A run's processes (a resumed run, a study worker, a TensorFlow exporter) import in different orders.
-    draw = "print(keras.random.dropout(keras.ops.ones((4, 64)), 0.5, seed=keras.random.SeedGenerator(0)).tolist())"
+DRAWS = """
+import json, keras
+from kerasreg import _backend
+def draw():
+    return keras.random.dropout(keras.ops.ones((4, 64)), 0.5, seed=keras.random.SeedGenerator(0)).tolist()
+user = draw()
+with _backend.jax_settings():
+    ours = draw()
+print(json.dumps({"user": user, "ours": ours, "user_after": draw()}))
+"""
+
+
+def test_kerasreg_draws_with_its_own_generator_and_the_users_draws_stay_as_they_were():
+    # A run's processes (a resumed run, a study worker, an exporter) import in different orders.
     env = {k: v for k, v in os.environ.items() if k != "JAX_THREEFRY_PARTITIONABLE"}
     env["KERAS_BACKEND"] = "jax"
-    masks = []
-    for imports in ("import keras, kerasreg", "import kerasreg, keras"):
-        result = subprocess.run([sys.executable, "-c", f"{imports}\n{draw}"], env=env, capture_output=True,
+    answers = []
+    for imports in ("import keras, kerasreg", "import kerasreg, keras", "import keras"):
+        code = DRAWS if imports != "import keras" else DRAWS.replace(
+            "from kerasreg import _backend\n", "import contextlib\n").replace("_backend.jax_settings()",
+                                                                            "contextlib.nullcontext()")
+        result = subprocess.run([sys.executable, "-c", f"{imports}\n{code}"], env=env, capture_output=True,
                                 text=True, timeout=120)
         assert result.returncode == 0, result.stderr
-        masks.append(result.stdout)
-    chosen = subprocess.run([sys.executable, "-c", f"import kerasreg, keras\n{draw}"], capture_output=True,
-                            env={**env, "JAX_THREEFRY_PARTITIONABLE": "1"}, text=True, timeout=120)
-    assert masks[0] == masks[1] != chosen.stdout, "the user's own JAX_THREEFRY_PARTITIONABLE is kept"
+        answers.append(json.loads(result.stdout.splitlines()[-1]))
+    with_kerasreg, imported_first, without = answers
+    assert with_kerasreg["ours"] == imported_first["ours"] != without["ours"]
+    for answer in answers:  # outside kerasreg's work: JAX's own generator, before and after
+        assert answer["user"] == answer["user_after"] == without["user"]
+    chosen = subprocess.run([sys.executable, "-c", f"import kerasreg\n{DRAWS}"], capture_output=True,
+                            env={**env, "JAX_THREEFRY_PARTITIONABLE": "0"}, text=True, timeout=120)
+    assert chosen.returncode == 0, chosen.stderr
+    user_chose = json.loads(chosen.stdout.splitlines()[-1])
+    assert user_chose["ours"] == user_chose["user"] == with_kerasreg["ours"], "the user's own choice is kept"
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="JAX's settings")
+def test_a_users_jax_draws_and_settings_are_unchanged_after_kerasreg_trains(tmp_path):
+    import jax
+
+    names = ("jax_threefry_partitionable", "jax_compilation_cache_dir",
+             "jax_persistent_cache_min_compile_time_secs", "jax_compilation_cache_max_size")
+    settings = {name: getattr(jax.config, name) for name in names}
+    before = jax.random.uniform(jax.random.key(0), (8,)).tolist()
+    data = kerasreg.load_dataset("mnist1d")
+    model = kerasreg.build_model("mlp", widths=(8,), input_shape=data.input_shape, num_classes=10, seed=0)
+    kerasreg.train(model, data, epochs=1, verbose=0)
+    assert {name: getattr(jax.config, name) for name in names} == settings
+    assert jax.random.uniform(jax.random.key(0), (8,)).tolist() == before
 
 
 @pytest.mark.parametrize("env, code, source", [

@@ -1,8 +1,11 @@
 """Packaging basics: one version, py.typed, a license that matches pyproject, a changelog, typed public API."""
 
 import inspect
+import os
 import pathlib
 import re
+import subprocess
+import sys
 import tomllib
 
 import pytest
@@ -54,3 +57,26 @@ def test_public_api_is_type_annotated(name, function):
     missing = [p for p in parameters if p not in function.__annotations__]
     assert not missing, f"{name}: parameters without a type hint: {missing}"
     assert "return" in function.__annotations__, f"{name}: no return type hint"
+
+
+def test_an_installed_wheel_with_bytecode_only_imports_and_serves_its_public_names(tmp_path):
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(ROOT)],
+                   check=True, capture_output=True, timeout=300)
+    (wheel,) = (tmp_path / "dist").glob("kerasreg-*.whl")
+    target = tmp_path / "site"
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "-b", str(target / "kerasreg")], check=True)
+    for source in (target / "kerasreg").rglob("*.py"):
+        source.unlink()
+    code = ("import kerasreg\n"
+            "assert kerasreg.__file__.startswith(sys.argv[1]) and kerasreg.__file__.endswith('.pyc')\n"
+            "print(kerasreg.list_placements()[:2])\n"
+            "print(kerasreg.build_model('mlp', input_shape=(4,), num_classes=2).count_params())\n")
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    result = subprocess.run([sys.executable, "-c", "import sys\n" + code, str(target)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    params = kerasreg.build_model("mlp", input_shape=(4,), num_classes=2).count_params()
+    assert result.stdout.splitlines() == [str(kerasreg.list_placements()[:2]), str(params)]

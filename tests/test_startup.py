@@ -1,7 +1,10 @@
 """A CLI that starts like a tool: light imports, no TensorFlow start-up noise, lazy public names."""
 
 import importlib
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 from helpers import run_python
@@ -83,9 +86,55 @@ def test_a_command_that_imports_tensorflow_prints_nothing_on_stderr():
     assert result.stderr == ""
 
 
-def test_processes_started_by_the_command_are_quiet_too():
-    result = run_python("import kerasreg, tensorflow", env={_quiet.ENV: "1"})
+def test_worker_processes_of_the_command_are_quiet_too(tmp_path):
+    # On JAX the SavedModel is written by a TensorFlow worker process, which inherits the filtered stderr.
+    kerasreg.load_dataset("mnist1d")  # prepared beforehand: preparing it prints a line
+    result = run_python("import sys\nfrom kerasreg import cli\nsys.exit(cli.main(sys.argv[1:]))",
+                        "train", "--widths", "8", "--epochs", "1", "--quiet", "--out", tmp_path, "--name", "q",
+                        env={"KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "0"}, timeout=300)
+    assert (tmp_path / "q" / "saved_model").is_dir()
     assert result.stderr == ""
+
+
+def test_a_users_program_sees_tensorflow_messages_after_import_kerasreg():
+    code = "import os, kerasreg, tensorflow\nos.write(2, b'I0000 00:00:1.0   1 user.cc:1] the user log line\\n')"
+    assert "the user log line" in run_python(code).stderr
+
+
+IMPORT_CHANGES = """
+import json, os, sys
+def jax_flags():
+    import jax
+    return {name: str(getattr(jax.config, name)) for name in (
+        "jax_threefry_partitionable", "jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+        "jax_persistent_cache_min_entry_size_bytes", "jax_compilation_cache_max_size", "jax_enable_x64")}
+def tf_flags():
+    import tensorflow as tf
+    return [tf.get_logger().level, tf.config.threading.get_intra_op_parallelism_threads(),
+            tf.config.threading.get_inter_op_parallelism_threads(), tf.config.get_soft_device_placement()]
+first = sys.argv[1]  # what the user imported before kerasreg
+if first == "jax,tensorflow":
+    flags = [jax_flags(), tf_flags()]
+environ = dict(os.environ)
+import kerasreg
+changed = sorted(k for k in set(environ) | set(os.environ) if environ.get(k) != os.environ.get(k))
+after = [jax_flags(), tf_flags()]
+print(json.dumps({"changed": changed, "same_flags": first == "nothing" or flags == after, "flags": after}))
+"""
+
+
+@pytest.mark.parametrize("first", ["nothing", "jax,tensorflow"])
+def test_import_kerasreg_changes_no_environment_variable_but_the_backend_and_no_jax_or_tensorflow_flag(first):
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    result = subprocess.run([sys.executable, "-c", IMPORT_CHANGES, first], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout.splitlines()[-1])
+    assert answer["changed"] == ["KERAS_BACKEND"]
+    assert answer["same_flags"]
+    plain = subprocess.run([sys.executable, "-c", IMPORT_CHANGES.replace("import kerasreg\n", ""), first],
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert json.loads(plain.stdout.splitlines()[-1])["flags"] == answer["flags"]  # as without kerasreg
 
 
 def test_filtered_stderr_drops_cxx_log_lines_and_keeps_the_rest(capfd):
@@ -99,13 +148,11 @@ def test_filtered_stderr_drops_cxx_log_lines_and_keeps_the_rest(capfd):
     assert err == "a real problem\nUserWarning: something the user should see\n"
 
 
-def test_keras_load_model_after_import_kerasreg_finds_the_custom_classes(tmp_path):
+def test_keras_load_model_finds_the_custom_classes_once_kerasreg_is_imported_after_keras(tmp_path):
     model = kerasreg.build_model("mlp", placement="uout", input_shape=(4,), num_classes=2, seed=0)
     model.save(tmp_path / "m.keras")
     out = run_python(
-        "import sys, kerasreg\n"
-        "assert 'keras' not in sys.modules\n"
-        "import keras\n"
+        "import sys, keras, kerasreg\n"
         "model = keras.saving.load_model(sys.argv[1], safe_mode=True)\n"
         "print(type(model).__name__, sorted({type(l).__name__ for l in model.layers}))\n",
         tmp_path / "m.keras",

@@ -8,13 +8,11 @@ Example:
 >>> kerasreg.compare_exports("saved_models").format_table()  # doctest: +SKIP
 """
 
-from typing import TYPE_CHECKING
-
 from kerasreg import _lazy
 
-if TYPE_CHECKING:
-    from kerasreg.analysis.compare import Comparison, compare_exports
-    from kerasreg.analysis.mc_dropout import predict_mc
-    from kerasreg.analysis.statistics import PairedComparison, comparison_findings, paired_comparisons
-
-__getattr__, __dir__, __all__ = _lazy.attach_typed(__name__, __file__)
+# Each public name and the module that defines it, imported on first use.
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, {
+    "kerasreg.analysis.compare": ["Comparison", "compare_exports"],
+    "kerasreg.analysis.mc_dropout": ["predict_mc"],
+    "kerasreg.analysis.statistics": ["PairedComparison", "comparison_findings", "paired_comparisons"],
+})

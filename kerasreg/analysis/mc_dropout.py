@@ -22,6 +22,7 @@ import keras
 import numpy as np
 from numpy.typing import ArrayLike
 
+from kerasreg import _backend
 from kerasreg.models.uout import Uout
 
 if TYPE_CHECKING:
@@ -118,6 +119,7 @@ def mc_dropout_model(model, *, seed=None, dropout_layers=DROPOUT_LAYERS):
     return sampler
 
 
+@_backend.with_jax_settings
 def predict_mc(
     model_or_export: keras.Model | Export,
     x: ArrayLike,

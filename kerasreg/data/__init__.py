@@ -9,14 +9,12 @@ Example:
 {'train': 3600, 'val': 400, 'test': 1000}
 """
 
-from typing import TYPE_CHECKING
-
 from kerasreg import _lazy
 
-if TYPE_CHECKING:
-    from kerasreg.data.catalog import DatasetListing, dataset_info, format_dataset_list, list_datasets
-    from kerasreg.data.dataset import SPLITS, Dataset
-    from kerasreg.data.importing import ImportedDataset, import_dataset
-    from kerasreg.data.loading import DatasetNotPreparedError, check_validation_split, default_data_dir, load_dataset
-
-__getattr__, __dir__, __all__ = _lazy.attach_typed(__name__, __file__)
+# Each public name and the module that defines it, imported on first use.
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, {
+    "kerasreg.data.catalog": ["DatasetListing", "dataset_info", "format_dataset_list", "list_datasets"],
+    "kerasreg.data.dataset": ["SPLITS", "Dataset"],
+    "kerasreg.data.importing": ["ImportedDataset", "import_dataset"],
+    "kerasreg.data.loading": ["DatasetNotPreparedError", "check_validation_split", "default_data_dir", "load_dataset"],
+})

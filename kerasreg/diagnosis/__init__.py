@@ -4,14 +4,12 @@
 `move_dropout` applies the fix the study supports.
 """
 
-from typing import TYPE_CHECKING
-
 from kerasreg import _lazy
 
-if TYPE_CHECKING:
-    from kerasreg.diagnosis.inputs import load_model_file
-    from kerasreg.diagnosis.move import move_dropout
-    from kerasreg.diagnosis.result import Diagnosis, diagnose
-    from kerasreg.diagnosis.structure import DropoutPath, Structure, find_structure
-
-__getattr__, __dir__, __all__ = _lazy.attach_typed(__name__, __file__)
+# Each public name and the module that defines it, imported on first use.
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, {
+    "kerasreg.diagnosis.inputs": ["load_model_file"],
+    "kerasreg.diagnosis.move": ["move_dropout"],
+    "kerasreg.diagnosis.result": ["Diagnosis", "diagnose"],
+    "kerasreg.diagnosis.structure": ["DropoutPath", "Structure", "find_structure"],
+})

@@ -28,6 +28,7 @@ from kerasreg.export.layout import (
     sha256,
     walk_export,
 )
+from kerasreg.models import factory as _factory  # noqa: F401  (registers kerasreg's Keras classes for load_model)
 from kerasreg.training import read_history
 
 

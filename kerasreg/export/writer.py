@@ -49,6 +49,7 @@ from kerasreg.export.layout import (
     sha256,
 )
 from kerasreg.export.naming import check_export_target, run_name
+from kerasreg.models import factory as _factory  # noqa: F401  (registers kerasreg's Keras classes for load_model)
 from kerasreg.models.options import RECORDED
 from kerasreg.training import RunResult
 

@@ -9,23 +9,21 @@ Example:
 (None, 10)
 """
 
-from typing import TYPE_CHECKING
-
 from kerasreg import _lazy
 
-if TYPE_CHECKING:
-    from kerasreg.models.factory import build_model, describe
-    from kerasreg.models.kinds import (
-        get_dropout_kind,
-        get_norm_kind,
-        list_dropout_kinds,
-        list_norm_kinds,
-        register_dropout_kind,
-        register_norm_kind,
-    )
-    from kerasreg.models.options import BUILD_OPTIONS, Option, architecture_options
-    from kerasreg.models.placements import Placement, get_placement, list_placements, register_placement
-    from kerasreg.models.uout import Uout
-    from kerasreg.models.zoo import get_model_fn, list_models, model_options, register_model
-
-__getattr__, __dir__, __all__ = _lazy.attach_typed(__name__, __file__)
+# Each public name and the module that defines it, imported on first use.
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, {
+    "kerasreg.models.factory": ["build_model", "describe"],
+    "kerasreg.models.kinds": [
+        "get_dropout_kind",
+        "get_norm_kind",
+        "list_dropout_kinds",
+        "list_norm_kinds",
+        "register_dropout_kind",
+        "register_norm_kind",
+    ],
+    "kerasreg.models.options": ["BUILD_OPTIONS", "Option", "architecture_options"],
+    "kerasreg.models.placements": ["Placement", "get_placement", "list_placements", "register_placement"],
+    "kerasreg.models.uout": ["Uout"],
+    "kerasreg.models.zoo": ["get_model_fn", "list_models", "model_options", "register_model"],
+})

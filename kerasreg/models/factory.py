@@ -17,7 +17,7 @@ from typing import Any
 
 import keras
 
-from kerasreg import _checks
+from kerasreg import _backend, _checks
 from kerasreg.models import kinds, placements, uout, zoo  # noqa: F401  (uout: registers Uout)
 from kerasreg.models.options import DEFAULTS, RECORDED
 
@@ -246,6 +246,7 @@ def _assemble(name, body, head, input_shape, api, kerasreg_config):
     return ZooFunctional(inputs=inputs, outputs=x, name=name, kerasreg_config=kerasreg_config)
 
 
+@_backend.with_jax_settings
 def build_model(
     name: str,
     *,

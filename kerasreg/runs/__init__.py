@@ -8,12 +8,10 @@ Example:
 >>> path = kerasreg.run(kerasreg.RunConfig(epochs=2), out="saved_models")  # doctest: +SKIP
 """
 
-from typing import TYPE_CHECKING
-
 from kerasreg import _lazy
 
-if TYPE_CHECKING:
-    from kerasreg.runs.config import RunConfig, check_known_keys, read_toml
-    from kerasreg.runs.execute import WORK_DIR, prepare, run, train_in
-
-__getattr__, __dir__, __all__ = _lazy.attach_typed(__name__, __file__)
+# Each public name and the module that defines it, imported on first use.
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, {
+    "kerasreg.runs.config": ["RunConfig", "check_known_keys", "read_toml"],
+    "kerasreg.runs.execute": ["WORK_DIR", "prepare", "run", "train_in"],
+})

@@ -9,13 +9,11 @@ Example:
 >>> report = kerasreg.run_study(config, "studies/tiny")  # doctest: +SKIP
 """
 
-from typing import TYPE_CHECKING
-
 from kerasreg import _lazy
 
-if TYPE_CHECKING:
-    from kerasreg.study.config import PRESETS, StudyConfig
-    from kerasreg.study.executors import default_workers
-    from kerasreg.study.runner import FAILURES, RUNS_DIR, run_study
-
-__getattr__, __dir__, __all__ = _lazy.attach_typed(__name__, __file__)
+# Each public name and the module that defines it, imported on first use.
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, {
+    "kerasreg.study.config": ["PRESETS", "StudyConfig"],
+    "kerasreg.study.executors": ["default_workers"],
+    "kerasreg.study.runner": ["FAILURES", "RUNS_DIR", "run_study"],
+})

@@ -15,6 +15,7 @@ import shutil
 import keras
 
 from kerasreg.export import export_run
+from kerasreg.models import factory as _factory  # noqa: F401  (registers kerasreg's Keras classes for load_model)
 from kerasreg.training import RunResult
 from kerasreg.training.run_dir import MODEL_FILE, STATUS
 

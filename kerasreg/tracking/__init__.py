@@ -10,18 +10,10 @@ Example:
 >>> run = MlflowRun("http://127.0.0.1:5000", run_name="demo").start()  # doctest: +SKIP
 """
 
-from typing import TYPE_CHECKING
-
 from kerasreg import _lazy
 
-if TYPE_CHECKING:
-    from kerasreg.tracking.mlflow_run import MlflowRun, TrackingUnavailable
-    from kerasreg.tracking.records import (
-        MlflowCallback,
-        final_metrics,
-        log_final,
-        log_finished_run,
-        run_params,
-    )
-
-__getattr__, __dir__, __all__ = _lazy.attach_typed(__name__, __file__)
+# Each public name and the module that defines it, imported on first use.
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, {
+    "kerasreg.tracking.mlflow_run": ["MlflowRun", "TrackingUnavailable"],
+    "kerasreg.tracking.records": ["MlflowCallback", "final_metrics", "log_final", "log_finished_run", "run_params"],
+})

@@ -10,25 +10,28 @@ Example:
 >>> result = kerasreg.train(model, data, epochs=2, verbose=0)  # doctest: +SKIP
 """
 
-from typing import TYPE_CHECKING
-
 from kerasreg import _lazy
 
-if TYPE_CHECKING:
-    from kerasreg.training.checkpoint import CheckpointError
-    from kerasreg.training.early_stopping import GapEarlyStopping, ResumableEarlyStopping
-    from kerasreg.training.evaluator import Evaluator
-    from kerasreg.training.gap import OverfittingGap
-    from kerasreg.training.reestimate import copy_model, reestimate_batch_norm, reestimation_metrics, variance_shift_max
-    from kerasreg.training.run_dir import ResumeMismatchError, RunDir, read_history
-    from kerasreg.training.trainer import (
-        GAP_KEYS,
-        RunResult,
-        TrainingFailed,
-        make_optimizer,
-        seed_everything,
-        train,
-    )
-    from kerasreg.training.variance_shift import VarianceShiftMonitor, batch_norm_layers
-
-__getattr__, __dir__, __all__ = _lazy.attach_typed(__name__, __file__)
+# Each public name and the module that defines it, imported on first use.
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, {
+    "kerasreg.training.checkpoint": ["CheckpointError"],
+    "kerasreg.training.early_stopping": ["GapEarlyStopping", "ResumableEarlyStopping"],
+    "kerasreg.training.evaluator": ["Evaluator"],
+    "kerasreg.training.gap": ["OverfittingGap"],
+    "kerasreg.training.reestimate": [
+        "copy_model",
+        "reestimate_batch_norm",
+        "reestimation_metrics",
+        "variance_shift_max",
+    ],
+    "kerasreg.training.run_dir": ["ResumeMismatchError", "RunDir", "read_history"],
+    "kerasreg.training.trainer": [
+        "GAP_KEYS",
+        "RunResult",
+        "TrainingFailed",
+        "make_optimizer",
+        "seed_everything",
+        "train",
+    ],
+    "kerasreg.training.variance_shift": ["VarianceShiftMonitor", "batch_norm_layers"],
+})

@@ -199,6 +199,7 @@ def _result(model, dataset, history, gap, user_callbacks, settings, run_dir):
     )
 
 
+@_backend.with_jax_settings
 def train(
     model: keras.Model,
     dataset: Dataset,

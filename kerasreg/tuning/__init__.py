@@ -10,14 +10,12 @@ Example:
 >>> report = kerasreg.tuning.tune(config, "tunes/demo", verbose=0)  # doctest: +SKIP
 """
 
-from typing import TYPE_CHECKING
-
 from kerasreg import _lazy
 
-if TYPE_CHECKING:
-    from kerasreg.tuning.config import OBJECTIVES, TUNERS, TuneConfig
-    from kerasreg.tuning.hypermodel import PlacementHyperModel, get_objective
-    from kerasreg.tuning.runner import TuneReport, tune
-    from kerasreg.tuning.space import SearchSpace, search_space
-
-__getattr__, __dir__, __all__ = _lazy.attach_typed(__name__, __file__)
+# Each public name and the module that defines it, imported on first use.
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, {
+    "kerasreg.tuning.config": ["OBJECTIVES", "TUNERS", "TuneConfig"],
+    "kerasreg.tuning.hypermodel": ["PlacementHyperModel", "get_objective"],
+    "kerasreg.tuning.runner": ["TuneReport", "tune"],
+    "kerasreg.tuning.space": ["SearchSpace", "search_space"],
+})

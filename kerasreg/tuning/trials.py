@@ -18,6 +18,7 @@ import keras
 
 from kerasreg.export import export_run, run_name
 from kerasreg.export.layout import MANIFEST
+from kerasreg.models import factory as _factory  # noqa: F401  (registers kerasreg's Keras classes for load_model)
 from kerasreg.training import RunResult
 from kerasreg.training.run_dir import MODEL_FILE
 from kerasreg.tuning.hypermodel import RESULT_FILE
