@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from kerasreg.export.layout import MANIFEST, MODEL_FILE
+from kerasreg.models import factory as _factory  # noqa: F401  (registers kerasreg's Keras classes for load_model)
 
 
 @dataclasses.dataclass(frozen=True)
