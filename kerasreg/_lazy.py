@@ -1,4 +1,8 @@
-"""Lazy public names (PEP 562): a package lists what it exports in a table; modules load on first use.
+"""Lazy public names (PEP 562): a package lists what it exports in its `__init__.pyi`; modules load on first use.
+
+The stub is the one list: type checkers, IDEs and the API reference read it
+as a stub, and `attach_stub` reads its `from module import name` lines. It
+ships beside the package (also where only bytecode is installed).
 
 TensorFlow, TFDS and matplotlib take seconds to import. With lazy names
 `import kerasreg` and `kerasreg list` load none of them, while
@@ -6,7 +10,9 @@ TensorFlow, TFDS and matplotlib take seconds to import. With lazy names
 as if everything had been imported eagerly.
 """
 
+import ast
 import importlib
+import pathlib
 import sys
 
 
@@ -37,3 +43,18 @@ def attach(package, exports):
         return sorted(set(where) | set(vars(sys.modules[package])))
 
     return __getattr__, __dir__, sorted(where)
+
+
+def attach_stub(package, init_file):
+    """`attach` with the exports read from the `from module import name` lines of the package's `__init__.pyi`.
+
+    Example:
+
+    >>> __getattr__, __dir__, __all__ = attach_stub(__name__, __file__)  # doctest: +SKIP
+    """
+    stub = pathlib.Path(init_file).with_name("__init__.pyi")
+    exports = {}
+    for node in ast.parse(stub.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.ImportFrom):
+            exports.setdefault(node.module, []).extend(alias.asname or alias.name for alias in node.names)
+    return attach(package, exports)

@@ -10,9 +10,5 @@ Example:
 
 from kerasreg import _lazy
 
-# Each public name and the module that defines it, imported on first use.
-__getattr__, __dir__, __all__ = _lazy.attach(__name__, {
-    "kerasreg.analysis.compare": ["Comparison", "compare_exports"],
-    "kerasreg.analysis.mc_dropout": ["predict_mc"],
-    "kerasreg.analysis.statistics": ["PairedComparison", "comparison_findings", "paired_comparisons"],
-})
+# The public names are listed in __init__.pyi; each loads on first use.
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

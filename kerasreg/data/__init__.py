@@ -11,10 +11,5 @@ Example:
 
 from kerasreg import _lazy
 
-# Each public name and the module that defines it, imported on first use.
-__getattr__, __dir__, __all__ = _lazy.attach(__name__, {
-    "kerasreg.data.catalog": ["DatasetListing", "dataset_info", "format_dataset_list", "list_datasets"],
-    "kerasreg.data.dataset": ["SPLITS", "Dataset"],
-    "kerasreg.data.importing": ["ImportedDataset", "import_dataset"],
-    "kerasreg.data.loading": ["DatasetNotPreparedError", "check_validation_split", "default_data_dir", "load_dataset"],
-})
+# The public names are listed in __init__.pyi; each loads on first use.
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

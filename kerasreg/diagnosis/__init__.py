@@ -6,10 +6,5 @@
 
 from kerasreg import _lazy
 
-# Each public name and the module that defines it, imported on first use.
-__getattr__, __dir__, __all__ = _lazy.attach(__name__, {
-    "kerasreg.diagnosis.inputs": ["load_model_file"],
-    "kerasreg.diagnosis.move": ["move_dropout"],
-    "kerasreg.diagnosis.result": ["Diagnosis", "diagnose"],
-    "kerasreg.diagnosis.structure": ["DropoutPath", "Structure", "find_structure"],
-})
+# The public names are listed in __init__.pyi; each loads on first use.
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

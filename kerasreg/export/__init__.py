@@ -11,21 +11,5 @@ Example:
 
 from kerasreg import _lazy
 
-# Each public name and the module that defines it, imported on first use.
-__getattr__, __dir__, __all__ = _lazy.attach(__name__, {
-    "kerasreg.export.fold_bn": ["fold_batch_norm"],
-    "kerasreg.export.layout": [
-        "INPUT_NAME",
-        "MANIFEST",
-        "OUTPUT_NAME",
-        "SAVED_MODEL",
-        "SAVED_MODEL_FOLDED",
-        "SCHEMA",
-        "ExportExistsError",
-        "ExportIntegrityError",
-        "NotAnExportError",
-    ],
-    "kerasreg.export.naming": ["check_export_target", "run_name"],
-    "kerasreg.export.reader": ["Export", "load", "verify_export"],
-    "kerasreg.export.writer": ["export_run"],
-})
+# The public names are listed in __init__.pyi; each loads on first use.
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

@@ -11,19 +11,5 @@ Example:
 
 from kerasreg import _lazy
 
-# Each public name and the module that defines it, imported on first use.
-__getattr__, __dir__, __all__ = _lazy.attach(__name__, {
-    "kerasreg.models.factory": ["build_model", "describe"],
-    "kerasreg.models.kinds": [
-        "get_dropout_kind",
-        "get_norm_kind",
-        "list_dropout_kinds",
-        "list_norm_kinds",
-        "register_dropout_kind",
-        "register_norm_kind",
-    ],
-    "kerasreg.models.options": ["BUILD_OPTIONS", "Option", "architecture_options"],
-    "kerasreg.models.placements": ["Placement", "get_placement", "list_placements", "register_placement"],
-    "kerasreg.models.uout": ["Uout"],
-    "kerasreg.models.zoo": ["get_model_fn", "list_models", "model_options", "register_model"],
-})
+# The public names are listed in __init__.pyi; each loads on first use.
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

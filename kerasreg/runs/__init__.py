@@ -10,8 +10,5 @@ Example:
 
 from kerasreg import _lazy
 
-# Each public name and the module that defines it, imported on first use.
-__getattr__, __dir__, __all__ = _lazy.attach(__name__, {
-    "kerasreg.runs.config": ["RunConfig", "check_known_keys", "read_toml"],
-    "kerasreg.runs.execute": ["WORK_DIR", "prepare", "run", "train_in"],
-})
+# The public names are listed in __init__.pyi; each loads on first use.
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

@@ -11,9 +11,5 @@ Example:
 
 from kerasreg import _lazy
 
-# Each public name and the module that defines it, imported on first use.
-__getattr__, __dir__, __all__ = _lazy.attach(__name__, {
-    "kerasreg.study.config": ["PRESETS", "StudyConfig"],
-    "kerasreg.study.executors": ["default_workers"],
-    "kerasreg.study.runner": ["FAILURES", "RUNS_DIR", "run_study"],
-})
+# The public names are listed in __init__.pyi; each loads on first use.
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

@@ -12,8 +12,5 @@ Example:
 
 from kerasreg import _lazy
 
-# Each public name and the module that defines it, imported on first use.
-__getattr__, __dir__, __all__ = _lazy.attach(__name__, {
-    "kerasreg.tracking.mlflow_run": ["MlflowRun", "TrackingUnavailable"],
-    "kerasreg.tracking.records": ["MlflowCallback", "final_metrics", "log_final", "log_finished_run", "run_params"],
-})
+# The public names are listed in __init__.pyi; each loads on first use.
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)

@@ -12,10 +12,5 @@ Example:
 
 from kerasreg import _lazy
 
-# Each public name and the module that defines it, imported on first use.
-__getattr__, __dir__, __all__ = _lazy.attach(__name__, {
-    "kerasreg.tuning.config": ["OBJECTIVES", "TUNERS", "TuneConfig"],
-    "kerasreg.tuning.hypermodel": ["PlacementHyperModel", "get_objective"],
-    "kerasreg.tuning.runner": ["TuneReport", "tune"],
-    "kerasreg.tuning.space": ["SearchSpace", "search_space"],
-})
+# The public names are listed in __init__.pyi; each loads on first use.
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)
