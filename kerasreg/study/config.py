@@ -100,8 +100,8 @@ class StudyConfig:
 
         Example:
 
-        >>> StudyConfig.preset("full").rates
-        [0.1, 0.2, 0.3, 0.5]
+        >>> [arm.rates for arm in StudyConfig.preset("full").arm_configs()]
+        [[0.1, 0.2, 0.3, 0.5], [0.2, 0.5]]
         """
         _checks.one_of(name, tuple(PRESETS), "preset")
         return cls(**PRESETS[name])
@@ -233,7 +233,7 @@ class StudyConfig:
         Example:
 
         >>> [c.run_name() for c in StudyConfig(placements=["none"], seeds=[0], rates=[0.1, 0.5]).runs()]
-        ['mlp-none-standard0-seed0']
+        ['mlp-none-nodrop-seed0']
         """
         if self.arms:
             grid, seen = [], {}
