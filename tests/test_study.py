@@ -31,7 +31,7 @@ def test_tiny_study_end_to_end_through_the_cli(tmp_path, capsys):
     assert exports == ["mlp-dropout-standard0.2-seed0", "mlp-none-nodrop-seed0"]
     report = (out / "report.md").read_text()
     assert "## Ranking" in report and "## Findings" in report
-    assert re.search(r"Training: \d+ s of work on \d workers?, wall \d+ s, \d+% busy\.", report)
+    assert re.search(r"Training: \d+ s of work on \d workers?, floor \d+ s, wall \d+ s, \d+% busy\.", report)
     assert "mlp / dropout / standard 0.2" in report and "mlp / none" in report
     manifest = json.loads((out / "runs" / exports[0] / "manifest.json").read_text())
     accuracy = f"{manifest['metrics']['test_accuracy']:.2%}"

@@ -342,14 +342,18 @@ def _config_text(config):
 def busy_line(execution):
     """How busy the workers were, from the first run's start to the last export.
 
+    The floor is the runs' summed worker time divided by the workers: the
+    wall time no schedule can beat. Busy is that floor over the wall time.
+
     Example:
 
-    >>> busy_line({"work_seconds": 343.0, "workers": 2, "wall_seconds": 352.0})
-    'Training: 343 s of work on 2 workers, wall 352 s, 97% busy.'
+    >>> busy_line({"work_seconds": 685.0, "workers": 2, "wall_seconds": 352.0})
+    'Training: 685 s of work on 2 workers, floor 342 s, wall 352 s, 97% busy.'
     """
     work, workers, wall = execution["work_seconds"], execution["workers"], execution["wall_seconds"]
-    busy = work / (workers * wall) if wall > 0 else 0.0
-    return (f"Training: {work:.0f} s of work on {workers} worker{'s' if workers > 1 else ''}, "
+    floor = work / workers
+    busy = floor / wall if wall > 0 else 0.0
+    return (f"Training: {work:.0f} s of work on {plural(workers, 'worker')}, floor {floor:.0f} s, "
             f"wall {wall:.0f} s, {busy:.0%} busy.")
 
 

@@ -50,7 +50,8 @@ class Dataset:
 
     Example:
 
-    >>> ds = load_dataset("mnist1d")
+    >>> import kerasreg
+    >>> ds = kerasreg.load_dataset("mnist1d")
     >>> ds.input_shape, ds.num_classes
     ((40,), 10)
     >>> x, y = ds.as_numpy("val")
@@ -203,7 +204,8 @@ class Dataset:
 
         Example:
 
-        >>> x, y = load_dataset("digits").as_numpy("test")
+        >>> import kerasreg
+        >>> x, y = kerasreg.load_dataset("digits").as_numpy("test")
         >>> x.shape, y.shape
         ((450, 8, 8, 1), (450,))
         """
@@ -249,7 +251,8 @@ class Dataset:
 
         Example:
 
-        >>> ds = load_dataset("mnist1d")
+        >>> import kerasreg
+        >>> ds = kerasreg.load_dataset("mnist1d")
         >>> train = ds.pipeline("train", batch_size=100, shuffle=True, seed=0)
         >>> val = ds.pipeline("val", batch_size=500, shuffle=False)
         >>> int(train.cardinality()), int(val.cardinality())
@@ -289,7 +292,8 @@ class Dataset:
 
         Example:
 
-        >>> ds = load_dataset("mnist1d")
+        >>> import kerasreg
+        >>> ds = kerasreg.load_dataset("mnist1d")
         >>> x_batch, y_batch = next(ds.batches("train", batch_size=100, seed=0))
         >>> x_batch.shape, y_batch.shape
         ((100, 40), (100,))
@@ -310,7 +314,8 @@ class Dataset:
 
         Example:
 
-        >>> print(load_dataset("digits").describe())  # doctest: +ELLIPSIS
+        >>> import kerasreg
+        >>> print(kerasreg.load_dataset("digits").describe())  # doctest: +ELLIPSIS
         Dataset 'digits' ...
         """
         sizes = self.sizes

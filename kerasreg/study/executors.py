@@ -61,7 +61,7 @@ def train_to_artifacts(config, work_dir, resume):
     Example:
 
     >>> outcome = train_to_artifacts(RunConfig(epochs=1), "/tmp/kerasreg_doc_work", False)  # doctest: +SKIP
-    >>> outcome.error is None
+    >>> outcome.error is None  # doctest: +SKIP
     True
     """
     name = config.run_name()
