@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import time
 
 import keras_tuner
 import pytest
+from helpers import run_python
 
 import kerasreg
 from kerasreg import cli
@@ -85,6 +87,25 @@ def test_an_objective_no_trial_logs_is_refused():
         get_objective("test_accuracy")
     assert get_objective("clean_gap_accuracy").direction == "min"
     assert get_objective("val_accuracy").direction == "max"
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--objective", "test_accuracy"], "Expected one of val_accuracy, val_loss, clean_gap_accuracy, clean_gap_loss, "
+                                       "reported_gap_accuracy, reported_gap_loss. Received: objective='test_accuracy'"),
+    (["--placements", "zz_nothing"], "Unknown placement 'zz_nothing'"),
+    (["--tuner", "hyperband", "--max-trials", "5"], "leave `max_trials` out with tuner='hyperband'"),
+])
+def test_bad_tune_input_exits_2_naming_it_before_anything_is_written(tmp_path, capsys, args, match):
+    assert cli.main(["tune", "--out", str(tmp_path / "tune"), "--quiet", *args]) == 2
+    assert re.search(match, capsys.readouterr().err)
+    assert not (tmp_path / "tune").exists()
+
+
+def test_tune_without_keras_tuner_says_which_extra_to_install(tmp_path):
+    result = run_python("import sys\nsys.modules['keras_tuner'] = None\nfrom kerasreg import cli\n"
+                        "sys.exit(cli.main(['tune', '--out', sys.argv[1], '--quiet']))", tmp_path / "tune", check=False)
+    assert result.returncode == 2
+    assert 'Tuning needs KerasTuner. Install it with: pip install "kerasreg[tune]"' in result.stderr
 
 
 def test_plain_keras_tuner_searches_it_and_every_trial_logs_the_gaps(data, tmp_path):
@@ -176,3 +197,20 @@ def test_a_killed_tune_resumes_without_retraining_finished_trials(tmp_path):
     assert all(r["status"] == "COMPLETED" for r in report.rows)
     assert (out / "keras_tuner" / "trial_0" / "run" / "result.json").stat().st_mtime_ns == first
     assert len(report.exports) == 2
+
+
+def test_hyperband_continues_its_promoted_trials_from_their_checkpoints(tmp_path):
+    config = TuneConfig(placements=["bn_before_act", "dropout"], rates=[0.2], options={"widths": [[16]]},
+                        tuner="hyperband", epochs=2, factor=2, best=1)
+    report = tune(config, tmp_path / "tune", verbose=0)
+    completed = [r for r in report.rows if r["status"] == "COMPLETED"]
+    assert len(completed) >= 2 and len(report.exports) == 1
+    trials = [json.loads((tmp_path / "tune" / "keras_tuner" / f"trial_{r['trial']}" / "trial.json").read_text())
+              for r in completed]
+    promoted = [t for t in trials if t["hyperparameters"]["values"].get("tuner/initial_epoch", 0) > 0]
+    assert promoted, "hyperband continued at least one trial from its parent's checkpoint"
+    for trial in promoted:  # trained only the epochs its bracket adds
+        run = json.loads((tmp_path / "tune" / "keras_tuner" / f"trial_{trial['trial_id']}" / "run" /
+                          "result.json").read_text())
+        values = trial["hyperparameters"]["values"]
+        assert run["config"]["epochs"] == values["tuner/epochs"] - values["tuner/initial_epoch"]

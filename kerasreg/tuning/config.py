@@ -13,6 +13,7 @@ TUNERS = ("random", "bayesian", "hyperband")
 # The objective must be one of them; test metrics are never used for selection.
 OBJECTIVES = {"val_accuracy": "max", "val_loss": "min", "clean_gap_accuracy": "min", "clean_gap_loss": "min",
               "reported_gap_accuracy": "min", "reported_gap_loss": "min"}
+DEFAULT_MAX_TRIALS = 10
 SPACE_FIELDS = ("placements", "rates", "dropouts", "norms", "bn_presets", "options")
 
 
@@ -27,8 +28,8 @@ class TuneConfig:
     trains with `seed`, so two trials with the same hyperparameters give the
     same result. `tuner` is `random`, `bayesian` or `hyperband` (which
     spends up to `epochs` per trial in brackets of `factor`, and sets its own
-    number of trials: `max_trials` does not apply). The `best` trials are
-    exported.
+    number of trials, so `max_trials` is refused with it; the others default
+    to 10 trials). The `best` trials are exported.
 
     Example:
 
@@ -53,7 +54,7 @@ class TuneConfig:
     learning_rate: float = 1e-3
     seed: int = 0
     tuner: str = "random"
-    max_trials: int = 10
+    max_trials: int = None  # random and bayesian: DEFAULT_MAX_TRIALS; hyperband sets its own
     objective: str = "val_accuracy"
     factor: int = 3
     best: int = 3
@@ -90,8 +91,13 @@ class TuneConfig:
         """Check the settings that need no data or model; the space is checked by `PlacementHyperModel`."""
         _checks.one_of(self.tuner, TUNERS, "tuner")
         _checks.one_of(self.objective, tuple(OBJECTIVES), "objective")
-        for name in ("epochs", "batch_size", "max_trials", "best"):
+        for name in ("epochs", "batch_size", "best"):
             _checks.positive_int(getattr(self, name), name)
+        if self.tuner == "hyperband" and self.max_trials is not None:
+            raise ValueError("Hyperband sets its own number of trials from `epochs` and `factor`; leave "
+                             f"`max_trials` out with tuner='hyperband'. Received: max_trials={self.max_trials!r}")
+        if self.max_trials is not None:
+            _checks.positive_int(self.max_trials, "max_trials")
         if not _checks.is_int(self.factor) or self.factor < 2:
             raise _checks.invalid("factor", "an int >= 2", self.factor)
         _checks.seed(self.seed)
