@@ -19,6 +19,7 @@ chained to it.
 import concurrent.futures
 import contextlib
 import multiprocessing
+import multiprocessing.util
 import os
 import sys
 import threading
@@ -118,6 +119,20 @@ _POOLS = {}
 _POOLS_LOCK = threading.Lock()
 
 
+def _shutdown_pools():
+    """Stop this process's `call_on` workers.
+
+    A spawned process joins its children as it exits, before the standard
+    library would tell a pool's idle workers to stop: a worker that had used
+    `call_on` (a JAX run exporting through TensorFlow) would wait for ever.
+    """
+    with _POOLS_LOCK:
+        pools = list(_POOLS.values())
+        _POOLS.clear()
+    for pool in pools:
+        pool.shutdown(wait=True)
+
+
 def call_on(backend, fn, *args, **kwargs):
     """Return `fn(*args, **kwargs)` computed in this process's worker on Keras backend `backend`.
 
@@ -137,6 +152,8 @@ def call_on(backend, fn, *args, **kwargs):
     with _POOLS_LOCK:
         pool = _POOLS.get(backend)
         if pool is None:
+            if not _POOLS:  # before multiprocessing closes its queues (priority 10) and joins children at exit
+                multiprocessing.util.Finalize(None, _shutdown_pools, exitpriority=100)
             pool = _POOLS[backend] = Pool(1, backend=backend)
     try:
         return pool.submit(fn, *args, **kwargs).result()

@@ -74,3 +74,14 @@ def test_a_script_without_a_main_guard_runs_once(tmp_path):
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["ran", "3"]
+
+
+def test_a_worker_that_used_call_on_exits_when_its_pool_shuts_down():
+    # A JAX run in a worker exports through a TensorFlow `call_on` worker of its own; that grandchild must not
+    # keep the worker from exiting (multiprocessing joins children before the pools would stop them).
+    code = ("import functools\nfrom kerasreg import _processes\nif __name__ == '__main__':\n"
+            "    with _processes.Pool(1) as pool:\n"
+            f"        print(pool.submit(functools.partial(_processes.call_on, {BACKEND!r}, abs, -2)).result())\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["2"]
