@@ -68,3 +68,34 @@ Y = np.array([0, 1, 0, 1, 0, 1])
 def test_bad_arrays_are_refused_naming_the_problem(x, y, message):
     with pytest.raises(ValueError, match=message):
         kerasreg.Dataset.from_arrays(x, y)
+
+
+@pytest.mark.parametrize("model, shape", [("cnn2d", (12, 10, 3)), ("resnet_small", (9, 9, 3)),
+                                          ("mlp", (6, 6, 2)), ("mlp", (7,))])
+def test_models_build_and_train_for_any_input_shape_and_class_count(model, shape):
+    rng = np.random.default_rng(0)
+    x = rng.random((60, *shape)).astype(np.float32)
+    data = kerasreg.Dataset.from_arrays(x, np.arange(60) % 5)
+    options = {"mlp": {"widths": (8,)}, "cnn2d": {"filters": (4,)}, "resnet_small": {"filters": 4, "stages": 1}}
+    net = kerasreg.build_model(model, input_shape=shape, num_classes=5, seed=0, **options[model])
+    result = kerasreg.train(net, data, epochs=1, batch_size=30, seed=0, verbose=0)
+    assert result.model.output_shape == (None, 5) and np.isfinite(result.history["loss"]).all()
+
+
+def test_a_model_built_for_other_inputs_fails_before_training_naming_both_shapes(tmp_path):
+    data = kerasreg.Dataset.from_arrays(np.ones((20, 13), np.float32), np.arange(20) % 2, name="thirteen")
+    net = kerasreg.build_model("mlp", input_shape=(40,), num_classes=2, seed=0)
+    with pytest.raises(ValueError, match=r"Model 'mlp' takes inputs of shape \(40,\) but dataset 'thirteen' "
+                                         r"has inputs of shape \(13,\)"):
+        kerasreg.train(net, data, epochs=1, run_dir=tmp_path / "run", verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_command_names_the_model_and_dataset_shapes_when_they_do_not_fit(tmp_path, capsys):
+    from kerasreg import cli
+
+    code = cli.main(["train", "--model", "cnn2d", "--dataset", "mnist1d", "--epochs", "1", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "model 'cnn2d'. Expected (height, width) or (height, width, channels)" in err
+    assert "the input shape of dataset 'mnist1d': (40,)" in err

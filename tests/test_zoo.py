@@ -140,7 +140,8 @@ def test_conv_models_accept_inputs_with_or_without_channel_axis(name, shape, con
         ("cnn2d", (16,), r"model 'cnn2d'\. Expected \(height, width\) or \(height, width, channels\)\. "
                          r"Received: input_shape=\(16,\)"),
         ("cnn2d", (2, 4, 4, 1), r"model 'cnn2d'\. Expected \(height, width\)"),
-        ("resnet_small", (2, 4, 4, 1), r"model 'resnet_small'\. Expected \(length,\) or \(length, channels\)"),
+        ("resnet_small", (2, 4, 4, 1), r"model 'resnet_small'\. Expected \(length,\), \(length, channels\) or "
+                                       r"\(height, width, channels\)\. Received: input_shape=\(2, 4, 4, 1\)"),
     ],
 )
 def test_conv_models_reject_inputs_of_the_wrong_rank(name, shape, expected):

@@ -112,6 +112,8 @@ def _feature_map_shape(name, input_shape, spatial_dims):
 def mlp(blocks, *, input_shape, widths=(100, 100)):
     """Multilayer perceptron: one dense block per width (default 100-100).
 
+    Takes inputs of any shape: feature vectors as they are, images flattened.
+
     Default recipe on MNIST-1D (`benchmarks/zoo_fidelity.py`): placement
     `bn_act_drop`, rate 0.2, Adam 1e-3, batch 100, early stopping on
     validation loss (patience 15, best epoch kept). The MNIST-1D paper
@@ -149,7 +151,7 @@ def cnn1d(blocks, *, input_shape, filters=(32, 64), kernel_size=5):
 
 @register_model
 def cnn2d(blocks, *, input_shape, filters=(16, 32), kernel_size=3):
-    """2-D CNN for small images (8x8x1 digits, 28x28x1 MNIST): strided conv blocks."""
+    """2-D CNN for images of any size and channels (8x8x1 digits, 28x28x1, 32x32x3): strided conv blocks."""
     return _strided_cnn(blocks, "cnn2d", input_shape, filters, kernel_size, dims=2)
 
 
@@ -163,6 +165,11 @@ def resnet_small(blocks, *, input_shape, filters=32, stages=2):
     """
     import keras
 
+    if len(input_shape) not in (1, 2, 3):
+        raise ValueError(
+            "Invalid value received for argument `input_shape` of model 'resnet_small'. Expected (length,), "
+            f"(length, channels) or (height, width, channels). Received: input_shape={tuple(input_shape)}"
+        )
     dims = 2 if len(input_shape) == 3 else 1
     shape = _feature_map_shape("resnet_small", input_shape, dims)
     layers = blocks.reshape(input_shape, shape)

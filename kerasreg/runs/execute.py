@@ -65,10 +65,17 @@ def prepare(config):
         _checks.positive_int(config.patience, "patience")
     dataset = _dataset(config)
     seed_everything(config.seed)
-    model = build_model(
-        config.model, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
-        seed=config.seed, **config.model_kwargs(),
-    )
+    try:
+        model = build_model(
+            config.model, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
+            seed=config.seed, **config.model_kwargs(),
+        )
+    except ValueError as error:
+        if "`input_shape`" not in str(error):
+            raise
+        raise ValueError(
+            f"{error} (the input shape of dataset {config.dataset!r}: {dataset.input_shape}; `mlp` takes any shape)"
+        ) from None
     return dataset, model
 
 

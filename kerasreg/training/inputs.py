@@ -13,7 +13,8 @@ SPLITS = ("train", "val", "test")
 def check_model_and_data(model, dataset):
     """Raise a ValueError naming the problem if `model` cannot be trained and measured on `dataset`.
 
-    Checked: the model's output size equals `dataset.num_classes`; every
+    Checked: the model's input shape equals the dataset's and its output
+    size equals `dataset.num_classes`; every
     split has as many labels as inputs, labels are integer class indices in
     `[0, num_classes)`, and inputs are finite (no NaN or inf).
 
@@ -32,6 +33,15 @@ def check_model_and_data(model, dataset):
             raise ValueError(
                 f"Model {model.name!r} outputs {size} classes but dataset {name!r} has {classes}. "
                 f"Build it with num_classes={classes}."
+            )
+    inputs = getattr(model, "inputs", None)
+    if inputs:
+        expected = tuple(inputs[0].shape[1:])
+        given = tuple(dataset.as_numpy("train")[0].shape[1:])
+        if expected != given:
+            raise ValueError(
+                f"Model {model.name!r} takes inputs of shape {expected} but dataset {name!r} has inputs of "
+                f"shape {given}. Build it with input_shape={given}."
             )
     for split in SPLITS:
         x, y = (np.asarray(a) for a in dataset.as_numpy(split))
