@@ -1,5 +1,6 @@
 """Importing a user's data: `.npz`, CSV files and image folders become TFDS datasets usable by name."""
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -259,3 +260,45 @@ def test_train_on_an_imported_csv_records_the_source_fingerprint(tmp_path, capsy
     assert manifest["dataset"]["name"] == "sk_cancer"
     assert manifest["dataset"]["source_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
     assert manifest["input"]["shape"] == [30] and manifest["num_classes"] == 2
+
+
+def test_a_machine_lacking_an_imported_dataset_receives_it_once_checksummed(tmp_path):
+    from kerasreg.data import transfer
+
+    kerasreg.import_dataset("sent", SKLEARN_DATA / "iris.csv", data_dir=tmp_path / "driver")
+    package = transfer.pack_dataset("sent", tmp_path / "driver")
+    assert transfer.pack_dataset("digits") is None
+    fetched = []
+
+    def fetch():
+        fetched.append(1)
+        return package
+
+    node = tmp_path / "node"
+    assert transfer.ensure_dataset("sent", package.source_sha256, fetch, node) is True
+    assert transfer.ensure_dataset("sent", package.source_sha256, fetch, node) is False
+    assert len(fetched) == 1 and sorted(os.listdir(node)) == ["sent"]
+    here, there = (kerasreg.load_dataset("sent", data_dir=d) for d in (tmp_path / "driver", node))
+    np.testing.assert_array_equal(here.x_train, there.x_train)
+    assert there.source_sha256 == hashlib.sha256((SKLEARN_DATA / "iris.csv").read_bytes()).hexdigest()
+    damaged = dataclasses.replace(package, archive=package.archive[:-1] + b"x")
+    with pytest.raises(ValueError, match=r"Dataset 'damaged' arrived damaged"):
+        transfer.ensure_dataset("damaged", package.source_sha256, lambda: damaged, node)
+    assert sorted(os.listdir(node)) == ["sent"]
+
+
+def test_a_study_file_naming_an_imported_image_folder_runs_and_compares(tmp_path):
+    make_image_folder(tmp_path / "pics", classes=("a", "b", "c"), per_class=8, size=(8, 8))
+    kerasreg.import_dataset("study_pics", tmp_path / "pics", data_dir=tmp_path / "d")
+    study_file = tmp_path / "pics.toml"
+    study_file.write_text(f'dataset = "study_pics"\ndata_dir = "{tmp_path / "d"}"\nmodels = ["mlp"]\n'
+                          'placements = ["none", "bn_act_drop"]\nseeds = [0]\nepochs = 2\nbatch_size = 8\n')
+    config = kerasreg.StudyConfig.from_toml(study_file)
+    report = kerasreg.run_study(config, tmp_path / "study", workers=1, verbose=0)
+    assert not report.failures
+    manifests = [json.loads(p.read_text()) for p in (tmp_path / "study" / "runs").glob("*/manifest.json")]
+    assert len(manifests) == 2 and {m["dataset"]["name"] for m in manifests} == {"study_pics"}
+    assert {m["input"]["shape"] for m in map(lambda m: {**m, "input": {"shape": tuple(m["input"]["shape"])}},
+                                             manifests)} == {(8, 8, 3)}
+    comparison = kerasreg.compare_exports([tmp_path / "study" / "runs"], data_dir=tmp_path / "d")
+    assert "study_pics" in comparison.format_table()

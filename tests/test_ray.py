@@ -176,3 +176,28 @@ def test_bad_executor_arguments_are_named(kwargs, match):
 
     with pytest.raises(ValueError, match=match):
         make_executor(**kwargs)
+
+
+def test_a_node_lacking_an_imported_dataset_receives_it_from_the_driver(cluster, data_dir, tmp_path, monkeypatch):
+    import hashlib
+
+    import sklearn
+
+    from kerasreg.data.fingerprint import import_record
+
+    address, _, _ = cluster
+    iris = pathlib.Path(sklearn.__file__).parent / "datasets" / "data" / "iris.csv"
+    kerasreg.import_dataset("ray_iris", iris, data_dir=tmp_path / "driver-data")
+    # The nodes were started with the session's data directory, which lacks it; the driver uses its own.
+    nodes_copy = pathlib.Path(data_dir) / "ray_iris" / "1.0.0"
+    assert not nodes_copy.exists()
+    monkeypatch.setenv("KERASREG_DATA_DIR", str(tmp_path / "driver-data"))
+    config = kerasreg.StudyConfig(**{**GRID, "seeds": [0], "dataset": "ray_iris"})
+    report = kerasreg.run_study(config, tmp_path / "study", executor="ray", address=address, verbose=0)
+    assert not report.failures
+    import tensorflow_datasets as tfds
+
+    record = import_record(tfds.builder_from_directory(str(nodes_copy)).info)
+    assert record["sha256"] == hashlib.sha256(iris.read_bytes()).hexdigest()
+    manifests = [json.loads(p.read_text()) for p in (tmp_path / "study" / "runs").glob("*/manifest.json")]
+    assert len(manifests) == 2 and {m["dataset"]["source_sha256"] for m in manifests} == {record["sha256"]}

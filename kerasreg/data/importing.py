@@ -133,7 +133,7 @@ def import_dataset(
     opened = open_source(source, label=label, image_size=image_size, test_split=test_split, seed=seed)
     target = os.path.join(data_dir, name)
     os.makedirs(data_dir, exist_ok=True)
-    with Lock(os.path.join(data_dir, f".kerasreg-import-{name}.lock"), f"dataset {name!r}"):
+    with import_lock(name, data_dir):
         if os.path.exists(target) and not overwrite:
             raise FileExistsError(
                 f"Dataset {name!r} already exists in {data_dir}{_imported_from(target)}. Pass "
@@ -143,13 +143,9 @@ def import_dataset(
         record = {"source": source, "kind": opened.kind, "sha256": sha256,
                   "test_split": None if opened.own_test else test_split, "seed": seed,
                   "label": label, "image_size": list(image_size) if image_size else None}
-        _remove_leftovers(data_dir, name)
-        staging = os.path.join(data_dir, f".{name}.importing-{os.getpid()}")
-        try:
+        with staging_folder(name, data_dir) as staging:
             _build(name, opened, record, staging, progress)
-            _swap_in(os.path.join(staging, name), target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            swap_in(os.path.join(staging, name), target)
     forget_loaded(name, data_dir)
     return ImportedDataset(name=name, path=os.path.join(target, VERSION), kind=opened.kind, source=source,
                            sha256=sha256, input_shape=opened.input_shape, class_names=opened.class_names,
@@ -238,8 +234,46 @@ def _description(opened, record):
     )
 
 
-def _swap_in(built, target):
-    """Rename the built dataset onto `target`; an earlier import is moved aside first, then removed."""
+def import_lock(name, data_dir, *, wait=False):
+    """The lock every writer of dataset `name` in `data_dir` holds: an import, or a copy received from a driver.
+
+    Example:
+
+    >>> with import_lock("my_data", "/tmp/kerasreg_doc_data"):
+    ...     pass
+    """
+    return Lock(os.path.join(data_dir, f".kerasreg-import-{name}.lock"), f"Dataset {name!r} in {data_dir}",
+                wait=wait)
+
+
+@contextlib.contextmanager
+def staging_folder(name, data_dir):
+    """A fresh temporary sibling folder to build dataset `name` in, removed afterwards (hold `import_lock`).
+
+    What a killed writer left is removed first: with the lock held, no other writer is live.
+
+    Example:
+
+    >>> with import_lock("my_data", "/tmp/kerasreg_doc_data"), staging_folder("my_data", "/tmp/kerasreg_doc_data") as f:
+    ...     pass
+    """
+    for entry in os.listdir(data_dir):
+        if entry.startswith((f".{name}.importing-", f".{name}.replaced-")):
+            shutil.rmtree(os.path.join(data_dir, entry), ignore_errors=True)
+    staging = os.path.join(data_dir, f".{name}.importing-{os.getpid()}")
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def swap_in(built, target):
+    """Rename the built dataset folder onto `target`; an earlier one is moved aside first, then removed.
+
+    Example:
+
+    >>> swap_in("/data/.my_data.importing-12/my_data", "/data/my_data")  # doctest: +SKIP
+    """
     old = None
     if os.path.exists(target):
         old = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.replaced-{os.getpid()}")
@@ -248,13 +282,6 @@ def _swap_in(built, target):
     fsync_dir(os.path.dirname(target))
     if old:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def _remove_leftovers(data_dir, name):
-    """Remove what a killed import of `name` left (called with the import lock held, so none is live)."""
-    for entry in os.listdir(data_dir):
-        if entry.startswith((f".{name}.importing-", f".{name}.replaced-")):
-            shutil.rmtree(os.path.join(data_dir, entry), ignore_errors=True)
 
 
 def _check_name(name):

@@ -11,8 +11,10 @@ gives the same metrics whichever executor, process or node trained it.
   half-trained runs.
 - `RayExecutor`: tasks on an existing Ray cluster (`pip install
   "kerasreg[ray]"`), one CPU each. Each task trains in a temporary folder
-  on its node. A task whose node dies is retried on another node; a run
-  that fails on its own (e.g. a NaN loss) is reported once, never retried.
+  on its node; a node lacking the study's imported dataset receives it from
+  the driver first (`kerasreg.data.transfer`: checksummed, once per node).
+  A task whose node dies is retried on another node; a run that fails on
+  its own (e.g. a NaN loss) is reported once, never retried.
 """
 
 import concurrent.futures
@@ -158,19 +160,39 @@ class LocalExecutor:
                 yield future.result()
 
 
-def _ray_task(config, attempts):
-    """Body of one Ray task: count the attempt, train in a temporary folder of this node, return the outcome."""
+def _ray_task(config, attempts, shipments):
+    """Body of one Ray task: count the attempt, fetch a dataset this node lacks, train here, return the outcome."""
     import ray
+
+    from kerasreg.data.transfer import ensure_dataset
 
     attempt = ray.get(attempts.start.remote(config.run_name()))
     context = ray.get_runtime_context()
     node = f"{ray.util.get_node_ip_address()}/{context.get_node_id()[:8]}"
+    try:
+        # The package refs sit inside a list, so Ray leaves them unfetched unless this node lacks the dataset.
+        for name, source_sha256, package in shipments:
+            ensure_dataset(name, source_sha256, lambda: ray.get(package), config.data_dir)
+    except Exception as exc:  # reported as the run's failure, like any other
+        return RunOutcome(config.run_name(), error=f"{type(exc).__name__}: {exc}", node=node, attempts=attempt)
     work_dir = tempfile.mkdtemp(prefix="kerasreg-run-")
     try:
         outcome = train_to_artifacts(config, work_dir, False)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     return dataclasses.replace(outcome, node=node, attempts=attempt)
+
+
+def _shipments(ray, configs):
+    """`(name, source sha256, ref to its package)` of every imported dataset the configs use."""
+    from kerasreg.data.transfer import pack_dataset
+
+    shipments = []
+    for name, data_dir in sorted({(c.dataset, c.data_dir) for c in configs}, key=str):
+        package = pack_dataset(name, data_dir)
+        if package is not None:
+            shipments.append((name, package.source_sha256, ray.put(package)))
+    return shipments
 
 
 class _AttemptCounter:
@@ -256,7 +278,9 @@ class RayExecutor:
             attempts = ray.remote(num_cpus=0)(_AttemptCounter).options(scheduling_strategy=here).remote()
             task = ray.remote(num_cpus=1, max_retries=RAY_NODE_RETRIES, retry_exceptions=False,
                               runtime_env={"env_vars": {"KERAS_BACKEND": self.backend}})(_ray_task)
-            pending = [task.remote(config, attempts) for config in configs]
+            configs = list(configs)
+            shipments = _shipments(ray, configs)  # packed and put in the object store once
+            pending = [task.remote(config, attempts, shipments) for config in configs]
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)
                 yield ray.get(done[0])
