@@ -17,6 +17,7 @@ from kerasreg.data.catalog import dataset_info as dataset_info, list_datasets as
 from kerasreg.data.dataset import Dataset as Dataset
 from kerasreg.data.importing import ImportedDataset as ImportedDataset, import_dataset as import_dataset
 from kerasreg.data.loading import (
+    DatasetDamagedError as DatasetDamagedError,
     DatasetNotPreparedError as DatasetNotPreparedError,
     default_data_dir as default_data_dir,
     load_dataset as load_dataset,

@@ -123,6 +123,10 @@ def cmd_train(args):
         config = runs.RunConfig.from_toml(args.config, **flags)
     else:
         config = runs.RunConfig.from_dict({k: v for k, v in flags.items() if v is not None})
+    if args.rebuild_data:
+        from kerasreg.data import rebuild_dataset
+
+        rebuild_dataset(config.dataset, data_dir=config.data_dir)
     path = runs.run(config, out=args.out, overwrite=args.overwrite, resume=args.resume,
                     fold_bn=args.fold_bn, verbose=0 if args.quiet else 1,
                     export_reestimated=args.export_reestimated, mlflow=args.mlflow)
@@ -149,10 +153,14 @@ def cmd_study(args):
     from kerasreg import study
 
     config = study.StudyConfig.preset(args.preset)
-    if args.config:
-        config = study.StudyConfig.from_toml(args.config, base=config)
+    if args.config:  # with --rebuild-data, run_study validates it after the rebuild
+        config = study.StudyConfig.from_toml(args.config, base=config, validate=not args.rebuild_data)
     if args.backend is not None:
         config = dataclasses.replace(config, backend=args.backend)
+    if args.rebuild_data:
+        from kerasreg.data import rebuild_dataset
+
+        rebuild_dataset(config.dataset, data_dir=config.data_dir)
     out = args.out or f"studies/{args.preset if not args.config else pathlib.Path(args.config).stem}"
     report = study.run_study(config, out, executor=args.executor, address=args.address,
                              workers=args.workers, resume=args.resume,
@@ -280,6 +288,8 @@ def make_parser():
     p.add_argument("--export-reestimated", action="store_true",
                    help="also export a copy with BatchNorm statistics re-estimated (to <out>/<name>-bn_reestimated)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    p.add_argument("--rebuild-data", action="store_true",
+                   help="generate the built-in dataset's prepared files again first (when they are damaged)")
     p.add_argument("--backend", default=None, help="training backend: jax (default) or tensorflow")
     p.add_argument("--mlflow", default=None, metavar="URI", help=MLFLOW_HELP)
     p.set_defaults(func=cmd_train)
@@ -298,6 +308,8 @@ def make_parser():
                    help="also continue half-trained runs of a killed study from their last epoch "
                         "(exported runs are always skipped)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--rebuild-data", action="store_true",
+                   help="generate the built-in dataset's prepared files again first (when they are damaged)")
     p.add_argument("--backend", default=None, help="training backend: jax (default) or tensorflow")
     p.add_argument("--mlflow", default=None, metavar="URI", help=MLFLOW_HELP)
     p.set_defaults(func=cmd_study)

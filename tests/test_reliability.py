@@ -6,9 +6,12 @@ hostile study files) end with one message naming what failed and what to do.
 """
 
 import json
+import pathlib
 import re
+import shutil
 import signal
 
+import numpy as np
 import pytest
 from helpers import run_python
 
@@ -112,3 +115,41 @@ def test_top_level_grid_fields_beside_arms_are_the_defaults_of_the_arms_that_do_
     config = kerasreg.StudyConfig.from_toml(study)
     assert [c.run_name() for c in config.runs()] == ["mlp-ic-standard0.2-seed3", "mlp-none-nodrop-seed3"]
     assert all(c.epochs == 2 for c in config.runs())
+
+
+def damaged_copy(data_dir, tmp_path, damage):
+    """A copy of the prepared mnist1d with its train record file truncated or one byte flipped."""
+    kerasreg.load_dataset("mnist1d")  # prepared in the session's data directory
+    damaged = tmp_path / "data"
+    shutil.copytree(pathlib.Path(data_dir) / "mnist1d", damaged / "mnist1d")
+    (record,) = damaged.glob("mnist1d/*/mnist1d-train.tfrecord-*")
+    data = bytearray(record.read_bytes())
+    if damage == "truncated":
+        data = data[: len(data) // 2 + 50]
+    else:
+        data[len(data) // 2] ^= 0xFF
+    record.write_bytes(bytes(data))
+    return damaged, record
+
+
+@pytest.mark.parametrize("damage, reason", [("truncated", "truncated record"), ("flipped byte", "corrupted record")])
+def test_a_damaged_prepared_dataset_is_named_with_its_file(tmp_path, data_dir, capsys, damage, reason):
+    damaged, record = damaged_copy(data_dir, tmp_path, damage)
+    command = ["train", "--widths", "8", "--epochs", "1", "--quiet", "--data-dir", str(damaged), "--out", str(tmp_path)]
+    assert cli.main(command) == 2
+    err = capsys.readouterr().err
+    assert f"Dataset 'mnist1d' in {damaged} is damaged ({record}: unreadable after record 2000: {reason}" in err
+    assert "rebuild it with `--rebuild-data`" in err
+    assert not [p for p in tmp_path.iterdir() if p.name != "data"]
+
+
+def test_rebuild_data_regenerates_a_damaged_built_in_dataset(tmp_path, data_dir, capsys):
+    damaged, _ = damaged_copy(data_dir, tmp_path, "truncated")
+    command = ["train", "--widths", "8", "--epochs", "1", "--quiet", "--data-dir", str(damaged), "--out", str(tmp_path)]
+    assert cli.main([*command, "--rebuild-data"]) == 0
+    assert "rebuild" in capsys.readouterr().err
+    # Never trained on less data: the rebuilt dataset is the intact one.
+    rebuilt, intact = kerasreg.load_dataset("mnist1d", data_dir=damaged), kerasreg.load_dataset("mnist1d")
+    for split in ("train", "val", "test"):
+        for a, b in zip(rebuilt.as_numpy(split), intact.as_numpy(split)):
+            np.testing.assert_array_equal(a, b)

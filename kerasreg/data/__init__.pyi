@@ -13,8 +13,10 @@ from kerasreg.data.catalog import (
 from kerasreg.data.dataset import SPLITS as SPLITS, Dataset as Dataset
 from kerasreg.data.importing import ImportedDataset as ImportedDataset, import_dataset as import_dataset
 from kerasreg.data.loading import (
+    DatasetDamagedError as DatasetDamagedError,
     DatasetNotPreparedError as DatasetNotPreparedError,
     check_validation_split as check_validation_split,
     default_data_dir as default_data_dir,
     load_dataset as load_dataset,
+    rebuild_dataset as rebuild_dataset,
 )

@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import shlex
+import shutil
 import sys
 
 import numpy as np
@@ -42,6 +43,14 @@ class DatasetNotPreparedError(FileNotFoundError):
     A `FileNotFoundError` because that is what happened: the prepared files
     are not on disk. The message names the dataset, the directory searched
     and how to prepare it.
+    """
+
+
+class DatasetDamagedError(OSError):
+    """A prepared dataset's record files are truncated or corrupt.
+
+    Nothing is trained on what could still be read: the message names the
+    dataset, the data directory, the damaged file and how to rebuild it.
     """
 
 
@@ -214,7 +223,29 @@ def make_builder(name, data_dir):
             raise ValueError(_unknown_name_message(name, data_dir)) from None
 
 
-def _prepare(name, data_dir, *, quiet):
+def rebuild_dataset(name, *, data_dir=None):
+    """Delete a built-in dataset's prepared files and generate them again (after `DatasetDamagedError`).
+
+    Only built-in datasets can be rebuilt here: their data is generated
+    locally, in seconds. Other TFDS datasets are prepared again with `tfds build`.
+
+    Args:
+        name: str. A built-in dataset name, e.g. `"mnist1d"`.
+        data_dir: str or path-like or None. Defaults to `None`, meaning `default_data_dir()`.
+
+    Example:
+
+    >>> rebuild_dataset("mnist1d", data_dir="/tmp/kerasreg_doc_data")  # doctest: +SKIP
+    """
+    if name not in BUILTINS:
+        raise _checks.invalid("name", f"a built-in dataset ({', '.join(sorted(BUILTINS))}); other datasets are "
+                              "prepared again with `tfds build`", name)
+    data_dir = resolve_data_dir(data_dir)
+    forget_loaded(name, data_dir)
+    _prepare(name, data_dir, quiet=True, rebuild=True)
+
+
+def _prepare(name, data_dir, *, quiet, rebuild=False):
     """Run TFDS preparation once, even with several processes racing for it."""
     os.makedirs(data_dir, exist_ok=True)
     lock_name = ".kerasreg-" + re.sub(r"[^\w.-]", "_", name) + ".lock"
@@ -222,11 +253,14 @@ def _prepare(name, data_dir, *, quiet):
         # Another process may have finished while we waited; a fresh builder
         # reads its files instead of generating them again.
         builder = make_builder(name, data_dir)
-        if is_prepared(builder):
+        if rebuild:
+            shutil.rmtree(builder.data_dir, ignore_errors=True)
+            builder = make_builder(name, data_dir)
+        elif is_prepared(builder):
             return builder
         action = "generating" if quiet else "downloading and preparing"
         print(
-            f"kerasreg: {action} dataset {name!r} in {data_dir} (first use only)...",
+            f"kerasreg: {action} dataset {name!r} in {data_dir} ({'rebuild' if rebuild else 'first use only'})...",
             file=sys.stderr,
             flush=True,
         )
@@ -289,8 +323,15 @@ def _train_test_split_names(name, info):
 
 
 def _read_split(builder, split, name):
-    pairs = builder.as_dataset(split=split, batch_size=-1, as_supervised=True)
-    x, y = tfds.as_numpy(pairs)
+    import tensorflow as tf
+
+    try:
+        pairs = builder.as_dataset(split=split, batch_size=-1, as_supervised=True)
+        x, y = tfds.as_numpy(pairs)
+    except tf.errors.OpError:  # TFDS's count check, a record's CRC, a missing shard
+        raise DatasetDamagedError(damaged_message(name, builder, split)) from None
+    if len(y) != builder.info.splits[split].num_examples:
+        raise DatasetDamagedError(damaged_message(name, builder, split))
     x, y = float_inputs(x, name), np.asarray(y, np.int32)
     x.setflags(write=False)
     y.setflags(write=False)
@@ -306,6 +347,38 @@ def _fit_standardization(x):
     # blow up any test value that differs from it.
     std = np.where(std < 1e-7, 1.0, std)
     return mean.astype(np.float32), std.astype(np.float32)
+
+
+def _damaged_file(builder, split):
+    """The first record file of `split` that is unreadable or short, and what is wrong with it."""
+    import tensorflow as tf
+
+    info = builder.info.splits[split]
+    for path, expected in zip(info.filepaths, info.shard_lengths):
+        count = 0
+        try:
+            for _ in tf.data.TFRecordDataset(os.fspath(path)):
+                count += 1
+        except tf.errors.OpError as exc:
+            # TensorFlow wraps the reason ("truncated record at 430000") in op names.
+            reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*", "", exc.message.splitlines()[0])
+            return os.fspath(path), f"unreadable after record {count}: {reason}"
+        if count != expected:
+            return os.fspath(path), f"{count} of its {expected} records"
+    return os.fspath(builder.data_dir), f"split {split!r} does not match dataset_info.json"
+
+
+def damaged_message(name, builder, split):
+    """What is damaged in a prepared dataset and how to rebuild it."""
+    path, problem = _damaged_file(builder, split)
+    data_dir = os.path.dirname(os.path.dirname(os.fspath(builder.data_dir)))
+    if name in BUILTINS:
+        remedy = (f"rebuild it with `--rebuild-data` (kerasreg train or study), or "
+                  f"kerasreg.data.rebuild_dataset({name!r}, data_dir={data_dir!r})")
+    else:
+        remedy = (f"remove {os.fspath(builder.data_dir)} and prepare it again (`tfds build {shlex.quote(name)} "
+                  f"--data_dir {shlex.quote(data_dir)}`, or `kerasreg data import` for an imported dataset)")
+    return f"Dataset {name!r} in {data_dir} is damaged ({path}: {problem}): {remedy}."
 
 
 def not_prepared_message(name, builder, data_dir):
