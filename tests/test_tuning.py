@@ -175,27 +175,32 @@ def test_a_tune_folder_is_never_started_over_and_resumes_only_with_its_settings(
 
 
 @pytest.mark.slow
-def test_a_killed_tune_resumes_without_retraining_finished_trials(tmp_path):
+def test_a_killed_tune_resumes_finished_trials_kept_and_the_running_one_from_its_checkpoint(tmp_path):
     config = tmp_path / "tune.toml"
-    config.write_text(TUNE_TOML.replace("epochs = 2", "epochs = 4"))
+    config.write_text(TUNE_TOML.replace("epochs = 2", "epochs = 30").replace("[[16, 16], [32]]", "[[8]]"))
     out = tmp_path / "tune"
     command = [sys.executable, "-m", "kerasreg", "tune", "--config", str(config), "--out", str(out), "--quiet"]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    trial_1 = out / "keras_tuner" / "trial_1" / "run" / "history.csv"
+    trial_1 = out / "keras_tuner" / "trial_1" / "run"
     deadline = time.monotonic() + 240
-    while not (trial_1.exists() and trial_1.read_text().count("\n") >= 2) and time.monotonic() < deadline:
+    # Two epochs logged: the first one's checkpoint is surely written.
+    while not ((trial_1 / "history.csv").exists() and (trial_1 / "history.csv").read_text().count("\n") >= 3):
         assert proc.poll() is None, proc.stderr.read().decode()
-        time.sleep(0.2)
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    first = (out / "keras_tuner" / "trial_0" / "run" / "result.json").stat().st_mtime_ns
-    assert not (out / "keras_tuner" / "trial_1" / "run" / "result.json").exists(), "killed mid-trial"
+    assert not (trial_1 / "result.json").exists(), "killed mid-trial"
+    finished = (out / "keras_tuner" / "trial_0" / "run" / "result.json").stat().st_mtime_ns
+    started = (trial_1 / "run_config.json").stat().st_mtime_ns  # a fresh start rewrites it, a resume keeps it
 
     report = tune(TuneConfig.from_toml(config), out, resume=True, verbose=0)
     assert sorted(r["trial"] for r in report.rows) == ["0", "1", "2"]
     assert all(r["status"] == "COMPLETED" for r in report.rows)
-    assert (out / "keras_tuner" / "trial_0" / "run" / "result.json").stat().st_mtime_ns == first
+    assert (out / "keras_tuner" / "trial_0" / "run" / "result.json").stat().st_mtime_ns == finished
+    assert (trial_1 / "run_config.json").stat().st_mtime_ns == started
+    assert len(json.loads((trial_1 / "result.json").read_text())["history"]["loss"]) == 30
     assert len(report.exports) == 2
 
 

@@ -26,8 +26,10 @@ import keras
 from kerasreg import _checks
 from kerasreg._files import write_atomic
 from kerasreg.models import build_model
-from kerasreg.training import ResumableEarlyStopping, train
+from kerasreg.training import ResumableEarlyStopping, RunDir, train
+from kerasreg.training.checkpoint import is_resumable
 from kerasreg.tuning.config import OBJECTIVES
+from kerasreg.tuning.resumable import make_resumable
 from kerasreg.tuning.space import search_space
 
 if TYPE_CHECKING:
@@ -187,7 +189,9 @@ class PlacementHyperModel(keras_tuner.HyperModel):
             objective: str, `keras_tuner.Objective` or None. The metric whose
                 best epoch is kept. Defaults to the tuner's objective.
             run_dir: str, path or None. The trial's run directory; the trained
-                model and `result.json` go there. Defaults to `None` (in memory).
+                model and `result.json` go there, and a trial killed mid-training
+                continues there from its last completed epoch. Defaults to
+                `None` (in memory).
             verbose: int. 1 prints a line per epoch. Defaults to `0`.
 
         Returns:
@@ -199,15 +203,19 @@ class PlacementHyperModel(keras_tuner.HyperModel):
                             "Pass a kerasreg Dataset and train()'s settings to `tuner.search`.")
         if not hasattr(dataset, "as_numpy"):
             raise _checks.invalid("dataset", "a kerasreg Dataset from kerasreg.load_dataset", type(dataset).__name__)
-        callbacks = list(callbacks)
+        callbacks = [make_resumable(c) for c in callbacks]
         objective = get_objective(objective or _objective_of(callbacks) or "val_accuracy")
         remaining = _checks.positive_int(epochs - initial_epoch, "epochs - initial_epoch")
         # Never stops (patience beyond the last epoch); restores the objective's best epoch at the end.
         keep_best = ResumableEarlyStopping(monitor=objective.name, mode=objective.direction,
                                            patience=remaining + 1, restore_best_weights=True)
+        callbacks = [*callbacks, keep_best]
+        # A trial killed mid-training (its search killed, or its worker) continues from its last epoch.
+        resume = (run_dir is not None and all(map(is_resumable, callbacks))
+                  and RunDir(run_dir).completed_epochs() > 0)
         result = train(model, dataset, epochs=remaining, batch_size=batch_size, optimizer=optimizer,
-                       learning_rate=learning_rate, seed=self.seed, run_dir=run_dir,
-                       callbacks=[*callbacks, keep_best], verbose=1 if verbose == 1 else 0)
+                       learning_rate=learning_rate, seed=self.seed, run_dir=run_dir, callbacks=callbacks,
+                       resume=resume, verbose=1 if verbose == 1 else 0)
         if run_dir is not None:
             write_result(result, run_dir)
         return trial_metrics(result)
