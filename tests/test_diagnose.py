@@ -136,7 +136,7 @@ def test_the_cli_prints_the_verdict_and_writes_the_three_files(fitted, tmp_path)
     assert "variance shift" in done.stdout
     report = json.loads((out / "diagnose.json").read_text())
     assert report["schema"] == "kerasreg.diagnose/1"
-    assert report["structure"]["paths"] == [{"layers": ["drop", "relu", "bn"], "placement": None}]
+    assert report["structure"]["paths"] == [{"layers": ["drop", "relu", "bn"], "kind": "Dropout", "placement": None}]
     assert set(report) >= {"metrics", "gaps", "variance_shift", "reestimation", "verdict", "task"}
     assert "data:image/png;base64," in (out / "diagnose.html").read_text()
     assert "| bn |" in (out / "diagnose.md").read_text()

@@ -89,3 +89,15 @@ def test_a_dropout_inside_a_nested_model_is_refused_by_name():
 def test_a_bad_target_is_refused():
     with pytest.raises(ValueError, match="Invalid value received for argument `to`.*Received: to='tail'"):
         kerasreg.move_dropout(_drop_before_bn("sequential"), to="tail")
+
+
+def test_after_the_uout_fix_the_verdict_no_longer_asks_to_move_dropout():
+    data = kerasreg.load_dataset("mnist1d")
+    model = kerasreg.build_model("mlp", placement="drop_before_bn", input_shape=(40,), num_classes=10,
+                                 widths=(16, 16), seed=0)
+    before = kerasreg.diagnose(model, data)
+    assert any("move dropout after the last BatchNorm" in s for s in before.verdict)
+    after = kerasreg.diagnose(kerasreg.move_dropout(model, to="uout"), data)
+    assert {p.kind for p in after.structure.paths} == {"Uout"}
+    assert any("variance-stable by design" in s for s in after.verdict)
+    assert not any("move dropout after" in s for s in after.verdict)

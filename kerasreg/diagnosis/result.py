@@ -100,7 +100,8 @@ class Diagnosis:
             "structure": {
                 "batch_norm_layers": list(self.structure.batch_norm_layers),
                 "dropout_layers": list(self.structure.dropout_layers),
-                "paths": [{"layers": list(p.layers), "placement": p.placement} for p in self.structure.paths],
+                "paths": [{"layers": list(p.layers), "kind": p.kind, "placement": p.placement}
+                          for p in self.structure.paths],
                 "placement": self.structure.placement,
                 "blocks": dict(self.structure.blocks),
             },

@@ -34,10 +34,12 @@ class DropoutPath:
             inside a nested model is named `outer/inner`.
         placement: str or None. The kerasreg placement the dropout's block
             matches, if any.
+        kind: str. Class name of the dropout-kind layer (`"Dropout"`, `"Uout"`, ...).
     """
 
     layers: tuple
     placement: str | None = None
+    kind: str = "Dropout"
 
     @property
     def dropout(self):
@@ -271,7 +273,8 @@ def find_structure(model: keras.Model) -> Structure:
     paths = []
     for names in dict.fromkeys(walk.paths):
         block = block_of.get(id(by_name[names[0]]))
-        paths.append(DropoutPath(tuple(names), _match(*block) if block else None))
+        paths.append(DropoutPath(tuple(names), _match(*block) if block else None,
+                                 type(by_name[names[0]].layer).__name__))
     matched = collections.Counter(_match(tokens, members) for tokens, members in blocks[:-1])
     return Structure(
         paths=tuple(paths),
