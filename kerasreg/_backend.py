@@ -31,6 +31,8 @@ import os
 import pathlib
 import sys
 
+from kerasreg import _checks
+
 BACKENDS = ("jax", "tensorflow")
 DEFAULT_BACKEND = "jax"
 # Several study workers share one cache: a size limit makes JAX take a file
@@ -54,10 +56,7 @@ def check_backend(name, argument="backend"):
     'jax'
     """
     if name not in BACKENDS:
-        raise ValueError(
-            f"Invalid value received for argument `{argument}`. Expected one of "
-            f"{', '.join(map(repr, BACKENDS))}. Received: {argument}={name!r}"
-        )
+        raise _checks.invalid(argument, f"one of {', '.join(map(repr, BACKENDS))}", name)
     return name
 
 

@@ -13,18 +13,24 @@ import numbers
 SEED_LIMIT = 2**32
 
 
-def invalid(argument, expected, value):
+def invalid(argument, expected, value=None, *, of="", received=None):
     """The ValueError for a bad argument, in Keras's wording.
+
+    Args:
+        argument: str. The argument's name.
+        expected: str. What would have been valid.
+        value: the value received, shown as `argument=repr(value)`.
+        of: str. Whose argument it is, e.g. `" of model 'mlp'"`. Defaults to `""`.
+        received: str or None. What to show after "Received:" instead of
+            `argument=repr(value)` (a type name, a shape). Defaults to `None`.
 
     Example:
 
     >>> str(invalid("rate", "a float in [0, 1)", 1.5))
     'Invalid value received for argument `rate`. Expected a float in [0, 1). Received: rate=1.5'
     """
-    return ValueError(
-        f"Invalid value received for argument `{argument}`. Expected {expected}. "
-        f"Received: {argument}={value!r}"
-    )
+    shown = f"{argument}={value!r}" if received is None else received
+    return ValueError(f"Invalid value received for argument `{argument}`{of}. Expected {expected}. Received: {shown}")
 
 
 def is_int(value):

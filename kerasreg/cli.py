@@ -9,6 +9,7 @@ import sys
 
 from kerasreg import _processes, _quiet
 from kerasreg._version import __version__
+from kerasreg.training import defaults
 
 
 def _shape(text):
@@ -271,13 +272,13 @@ def make_parser():
     p.add_argument("--dataset", default=None, help="dataset name (default mnist1d)")
     p.add_argument("--data-dir", default=None, help="TFDS data directory (default $KERASREG_DATA_DIR or ~/tensorflow_datasets)")
     p.add_argument("--validation-split", type=float, default=None, help="fraction of train held out (default 0.1)")
-    p.add_argument("--epochs", type=int, default=None, help="default 50")
+    p.add_argument("--epochs", type=int, default=None, help=f"default {defaults.EPOCHS}")
     p.add_argument("--patience", type=int, default=None,
                    help="stop once validation loss has not improved for this many epochs (watched from epoch "
                         "patience + 1 on), keeping the best epoch (default: train all epochs)")
-    p.add_argument("--batch-size", type=int, default=None, help="default 100")
-    p.add_argument("--optimizer", default=None, help="default adam")
-    p.add_argument("--learning-rate", type=float, default=None, help="default 1e-3")
+    p.add_argument("--batch-size", type=int, default=None, help=f"default {defaults.BATCH_SIZE}")
+    p.add_argument("--optimizer", default=None, help=f"default {defaults.OPTIMIZER}")
+    p.add_argument("--learning-rate", type=float, default=None, help=f"default {defaults.LEARNING_RATE:g}")
     p.add_argument("--seed", type=int, default=None, help="default 0")
     p.add_argument("--out", default="saved_models", help="export directory (default saved_models)")
     p.add_argument("--name", default=None, help="run name (default derived from the configuration)")

@@ -39,6 +39,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from kerasreg import _checks
 from kerasreg.analysis import plots
 from kerasreg.export import MANIFEST, SAVED_MODEL, load
 from kerasreg.models.placements import recorded_placement
@@ -81,12 +82,7 @@ def check_sort_column(sort):
     >>> check_sort_column("clean_gap")
     'clean_gap'
     """
-    if sort not in COLUMNS:
-        raise ValueError(
-            f"Invalid value received for argument `sort`. Expected one of {', '.join(COLUMNS)}. "
-            f"Received: sort={sort!r}"
-        )
-    return sort
+    return _checks.one_of(sort, COLUMNS, "sort")
 
 
 def find_exports(paths):

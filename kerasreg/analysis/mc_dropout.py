@@ -22,7 +22,7 @@ import keras
 import numpy as np
 from numpy.typing import ArrayLike
 
-from kerasreg import _backend
+from kerasreg import _backend, _checks
 from kerasreg.models.uout import Uout
 
 if TYPE_CHECKING:
@@ -162,11 +162,7 @@ def predict_mc(
     >>> mean.shape, std.shape
     ((4, 10), (4, 10))
     """
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(
-            "Invalid value received for argument `samples`. Expected a positive int. "
-            f"Received: samples={samples!r}"
-        )
+    samples = _checks.positive_int(samples, "samples")
     if hasattr(x, "as_numpy"):
         x = x.as_numpy("test")[0]
     model = _as_model(model_or_export)

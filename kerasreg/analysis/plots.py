@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 
+# The row keys that make a configuration: its runs differ only by seed (used by plots, statistics and the report).
 CONFIG_KEYS = ("architecture", "placement", "dropout", "dropout_rate", "norm")
 ROW_HEIGHT = 0.24  # inches per configuration in the per-configuration figures
 

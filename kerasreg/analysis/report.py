@@ -23,10 +23,10 @@ from kerasreg._files import write_atomic
 from kerasreg._text import plural
 from kerasreg.analysis import answer, compare, hparams, plots, statistics
 from kerasreg.analysis import report_render as render
+from kerasreg.analysis.plots import CONFIG_KEYS
 from kerasreg.export import MANIFEST
 from kerasreg.models import placements
 
-CONFIG_KEYS = ("architecture", "placement", "dropout", "dropout_rate", "norm")
 METRICS = {
     # key: (label, format, higher is better)
     "test_accuracy": ("test accuracy", "{:.2%}", True),

@@ -40,9 +40,9 @@ from statsmodels.stats.power import TTestPower
 
 from kerasreg import _checks
 from kerasreg._text import plural
+from kerasreg.analysis.plots import CONFIG_KEYS
 
 
-CONFIG_KEYS = ("architecture", "placement", "dropout", "dropout_rate", "norm")
 # metric -> higher is better
 DIRECTIONS = {
     "test_accuracy": True,
@@ -282,9 +282,7 @@ def paired_comparisons(
     [('ic / standard 0.2', 'dropout / standard 0.2', 3)]
     """
     metrics = (metric,) if isinstance(metric, str) else tuple(metric)
-    if not 0 < alpha < 1:
-        raise ValueError(f"Invalid value received for argument `alpha`. Expected a float in (0, 1). "
-                         f"Received: alpha={alpha}")
+    alpha = _checks.fraction(alpha, "alpha")
     rows = list(rows)
     plans = []
     for name in metrics:

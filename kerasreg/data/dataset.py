@@ -360,12 +360,9 @@ def carve_validation(num_examples, validation_split, seed, name):
     """
     num_val = int(round(num_examples * validation_split))
     if not 0 < num_val < num_examples:
-        raise ValueError(
-            "Invalid value received for argument `validation_split`. It must leave at "
-            f"least one example for validation and one for training out of the "
-            f"{num_examples} training examples of {name!r}. "
-            f"Received: validation_split={validation_split}"
-        )
+        raise _checks.invalid("validation_split", "a split that leaves at least one example for validation and "
+                              f"one for training out of the {num_examples} training examples of {name!r}",
+                              validation_split)
     order = np.random.default_rng(seed).permutation(num_examples)
     # Sorted so both parts keep the source order; pipelines shuffle anyway.
     return np.sort(order[num_val:]), np.sort(order[:num_val])

@@ -171,10 +171,7 @@ def open_source(source, *, label=None, image_size=None, test_split=0.2, seed=0):
         return open_npz(source, test_split=test_split, seed=seed)
     if extension in (".csv", ".txt"):
         return open_csv(source, label=label, test_split=test_split, seed=seed)
-    raise ValueError(
-        "Invalid value received for argument `source`. Expected an .npz file, a .csv file or a "
-        f"folder of class folders of images. Received: source={source!r}"
-    )
+    raise _checks.invalid("source", "an .npz file, a .csv file or a folder of class folders of images", source)
 
 
 class _ImportBuilder(tfds.dataset_builders.AdhocBuilder, skip_registration=True):

@@ -147,10 +147,7 @@ def load_dataset(
     {'train': 3600, 'val': 400, 'test': 1000}
     """
     if not isinstance(name, str) or not name:
-        raise ValueError(
-            "Invalid value received for argument `name`. Expected a dataset name "
-            f"(a non-empty str). Received: name={name!r}"
-        )
+        raise _checks.invalid("name", "a dataset name (a non-empty str)", name)
     check_validation_split(validation_split)
     _checks.seed(seed)
     data_dir = resolve_data_dir(data_dir)

@@ -144,11 +144,8 @@ def test_mask(num_examples, test_split, seed, where):
     _checks.fraction(test_split, "test_split")
     num_test = int(round(num_examples * test_split))
     if not 0 < num_test < num_examples:
-        raise ValueError(
-            "Invalid value received for argument `test_split`. It must leave at least one example "
-            f"for test and one for training out of the {num_examples} examples of {where}. "
-            f"Received: test_split={test_split}"
-        )
+        raise _checks.invalid("test_split", "a split that leaves at least one example for test and one for "
+                              f"training out of the {num_examples} examples of {where}", test_split)
     mask = np.zeros(num_examples, bool)
     mask[np.random.default_rng(seed).permutation(num_examples)[:num_test]] = True
     return mask

@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from kerasreg import _checks
 from kerasreg.data.source import CHUNK_ROWS, Source, check_finite, class_labels, test_mask
 
 
@@ -36,10 +37,7 @@ def open_csv(path, *, label=None, test_split=0.2, seed=0):
             )
         label = "label"
     if label not in columns:
-        raise ValueError(
-            f"Invalid value received for argument `label`. Expected a column of {name}: "
-            f"{', '.join(columns)}. Received: label={label!r}"
-        )
+        raise _checks.invalid("label", f"a column of {name}: {', '.join(columns)}", label)
     features = [column for column in columns if column != label]
     if not features:
         raise ValueError(f"{name} has no feature columns besides the label column {label!r}.")

@@ -13,6 +13,7 @@ import pathlib
 import keras
 import numpy as np
 
+from kerasreg import _checks
 from kerasreg.export.layout import MANIFEST, MODEL_FILE
 from kerasreg.models import factory as _factory  # noqa: F401  (registers kerasreg's Keras classes for load_model)
 
@@ -79,8 +80,7 @@ def load_model_file(path, *, safe_mode=True):
     if not path.is_file():
         raise FileNotFoundError(f"No model file at {str(path)!r}: pass a `.keras` file or a kerasreg export folder.")
     if path.suffix != ".keras":
-        raise ValueError(f"Invalid value received for argument `model`. Expected a `.keras` file (Keras 3 format) "
-                         f"or an export folder. Received: model={str(path)!r}")
+        raise _checks.invalid("model", "a `.keras` file (Keras 3 format) or an export folder", str(path))
     try:
         model = keras.saving.load_model(path, safe_mode=safe_mode)
     except ValueError as exc:
@@ -125,13 +125,11 @@ def resolve_data(data, *, test=False, manifest=None, data_dir=None):
         parts = [tuple(np.asarray(a) for a in part) for part in data]
         for part, split in zip(parts, ("train", "val", "test")):
             if len(part[0]) != len(part[1]) or not len(part[0]):
-                raise ValueError(f"Invalid value received for argument `data`. Expected the {split} inputs and "
-                                 f"labels to have the same, non-zero number of rows. Received: "
-                                 f"{len(part[0])} inputs and {len(part[1])} labels")
+                raise _checks.invalid("data", f"the {split} inputs and labels to have the same, non-zero number "
+                                      "of rows", received=f"{len(part[0])} inputs and {len(part[1])} labels")
         return Splits("arrays", parts[0], parts[1], parts[2] if test and len(parts) == 3 else None)
-    raise ValueError(
-        "Invalid value received for argument `data`. Expected a kerasreg `Dataset`, a dataset name, or "
-        f"`((x_train, y_train), (x_val, y_val))` arrays. Received: data={type(data).__name__}")
+    raise _checks.invalid("data", "a kerasreg `Dataset`, a dataset name, or `((x_train, y_train), (x_val, y_val))` "
+                          "arrays", received=f"data={type(data).__name__}")
 
 
 def _is_probability(rows):
@@ -153,35 +151,31 @@ def check_model(model, splits):
     """
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         names = ", ".join(t.name for t in [*model.inputs, *model.outputs])
-        raise ValueError(
-            f"Invalid value received for argument `model`. Expected a model with one input and one output. "
-            f"Received: model {model.name!r} with {len(model.inputs)} inputs and {len(model.outputs)} outputs "
-            f"({names}). Diagnose the single-input, single-output part, or a model built around it.")
+        raise _checks.invalid(
+            "model", "a model with one input and one output",
+            received=f"model {model.name!r} with {len(model.inputs)} inputs and {len(model.outputs)} outputs "
+                     f"({names}). Diagnose the single-input, single-output part, or a model built around it.")
     expected = tuple(model.inputs[0].shape[1:])
     got = tuple(splits.train[0].shape[1:])
     if len(expected) != len(got) or any(e is not None and e != g for e, g in zip(expected, got)):
-        raise ValueError(
-            f"Invalid value received for argument `data`. Expected inputs of shape {expected} (without the batch "
-            f"axis), as model {model.name!r} takes. Received: inputs of shape {got} from dataset {splits.name!r}")
+        raise _checks.invalid("data", f"inputs of shape {expected} (without the batch axis), as model "
+                              f"{model.name!r} takes", received=f"inputs of shape {got} from dataset {splits.name!r}")
     outputs = model.outputs[0].shape[-1]
     y = splits.train[1]
     sample = keras.ops.convert_to_numpy(model(splits.val[0][:32], training=False)).astype("float64")
     if outputs == 1 or len(model.outputs[0].shape) != 2:
         return Task("regression", keras.losses.MeanSquaredError(), int(outputs or 1))
     if splits.num_classes is not None and splits.num_classes != outputs:
-        raise ValueError(
-            f"Invalid value received for argument `data`. Expected a dataset with {outputs} classes, the output "
-            f"size of model {model.name!r}. Received: dataset {splits.name!r} with {splits.num_classes} classes")
+        raise _checks.invalid("data", f"a dataset with {outputs} classes, the output size of model {model.name!r}",
+                              received=f"dataset {splits.name!r} with {splits.num_classes} classes")
     from_logits = not _is_probability(sample)
     if y.ndim == 2 and y.shape[-1] == outputs:
         return Task("classification", keras.losses.CategoricalCrossentropy(from_logits=from_logits), int(outputs))
     labels = np.asarray(y).reshape(-1)
     if not np.issubdtype(labels.dtype, np.integer) and not np.all(labels == np.round(labels)):
-        raise ValueError(
-            f"Invalid value received for argument `data`. Expected integer class labels for a classifier with "
-            f"{outputs} outputs. Received: labels of dtype {labels.dtype} with non-integer values")
+        raise _checks.invalid("data", f"integer class labels for a classifier with {outputs} outputs",
+                              received=f"labels of dtype {labels.dtype} with non-integer values")
     if labels.min() < 0 or labels.max() >= outputs:
-        raise ValueError(
-            f"Invalid value received for argument `data`. Expected class labels in [0, {outputs - 1}] for model "
-            f"{model.name!r} with {outputs} outputs. Received: labels from {labels.min()} to {labels.max()}")
+        raise _checks.invalid("data", f"class labels in [0, {outputs - 1}] for model {model.name!r} with "
+                              f"{outputs} outputs", received=f"labels from {labels.min()} to {labels.max()}")
     return Task("classification", keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits), int(outputs))

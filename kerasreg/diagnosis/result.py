@@ -176,8 +176,7 @@ def diagnose(
     mc_samples = _checks.non_negative_int(mc_samples, "mc_samples")
     _checks.seed(seed)
     if not isinstance(model, keras.Model):
-        raise ValueError("Invalid value received for argument `model`. Expected a keras.Model. "
-                         f"Received: model={type(model).__name__}")
+        raise _checks.invalid("model", "a keras.Model", received=f"model={type(model).__name__}")
     structure = find_structure(model)
     splits = resolve_data(data, test=test, manifest=manifest, data_dir=data_dir)
     task = check_model(model, splits)

@@ -10,6 +10,7 @@ from typing import Any
 
 import keras
 
+from kerasreg import _checks
 from kerasreg.export.layout import MANIFEST, ExportExistsError
 from kerasreg.models import placements
 from kerasreg.training import RunResult
@@ -75,10 +76,8 @@ def _is_utf8(name):
 def _check_name(name):
     if not isinstance(name, str) or not name or name.startswith(".") \
             or name != os.path.basename(name) or "\\" in name or "\0" in name or not _is_utf8(name):
-        raise ValueError(
-            "Invalid value received for argument `name`. Expected a folder name in UTF-8 without "
-            f"path separators that does not start with '.'. Received: name={name!r}"
-        )
+        raise _checks.invalid("name", "a folder name in UTF-8 without path separators that does not start "
+                              "with '.'", name)
 
 
 def _is_export(path):

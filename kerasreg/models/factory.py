@@ -161,15 +161,10 @@ def _check_shape(input_shape, num_classes):
     except TypeError:
         shape = ()
     if not shape or not all(_checks.is_int(d) and d >= 1 for d in shape):
-        raise ValueError(
-            "Invalid value received for argument `input_shape`. Expected a tuple of "
-            f"positive ints without the batch axis, e.g. (40,). Received: input_shape={input_shape!r}"
-        )
+        raise _checks.invalid("input_shape", "a tuple of positive ints without the batch axis, e.g. (40,)",
+                              input_shape)
     if not _checks.is_int(num_classes) or num_classes < 2:
-        raise ValueError(
-            "Invalid value received for argument `num_classes`. Expected an int >= 2. "
-            f"Received: num_classes={num_classes!r}"
-        )
+        raise _checks.invalid("num_classes", "an int >= 2", num_classes)
     return tuple(int(d) for d in shape), int(num_classes)
 
 

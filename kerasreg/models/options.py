@@ -114,10 +114,7 @@ def _parse(model, name, text, default):
             expected = "an int" if isinstance(default, int) else "a float"
             return type(default)(text)
     except ValueError:
-        raise ValueError(
-            f"Invalid value received for argument `{name}` of model {model!r}. Expected {expected}. "
-            f"Received: {name}={text!r}"
-        ) from None
+        raise _checks.invalid(name, expected, text, of=f" of model {model!r}") from None
     return text
 
 

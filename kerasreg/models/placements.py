@@ -24,6 +24,7 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from kerasreg import _checks
 from kerasreg._registry import Registry
 
 
@@ -75,16 +76,9 @@ class Placement:
         object.__setattr__(self, "block", tuple(block))
         bad = [t for t in block if t not in TOKENS]
         if bad or block.count("weight") != 1 or len(set(block)) != len(block):
-            raise ValueError(
-                f"Invalid value received for argument `block` of placement {self.name!r}. "
-                f"Expected each of {', '.join(TOKENS)} at most once and `weight` exactly once. "
-                f"Received: block={block}"
-            )
-        if self.dropout_scope not in SCOPES:
-            raise ValueError(
-                "Invalid value received for argument `dropout_scope`. Expected one of "
-                f"{', '.join(SCOPES)}. Received: dropout_scope={self.dropout_scope!r}"
-            )
+            raise _checks.invalid("block", f"each of {', '.join(TOKENS)} at most once and `weight` exactly once",
+                                  of=f" of placement {self.name!r}", received=f"block={block}")
+        _checks.one_of(self.dropout_scope, SCOPES, "dropout_scope")
         if self.dropout_scope == "head_only" and "drop" in block:
             raise ValueError(
                 f"Placement {self.name!r} has dropout_scope='head_only', so its block must "

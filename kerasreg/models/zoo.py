@@ -20,6 +20,7 @@ import dataclasses
 import inspect
 from typing import Any, Callable, TypeVar
 
+from kerasreg import _checks
 from kerasreg._registry import Registry
 
 F = TypeVar("F", bound=Callable)
@@ -102,10 +103,8 @@ def _feature_map_shape(name, input_shape, spatial_dims):
     if len(input_shape) == spatial_dims + 1:
         return tuple(input_shape)
     expected = {1: "(length,) or (length, channels)", 2: "(height, width) or (height, width, channels)"}
-    raise ValueError(
-        f"Invalid value received for argument `input_shape` of model {name!r}. "
-        f"Expected {expected[spatial_dims]}. Received: input_shape={tuple(input_shape)}"
-    )
+    raise _checks.invalid("input_shape", expected[spatial_dims], of=f" of model {name!r}",
+                          received=f"input_shape={tuple(input_shape)}")
 
 
 @register_model

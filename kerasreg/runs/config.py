@@ -7,6 +7,7 @@ import tomllib
 from kerasreg.export import run_name
 from kerasreg.models.options import BUILD_OPTIONS, architecture_kwargs, architecture_options
 from kerasreg.models.zoo import list_models
+from kerasreg.training import defaults
 
 
 def read_toml(path, what="config file"):
@@ -81,10 +82,10 @@ class RunConfig(_ModelFields):
     dataset: str = "mnist1d"
     data_dir: str = None
     validation_split: float = 0.1
-    epochs: int = 50
-    batch_size: int = 100
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
+    epochs: int = defaults.EPOCHS
+    batch_size: int = defaults.BATCH_SIZE
+    optimizer: str = defaults.OPTIMIZER
+    learning_rate: float = defaults.LEARNING_RATE
     patience: int = None
     seed: int = 0
     name: str = None

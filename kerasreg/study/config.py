@@ -12,7 +12,7 @@ from kerasreg.models.zoo import list_models, model_options
 from kerasreg.models.placements import BUILT_INS
 from kerasreg.runs import RunConfig, check_known_keys, read_toml
 from kerasreg.study.executors import EXECUTORS
-from kerasreg.training import make_optimizer
+from kerasreg.training import defaults, make_optimizer
 
 
 # Fields an arm may set; the others (dataset, split, ...) are shared by all arms so that seeds pair across them.
@@ -83,9 +83,9 @@ class StudyConfig:
     epochs: int = 30
     dataset: str = "mnist1d"
     data_dir: str = None
-    batch_size: int = 100
-    learning_rate: float = 1e-3
-    optimizer: str = "adam"
+    batch_size: int = defaults.BATCH_SIZE
+    learning_rate: float = defaults.LEARNING_RATE
+    optimizer: str = defaults.OPTIMIZER
     validation_split: float = 0.1
     patience: int = None
     options: dict = None

@@ -11,6 +11,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerasreg import _checks
+
 
 def to_tensor(array):
     """`array` as a tensor, floats cast to Keras's floatx as `fit` casts them.
@@ -105,11 +107,7 @@ def num_rows(data, argument):
     if isinstance(data, tf.data.Dataset):
         n = int(data.cardinality())
         if n == tf.data.INFINITE_CARDINALITY:
-            raise ValueError(
-                f"Invalid value received for argument `{argument}`. Expected a "
-                "finite dataset. Received: an infinite dataset (remove "
-                "`.repeat()`)."
-            )
+            raise _checks.invalid(argument, "a finite dataset", received="an infinite dataset (remove `.repeat()`).")
         if n == tf.data.UNKNOWN_CARDINALITY:
             n = int(data.reduce(np.int64(0), lambda count, _: count + 1))
         return n
@@ -117,11 +115,8 @@ def num_rows(data, argument):
         data = data[0]
     leaves = keras.tree.flatten(data)
     if not leaves or not hasattr(leaves[0], "shape"):
-        raise ValueError(
-            f"Invalid value received for argument `{argument}`. Expected a "
-            "tuple `(x, y)` of arrays or a `tf.data.Dataset` of `(x, y)` "
-            f"pairs. Received: {argument}={type(data).__name__}"
-        )
+        raise _checks.invalid(argument, "a tuple `(x, y)` of arrays or a `tf.data.Dataset` of `(x, y)` pairs",
+                              received=f"{argument}={type(data).__name__}")
     return int(leaves[0].shape[0])
 
 
@@ -150,11 +145,8 @@ def materialise_subset(train_data, indices):
         )
         return keras.tree.map_structure(lambda t: t.numpy(), subset)
     if not isinstance(train_data, (tuple, list)) or len(train_data) < 2:
-        raise ValueError(
-            "Invalid value received for argument `train_data`. Expected a "
-            "tuple `(x, y)` of arrays or an unbatched `tf.data.Dataset` of "
-            f"`(x, y)` pairs. Received: train_data={type(train_data).__name__}"
-        )
+        raise _checks.invalid("train_data", "a tuple `(x, y)` of arrays or an unbatched `tf.data.Dataset` of "
+                              "`(x, y)` pairs", received=f"train_data={type(train_data).__name__}")
     x, y = train_data[0], train_data[1]
     x = keras.tree.map_structure(lambda a: np.asarray(a)[indices], x)
     return x, np.asarray(y)[indices]

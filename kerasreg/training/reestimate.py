@@ -39,8 +39,8 @@ def _inputs_of(data):
     if isinstance(data, tuple):
         data = data[0]
     if not hasattr(data, "shape") or not len(data):
-        raise ValueError("Invalid value received for argument `data`. Expected a kerasreg `Dataset`, a tuple "
-                         f"`(x, y)` or a non-empty array `x`. Received: data={type(data).__name__}")
+        raise _checks.invalid("data", "a kerasreg `Dataset`, a tuple `(x, y)` or a non-empty array `x`",
+                              received=f"data={type(data).__name__}")
     return data
 
 

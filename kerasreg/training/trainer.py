@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasreg import _backend, _checks
+from kerasreg.training import defaults
 from kerasreg.training.epoch_callbacks import DivergenceGuard, EpochProgress, EpochSeeds, EpochTimer
 from kerasreg.training.gap import OverfittingGap
 from kerasreg.training.inputs import check_model_and_data
@@ -204,10 +205,10 @@ def train(
     model: keras.Model,
     dataset: Dataset,
     *,
-    epochs: int = 50,
-    batch_size: int = 100,
-    optimizer: str | keras.optimizers.Optimizer = "adam",
-    learning_rate: float = 1e-3,
+    epochs: int = defaults.EPOCHS,
+    batch_size: int = defaults.BATCH_SIZE,
+    optimizer: str | keras.optimizers.Optimizer = defaults.OPTIMIZER,
+    learning_rate: float = defaults.LEARNING_RATE,
     seed: int = 0,
     run_dir: str | os.PathLike | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 from numpy.typing import ArrayLike
 
+from kerasreg import _checks
 from kerasreg.training.evaluator import compile_inference, to_tensor
 from kerasreg.training.jsonl import append_jsonl, jsonl_file, prepare_jsonl
 
@@ -151,11 +152,8 @@ class VarianceShiftMonitor(keras.callbacks.Callback):
             validation_batch = validation_batch[0]
         leaves = keras.tree.flatten(validation_batch)
         if not leaves or not all(hasattr(leaf, "shape") for leaf in leaves):
-            raise ValueError(
-                "Invalid value received for argument `validation_batch`. "
-                "Expected an array `x`, a tuple `(x, y)` or a batched "
-                f"`tf.data.Dataset`. Received: validation_batch={type(validation_batch).__name__}"
-            )
+            raise _checks.invalid("validation_batch", "an array `x`, a tuple `(x, y)` or a batched `tf.data.Dataset`",
+                                  received=f"validation_batch={type(validation_batch).__name__}")
         self.validation_batch = keras.tree.map_structure(to_tensor, validation_batch)
         self.log_file = jsonl_file(log_path, "variance_shift.jsonl")
         self.append = append
