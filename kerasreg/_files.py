@@ -4,12 +4,14 @@
 (`.<name>.tmp-<pid>`), fsyncs it, renames it over `path` and fsyncs the
 folder, so the rename itself survives a power cut. Every file kerasreg
 writes in place (run directory, checkpoint, manifest, report) goes through
-it; a folder written as a whole (an export) is built in a temporary sibling
-folder and renamed, then `fsync_dir` makes the rename durable.
+it; a folder written as a whole is built in a temporary sibling folder and
+put in place by `replace_dir` (an export, whose replacement must never lose
+the old one, renames it itself; `fsync_dir` then makes the rename durable).
 """
 
 import os
 import pathlib
+import shutil
 
 
 def fsync_dir(path):
@@ -66,3 +68,21 @@ def write_atomic(path, data, *, step=None):
         raise
     step("replaced")
     fsync_dir(path.parent)
+
+
+def replace_dir(built, target):
+    """Rename the folder `built` onto `target`; an earlier `target` is moved aside first, then removed.
+
+    Example:
+
+    >>> replace_dir("/data/.my_data.importing-12/my_data", "/data/my_data")  # doctest: +SKIP
+    """
+    target = pathlib.Path(target)
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.replaced-{os.getpid()}")
+        os.replace(target, old)
+    os.replace(built, target)
+    fsync_dir(target.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

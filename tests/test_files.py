@@ -33,3 +33,14 @@ def test_steps_are_reported_in_order(tmp_path):
     _files.write_atomic(tmp_path / "x", "data", step=seen.append)
     assert seen == ["begin", "partial", "written", "synced", "replaced"]
     assert (tmp_path / "x").read_text() == "data"
+
+
+def test_replace_dir_puts_a_built_folder_in_place_of_an_old_one(tmp_path):
+    old, built = tmp_path / "target", tmp_path / ".target.building" / "target"
+    old.mkdir()
+    (old / "stale.txt").write_text("old")
+    built.mkdir(parents=True)
+    (built / "fresh.txt").write_text("new")
+    _files.replace_dir(built, old)
+    assert [p.name for p in old.iterdir()] == ["fresh.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".target.building", "target"]  # nothing old left aside

@@ -14,12 +14,11 @@ re-estimation), next to the per-epoch scalars every run already logs in
 """
 
 import math
-import os
 import pathlib
 import shutil
 import tempfile
 
-from kerasreg._files import fsync_dir
+from kerasreg._files import replace_dir
 
 HPARAMS_DIR = "hparams"
 HPARAMS = (
@@ -101,14 +100,7 @@ def write_hparams(out, rows):
     staging.chmod(0o755)  # mkdtemp makes it private; the study folder is not
     try:
         _write(staging, rows)
-        if final.exists():
-            old = final.with_name(f".{HPARAMS_DIR}-old-{os.getpid()}")
-            final.rename(old)
-            staging.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            staging.rename(final)
-        fsync_dir(out)
+        replace_dir(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final

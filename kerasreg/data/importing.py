@@ -25,7 +25,7 @@ import sys
 import tensorflow_datasets as tfds
 
 from kerasreg import _checks
-from kerasreg._files import fsync_dir
+from kerasreg._files import replace_dir
 from kerasreg._locks import Lock
 from kerasreg.data.builders import BUILTINS
 from kerasreg.data.fingerprint import METADATA_KEY, fingerprint, import_record
@@ -145,7 +145,7 @@ def import_dataset(
                   "label": label, "image_size": list(image_size) if image_size else None}
         with staging_folder(name, data_dir) as staging:
             _build(name, opened, record, staging, progress)
-            swap_in(os.path.join(staging, name), target)
+            replace_dir(os.path.join(staging, name), target)
     forget_loaded(name, data_dir)
     return ImportedDataset(name=name, path=os.path.join(target, VERSION), kind=opened.kind, source=source,
                            sha256=sha256, input_shape=opened.input_shape, class_names=opened.class_names,
@@ -262,23 +262,6 @@ def staging_folder(name, data_dir):
         yield staging
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def swap_in(built, target):
-    """Rename the built dataset folder onto `target`; an earlier one is moved aside first, then removed.
-
-    Example:
-
-    >>> swap_in("/data/.my_data.importing-12/my_data", "/data/my_data")  # doctest: +SKIP
-    """
-    old = None
-    if os.path.exists(target):
-        old = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.replaced-{os.getpid()}")
-        os.replace(target, old)
-    os.replace(built, target)
-    fsync_dir(os.path.dirname(target))
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _check_name(name):

@@ -15,9 +15,10 @@ import io
 import os
 import tarfile
 
+from kerasreg._files import replace_dir
 from kerasreg.data.builders import BUILTINS
 from kerasreg.data.fingerprint import import_record
-from kerasreg.data.importing import VERSION, import_lock, staging_folder, swap_in
+from kerasreg.data.importing import VERSION, import_lock, staging_folder
 from kerasreg.data.loading import forget_loaded, make_builder, resolve_data_dir
 
 
@@ -113,6 +114,6 @@ def ensure_dataset(name, source_sha256, fetch, data_dir=None):
         with staging_folder(name, data_dir) as staging:
             with tarfile.open(fileobj=io.BytesIO(package.archive)) as tar:
                 tar.extractall(os.path.join(staging, name), filter="data")
-            swap_in(os.path.join(staging, name), os.path.join(data_dir, name))
+            replace_dir(os.path.join(staging, name), os.path.join(data_dir, name))
     forget_loaded(name, data_dir)
     return True

@@ -165,10 +165,8 @@ def resnet_small(blocks, *, input_shape, filters=32, stages=2):
     import keras
 
     if len(input_shape) not in (1, 2, 3):
-        raise ValueError(
-            "Invalid value received for argument `input_shape` of model 'resnet_small'. Expected (length,), "
-            f"(length, channels) or (height, width, channels). Received: input_shape={tuple(input_shape)}"
-        )
+        raise _checks.invalid("input_shape", "(length,), (length, channels) or (height, width, channels)",
+                              of=" of model 'resnet_small'", received=f"input_shape={tuple(input_shape)}")
     dims = 2 if len(input_shape) == 3 else 1
     shape = _feature_map_shape("resnet_small", input_shape, dims)
     layers = blocks.reshape(input_shape, shape)
