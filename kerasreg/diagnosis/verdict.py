@@ -20,6 +20,10 @@ POINTS_NOTICEABLE = 0.5
 _SHOWN_PATHS = 3
 
 
+def _count(n, noun):
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _points(value):
     return 100.0 * value
 
@@ -38,8 +42,8 @@ def _structure_sentence(structure):
     shown = ", ".join(path.text() for path in paths[:_SHOWN_PATHS]) + (", ..." if len(paths) > _SHOWN_PATHS else "")
     placement = next((p.placement for p in paths if p.placement), None)
     match = f"; the blocks match kerasreg's `{placement}` placement" if placement else ""
-    return (f"Dropout feeds BatchNorm on {len(paths)} path{'s' if len(paths) != 1 else ''} ({shown}) out of "
-            f"{len(structure.batch_norm_layers)} BatchNormalization layers{match}.")
+    return (f"Dropout feeds BatchNorm on {_count(len(paths), 'path')} ({shown}) out of "
+            f"{_count(len(structure.batch_norm_layers), 'BatchNormalization layer')}{match}.")
 
 
 def _shift_sentence(shift):

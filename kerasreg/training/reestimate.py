@@ -95,13 +95,20 @@ def _layer_inputs(model, layer, x, batch_size):
     return np.concatenate(seen, axis=0) if seen else None
 
 
-def _assign_statistics(layer, inputs):
-    """Set `layer`'s moving mean and variance to the per-channel statistics of `inputs` (all rows)."""
-    inputs = np.asarray(inputs, dtype="float64")
-    axis = layer.axis % inputs.ndim
-    reduce_axes = tuple(i for i in range(inputs.ndim) if i != axis)
-    layer.moving_mean.assign(np.mean(inputs, axis=reduce_axes).astype(layer.moving_mean.dtype))
-    layer.moving_variance.assign(np.var(inputs, axis=reduce_axes).astype(layer.moving_variance.dtype))
+def _assign_statistics(layer, inputs, rows=64):
+    """Set `layer`'s moving mean and variance to the per-channel statistics of `inputs` (all rows).
+
+    Sums run in float64 over `rows` rows at a time, so no float64 copy of a
+    whole split's activations is ever made.
+    """
+    inputs = np.moveaxis(np.asarray(inputs), layer.axis % np.ndim(inputs), -1)
+    axes = tuple(range(inputs.ndim - 1))
+    count = inputs.size // inputs.shape[-1]
+    mean = sum(np.sum(inputs[i:i + rows], axis=axes, dtype=np.float64) for i in range(0, len(inputs), rows)) / count
+    variance = sum(np.sum(np.square(inputs[i:i + rows].astype(np.float64) - mean), axis=axes)
+                   for i in range(0, len(inputs), rows)) / count
+    layer.moving_mean.assign(mean.astype(layer.moving_mean.dtype))
+    layer.moving_variance.assign(variance.astype(layer.moving_variance.dtype))
 
 
 def _graph_layers(model):
