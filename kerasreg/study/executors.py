@@ -23,11 +23,10 @@ import dataclasses
 import os
 import queue
 import shutil
-import socket
 import tempfile
 import time
 
-from kerasreg import _backend, _checks, _processes
+from kerasreg import _backend, _checks, _network, _processes
 from kerasreg.runs import train_in
 from kerasreg.study.artifacts import pack
 
@@ -216,11 +215,9 @@ def check_reachable(address, timeout=3.0):
     ...
     ValueError: Cannot reach a Ray cluster at 127.0.0.1:1 ...
     """
-    host, _, port = str(address).rpartition(":")
-    if not host or not port.isdigit():
-        raise _checks.invalid("address", "HOST:PORT of a Ray head node, e.g. 127.0.0.1:6379", address)
+    host, port = _network.parse_address(address, "address", "HOST:PORT of a Ray head node, e.g. 127.0.0.1:6379")
     try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
+        _network.probe(host, port, timeout=timeout)
     except OSError as exc:
         raise ValueError(
             f"Cannot reach a Ray cluster at {address} ({exc.strerror or exc}). Start one with "

@@ -18,10 +18,11 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import socket
 import sys
 import time
 import urllib.parse
+
+from kerasreg._network import probe
 
 EXPERIMENT = "kerasreg"
 PROBE_SECONDS = 3.0
@@ -39,7 +40,7 @@ def _probe(uri):
         return
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
-        socket.create_connection((parsed.hostname, port), timeout=PROBE_SECONDS).close()
+        probe(parsed.hostname, port, timeout=PROBE_SECONDS)
     except OSError as exc:
         raise TrackingUnavailable(f"no MLflow server answers at {uri} ({exc.strerror or exc})") from None
 

@@ -23,25 +23,12 @@ import socket
 import time
 
 from kerasreg import _checks
+from kerasreg._network import parse_address, probe
 
 ENV = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
 CHIEF_ID = "chief"
 # A worker waits this long for the chief to accept connections before giving up.
 CONNECT_SECONDS = 5.0
-
-
-def parse_address(address, argument):
-    """`(host, port)` from `HOST:PORT`, else a ValueError naming `argument`.
-
-    Example:
-
-    >>> parse_address("127.0.0.1:8000", "chief")
-    ('127.0.0.1', 8000)
-    """
-    host, _, port = str(address).rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise _checks.invalid(argument, "HOST:PORT, e.g. 127.0.0.1:8000", address)
-    return host, int(port)
 
 
 def wait_for_chief(address, timeout=CONNECT_SECONDS):
@@ -55,18 +42,13 @@ def wait_for_chief(address, timeout=CONNECT_SECONDS):
     ValueError: No tuning chief listens at 127.0.0.1:1 ...
     """
     host, port = parse_address(address, "worker")
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection((host, port), timeout=max(0.1, deadline - time.monotonic())).close()
-            return
-        except OSError as exc:
-            if time.monotonic() >= deadline:
-                raise ValueError(
-                    f"No tuning chief listens at {address} ({exc.strerror or exc}; waited {timeout:g} s). Start "
-                    f"the chief first (`kerasreg tune --chief {address} ...`), or check the address."
-                ) from None
-            time.sleep(0.2)
+    try:
+        probe(host, port, timeout=1.0, wait=timeout)
+    except OSError as exc:
+        raise ValueError(
+            f"No tuning chief listens at {address} ({exc.strerror or exc}; waited {timeout:g} s). Start "
+            f"the chief first (`kerasreg tune --chief {address} ...`), or check the address."
+        ) from None
 
 
 def check_can_listen(address):
@@ -78,8 +60,8 @@ def check_can_listen(address):
     """
     host, port = parse_address(address, "chief")
     try:
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-            probe.bind((host, port))
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as listener:
+            listener.bind((host, port))
     except OSError as exc:
         raise ValueError(f"The tuning chief cannot listen at {address}: {exc.strerror or exc}.") from None
 

@@ -10,8 +10,8 @@
 
 A killed search continues with `resume=True`: KerasTuner reloads its
 oracle (completed trials stay completed) and sends the trial that was
-running back to the queue; that trial trains again from its first epoch and,
-being seeded, ends as it would have.
+running back to the queue; that trial continues from kerasreg's checkpoint
+of its last completed epoch (`tuning.resumable`) and ends as it would have.
 """
 
 from __future__ import annotations
