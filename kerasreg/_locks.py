@@ -7,6 +7,11 @@ when its process dies, so a lock left by a killed process is simply taken
 over by the next writer (the stale holder file is rewritten). A released
 lock removes both files, so a finished run leaves no trace.
 
+A thread that already holds a lock takes it again as a no-op (the `kerasreg
+study` command locks its folder before its imports, then `run_study` locks it
+as any caller's would). Folders the lock created are removed with it when
+they are left empty.
+
 `Lock(path, what)` fails at once (`LockedError`) when the lock is held;
 `Lock(path, what, wait=True)` waits for the holder instead (dataset preparation: the next process reads
 what the first one prepared).
@@ -17,10 +22,15 @@ import json
 import os
 import pathlib
 import socket
+import threading
 
 import filelock
 
 from kerasreg._files import write_atomic
+
+
+# Locks held by this process, per (resolved path, thread): how many times taken.
+_HELD = {}
 
 
 class LockedError(RuntimeError):
@@ -55,6 +65,8 @@ class Lock:
         what: str. What is locked, for the error message.
         wait: bool. Wait for a holder to finish instead of raising.
             Defaults to `False`.
+        advice: str. What to do instead, for the error message. Defaults to
+            `"Wait for it to finish."`.
 
     Raises:
         LockedError: another live process holds the lock (and `wait` is
@@ -66,38 +78,62 @@ class Lock:
     ...     pass
     """
 
-    def __init__(self, path, what, *, wait=False):
+    def __init__(self, path, what, *, wait=False, advice="Wait for it to finish."):
         self.path = pathlib.Path(path)
         self.what = what
         self.wait = wait
+        self.advice = advice
         self._lock = None
+        self._key = None
+        self._created = []
 
     def acquire(self):
         """Take the lock, or raise `LockedError` naming the holder (without `wait`)."""
+        key = (str(self.path.absolute()), threading.get_ident())
+        if key in _HELD:
+            _HELD[key] += 1
+            self._key = key
+            return self
+        self._created = [p for p in (self.path.parent, *self.path.parent.parents) if not p.exists()]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock = filelock.FileLock(self.path, timeout=-1 if self.wait else 0, thread_local=False)
         try:
             lock.acquire()
         except filelock.Timeout:
+            self._remove_created()
             raise LockedError(
-                f"{self.what} is being written by {_holder(self.path)} (lock {self.path}). "
-                "Wait for it to finish, or use another --name/--out."
+                f"{self.what} is being written by {_holder(self.path)} (lock {self.path}). {self.advice}"
             ) from None
-        self._lock = lock
+        self._lock, self._key = lock, key
+        _HELD[key] = 1
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
         write_atomic(holder_path(self.path), json.dumps(info))
         return self
 
     def release(self):
-        """Remove the holder file and the lock file, then release the lock."""
-        if self._lock is None:
+        """Remove the holder file and the lock file, then release the lock (and the folders it created, if empty)."""
+        if self._key is None:
             return
+        _HELD[self._key] -= 1
+        key, self._key = self._key, None
+        if _HELD[key]:
+            return
+        del _HELD[key]
         # Removed while still held: filelock retries when the file it locked was unlinked meanwhile.
         holder_path(self.path).unlink(missing_ok=True)
         self.path.unlink(missing_ok=True)
         self._lock.release()
         self._lock = None
+        self._remove_created()
+
+    def _remove_created(self):
+        for folder in self._created:  # deepest first; only empty ones go
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        self._created = []
 
     def __enter__(self):
         return self.acquire()

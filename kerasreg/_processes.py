@@ -108,11 +108,28 @@ class Pool(concurrent.futures.ProcessPoolExecutor):
         super().__init__(max_workers=workers, mp_context=SPAWN, initializer=_start_worker,
                          initargs=(initializer, initargs))
         self._env = _backend.backend_env(backend) if backend is not None else None
+        self._started = {}
 
     def submit(self, fn, /, *args, **kwargs):
         # A spawn pool starts its workers inside `submit`; they read KERAS_BACKEND as they import Keras.
         with _environment(self._env), _main_not_rerun():
-            return super().submit(fn, *args, **kwargs)
+            future = super().submit(fn, *args, **kwargs)
+        self._started.update(self._processes or {})
+        return future
+
+    def how_workers_ended(self):
+        """How the workers that have ended did, e.g. "was killed by SIGKILL" or "exited with code 1"."""
+        import signal
+
+        endings = []
+        for process in self._started.values():
+            process.join(timeout=1)
+            code = process.exitcode
+            if code is not None and code < 0:
+                endings.append(f"was killed by {signal.Signals(-code).name}")
+            elif code:
+                endings.append(f"exited with code {code}")
+        return ", ".join(dict.fromkeys(endings)) or "ended"
 
 
 _POOLS = {}
@@ -162,9 +179,13 @@ def call_on(backend, fn, *args, **kwargs):
             if _POOLS.get(backend) is pool:
                 del _POOLS[backend]
         pool.shutdown(wait=False)
+        ended = pool.how_workers_ended()
+        # Killed by a signal, it wrote nothing; exited on its own, its error is what it printed.
+        cause = ("from outside or by the system when out of memory" if "killed" in ended
+                 else "its error, if any, is on stderr above")
         raise WorkerDied(
-            f"The {backend} worker process ended before answering {getattr(fn, '__name__', fn)!r} "
-            "(killed, or out of memory); its error, if any, is on stderr above.") from None
+            f"The {backend} worker process {ended} before answering {getattr(fn, '__name__', fn)!r} "
+            f"({cause}).") from None
 
 
 def shutdown():

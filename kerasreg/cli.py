@@ -139,10 +139,13 @@ def cmd_compare(args):
     import kerasreg
     from kerasreg.analysis import compare
 
-    comparison = kerasreg.compare_exports(args.paths, sort=args.sort, data_dir=args.data_dir)
+    comparison = kerasreg.compare_exports(args.paths, sort=args.sort, data_dir=args.data_dir,
+                                          skip_invalid=args.skip_invalid)
     skipped = [str(path) for path in comparison.skipped if path.is_dir()]
     if skipped:
         print(f"skipped (no export inside): {', '.join(skipped)}", file=sys.stderr)
+    for path, reason in comparison.invalid:
+        print(f"skipped (failed verification): {path}: {reason}", file=sys.stderr)
     print(comparison.format_table())
     out = args.out or compare.default_output_dir(args.paths)
     written = comparison.write(out, plots=not args.no_plots)
@@ -151,6 +154,16 @@ def cmd_compare(args):
 
 
 def cmd_study(args):
+    from kerasreg import _checks
+    from kerasreg.study.lock import study_lock
+
+    out = args.out or f"studies/{args.preset if not args.config else pathlib.Path(args.config).stem}"
+    out = _checks.writable_dir(out, "out")
+    with study_lock(out):  # before the imports: a second study into `out` is refused at once
+        return _study(args, out)
+
+
+def _study(args, out):
     from kerasreg import study
 
     config = study.StudyConfig.preset(args.preset)
@@ -162,7 +175,6 @@ def cmd_study(args):
         from kerasreg.data import rebuild_dataset
 
         rebuild_dataset(config.dataset, data_dir=config.data_dir)
-    out = args.out or f"studies/{args.preset if not args.config else pathlib.Path(args.config).stem}"
     report = study.run_study(config, out, executor=args.executor, address=args.address,
                              workers=args.workers, resume=args.resume,
                              verbose=0 if args.quiet else 1, mlflow=args.mlflow)
@@ -346,6 +358,8 @@ def make_parser():
     p.add_argument("--data-dir", default=None,
                    help="TFDS data directory (default $KERASREG_DATA_DIR or ~/tensorflow_datasets)")
     p.add_argument("--no-plots", action="store_true", help="write only compare.csv and compare.md")
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="compare the exports that verify and list the others (default: name them all and stop)")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("diagnose", help="does dropout feed BatchNorm in a trained model, and what does it cost?")
@@ -370,9 +384,10 @@ def make_parser():
 def _report(command, exc):
     """Exit code and one-line message for an exception: the CLI's single error boundary."""
     from kerasreg._locks import LockedError
-    from kerasreg.training import TrainingFailed
 
-    if isinstance(exc, TrainingFailed):  # the run failed on its own (diverged): recorded, not a usage error
+    # Only a trained run can have failed: a refusal before any training does not pay for Keras's import here.
+    trainer = sys.modules.get("kerasreg.training.trainer")
+    if trainer is not None and isinstance(exc, trainer.TrainingFailed):  # diverged: recorded, not a usage error
         print(f"kerasreg {command}: failed: {exc}", file=sys.stderr)
         return 1
     if isinstance(exc, (ValueError, OSError, LockedError, ImportError)):  # ImportError: an extra not installed

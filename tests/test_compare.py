@@ -133,3 +133,26 @@ def test_cli_compare_errors(exports, tmp_path, capsys):
     (tampered / "manifest.json").write_text(json.dumps(manifest))
     assert main(["compare", str(tampered)]) == 2
     assert "manifest.json was modified" in capsys.readouterr().err
+
+
+def test_cli_compare_names_every_bad_export_and_skip_invalid_compares_the_rest(exports, data_dir, tmp_path, capsys):
+    good, *others = [p for p in sorted(exports.iterdir()) if p.is_dir()]
+    folder = tmp_path / "exports"
+    shutil.copytree(good, folder / good.name)
+    edited = shutil.copytree(others[0], folder / "edited")
+    manifest = json.loads((edited / "manifest.json").read_text())
+    manifest["metrics"]["clean_gap_accuracy"] = -1.0
+    (edited / "manifest.json").write_text(json.dumps(manifest))
+    truncated = shutil.copytree(others[0], folder / "truncated")
+    (truncated / "model.keras").write_bytes((truncated / "model.keras").read_bytes()[:100])
+    command = ["compare", str(folder), "--no-plots", "--data-dir", data_dir, "--out", str(tmp_path / "out")]
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert "2 of 3 exports failed verification" in err and "--skip-invalid" in err
+    assert f"{edited}: " in err and f"{truncated}: " in err and "model.keras" in err
+    assert not (tmp_path / "out").exists()
+    assert main([*command, "--skip-invalid"]) == 0
+    captured = capsys.readouterr()
+    assert f"skipped (failed verification): {edited}: " in captured.err
+    assert f"skipped (failed verification): {truncated}: " in captured.err
+    assert good.name in captured.out and "edited" not in captured.out

@@ -28,10 +28,23 @@ def _raise_export_exists(message):
 
 def test_a_killed_worker_gives_a_clear_error_and_the_next_call_gets_a_new_one():
     first = _processes.call_on(BACKEND, os.getpid)
-    with pytest.raises(_processes.WorkerDied, match=f"The {BACKEND} worker process ended before answering '_exit'"):
+    with pytest.raises(_processes.WorkerDied, match=f"The {BACKEND} worker process exited with code 3 before "
+                                                    "answering '_exit' \\(its error, if any, is on stderr above"):
         _processes.call_on(BACKEND, os._exit, 3)
     second = _processes.call_on(BACKEND, os.getpid)
     assert second not in (first, os.getpid())
+
+
+def _kill_self():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_worker_killed_by_a_signal_is_named_so_without_pointing_at_stderr():
+    with pytest.raises(_processes.WorkerDied) as excinfo:
+        _processes.call_on(BACKEND, _kill_self)
+    message = str(excinfo.value)
+    assert f"The {BACKEND} worker process was killed by SIGKILL before answering '_kill_self'" in message
+    assert "stderr" not in message
 
 
 def test_pool_workers_import_keras_on_the_backend_asked_for():

@@ -10,7 +10,11 @@ import pathlib
 import re
 import shutil
 import signal
+import subprocess
+import sys
+import warnings
 
+import keras
 import numpy as np
 import pytest
 from helpers import run_python
@@ -153,3 +157,47 @@ def test_rebuild_data_regenerates_a_damaged_built_in_dataset(tmp_path, data_dir,
     for split in ("train", "val", "test"):
         for a, b in zip(rebuilt.as_numpy(split), intact.as_numpy(split)):
             np.testing.assert_array_equal(a, b)
+
+
+HOLD_STUDY_LOCK = """
+import sys, time
+from kerasreg.study.lock import study_lock
+with study_lock(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+# `kerasreg study` in a fresh process, reporting whether Keras was imported before it returned.
+STUDY_AND_IMPORTS = """
+import sys
+from kerasreg import cli
+code = cli.main(sys.argv[1:])
+print("keras imported:", "keras" in sys.modules)
+sys.exit(code)
+"""
+
+
+def test_a_second_study_into_the_same_folder_is_refused_before_any_import(tmp_path):
+    out = tmp_path / "study"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_STUDY_LOCK, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        second = run_python(STUDY_AND_IMPORTS, "study", "--out", out, check=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert second.returncode == 2, second.stderr
+    assert f"is being written by pid {holder.pid}" in second.stderr
+    assert "another --out" in second.stderr and "--name" not in second.stderr
+    assert "keras imported: False" in second.stdout
+
+
+def test_train_warns_when_the_model_does_not_output_probabilities():
+    data = kerasreg.load_dataset("mnist1d")
+    logits = keras.Sequential([keras.Input(data.input_shape), keras.layers.Dense(data.num_classes)])
+    with pytest.warns(UserWarning, match=r"does not output probabilities.*End the model with a softmax"):
+        kerasreg.train(logits, data, epochs=1, verbose=0)
+    softmax = kerasreg.build_model("mlp", widths=(8,), input_shape=data.input_shape, num_classes=data.num_classes)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*probabilities.*")
+        kerasreg.train(softmax, data, epochs=1, verbose=0)

@@ -74,6 +74,10 @@ class NoExportsError(ValueError):
     """No kerasreg export was found in the paths given to compare."""
 
 
+class InvalidExportsError(ValueError):
+    """Exports given to compare failed verification; the message names every one and why."""
+
+
 def check_sort_column(sort):
     """Raise a ValueError listing the valid columns unless `sort` is one.
 
@@ -296,12 +300,15 @@ class Comparison:
         sort: str. The column the rows are sorted by.
         histories: dict mapping an export path to its per-epoch history.
         skipped: list of paths given that were not exports.
+        invalid: list of `(path, reason)` of exports left out with
+            `skip_invalid=True` because they failed verification.
     """
 
     groups: dict
     sort: str
     histories: dict
     skipped: list = dataclasses.field(default_factory=list)
+    invalid: list = dataclasses.field(default_factory=list)
 
     @property
     def rows(self):
@@ -395,6 +402,7 @@ def compare_exports(
     data_dir: str | os.PathLike | None = None,
     latency_repeats: int = 10,
     evaluate: bool = True,
+    skip_invalid: bool = False,
 ) -> Comparison:
     """Verify, re-evaluate and tabulate exported runs, grouped by dataset.
 
@@ -418,6 +426,8 @@ def compare_exports(
             trained model's, which its SavedModel was checked against when
             exported) and leaves latency out: what a study's report does.
             Defaults to `True`.
+        skip_invalid: bool. Compare the exports that verify and list the
+            others in `Comparison.invalid`, instead of raising. Defaults to `False`.
 
     Returns:
         `Comparison`; `.format_table()` for text, `.write(out)` for files.
@@ -425,7 +435,8 @@ def compare_exports(
     Raises:
         ValueError: `sort` is not a column (the message lists them).
         NoExportsError: no export was found.
-        ExportIntegrityError: an export failed its checksum verification.
+        InvalidExportsError: exports failed verification (checksums, manifest,
+            files), without `skip_invalid`; all of them are named, each with its reason.
 
     Example:
 
@@ -440,12 +451,23 @@ def compare_exports(
             f"No kerasreg exports found in {given or 'the paths given'} (an export is a folder "
             "with a manifest.json; `kerasreg train` writes them to saved_models/)."
         )
-    cache, groups, histories = {}, {}, {}
+    cache, groups, histories, invalid = {}, {}, {}, []
     for path in exports:
-        export = load(path)
+        try:
+            export = load(path)
+        except (ValueError, OSError) as exc:  # every bad export is named, not only the first
+            invalid.append((path, str(exc)))
+            continue
         row = _row(path, export, data_dir, cache, latency_repeats, evaluate)
         groups.setdefault(row["dataset"], []).append(row)
         histories[row["path"]] = export.history
+    if invalid and (not skip_invalid or not groups):
+        reasons = "".join(f"\n  {path}: {reason}" for path, reason in invalid)
+        raise InvalidExportsError(
+            f"{len(invalid)} of {len(exports)} exports failed verification:{reasons}\n"
+            + ("Export them again or remove them, or pass skip_invalid=True (`--skip-invalid`) to compare the rest."
+               if groups else "None is left to compare.")
+        )
     order = sorted(groups, key=lambda name: (name == UNKNOWN_DATASET, name))
     groups = {name: _sort_rows(groups[name], sort) for name in order}
-    return Comparison(groups=groups, sort=sort, histories=histories, skipped=skipped)
+    return Comparison(groups=groups, sort=sort, histories=histories, skipped=skipped, invalid=invalid)

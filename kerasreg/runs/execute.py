@@ -214,7 +214,8 @@ def run(
     work_dir = _work_dir(out, name)
     created = [p for p in (out, work_dir.parent) if not p.exists()]
     try:
-        with Lock(work_dir.with_name(f"{name}.lock"), f"Run {name!r} in {out}"):
+        with Lock(work_dir.with_name(f"{name}.lock"), f"Run {name!r} in {out}",
+                  advice="Wait for it to finish, or give this run another --name or --out."):
             clean_leftovers(out, name, work_dir, verbose)
             check_export_target(out, name, overwrite)
             if export_reestimated:

@@ -26,13 +26,13 @@ import time
 from typing import TYPE_CHECKING
 
 from kerasreg import _checks
-from kerasreg._locks import Lock
 from kerasreg._text import plural
 from kerasreg.analysis import report
 from kerasreg.export import MANIFEST
 from kerasreg.runs import WORK_DIR, prepare
 from kerasreg.study.artifacts import export_artifacts
 from kerasreg.study.executors import make_executor
+from kerasreg.study.lock import LOCK, study_lock  # noqa: F401  (LOCK: the lock file's name)
 from kerasreg.study.schedule import longest_first
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 RUNS_DIR = "runs"
 FAILURES = "failures.jsonl"
-LOCK = ".lock"
 
 
 def _progress(total, initial):
@@ -141,11 +140,11 @@ def run_study(
     >>> report = kerasreg.run_study(config, "studies/tiny")  # doctest: +SKIP
     >>> report = kerasreg.run_study(config, "studies/tiny", executor="ray", address="10.0.0.5:6379")  # doctest: +SKIP
     """
-    runner = make_executor(executor or config.executor, workers=workers, address=address or config.address,
-                           backend=config.backend)
-    config.validate()
     out = _checks.writable_dir(out, "out")
-    with Lock(out / LOCK, f"Study {str(out)!r}"):
+    with study_lock(out):  # before validating: a second study is refused at once
+        runner = make_executor(executor or config.executor, workers=workers, address=address or config.address,
+                               backend=config.backend)
+        config.validate()
         study_report = _run_grid(config, out, runner, resume, verbose)
         if mlflow is not None:
             from kerasreg.study.tracking import log_study

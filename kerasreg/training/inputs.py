@@ -5,6 +5,8 @@ otherwise surfaces late: as a graph error deep inside `fit`, or silently as
 NaN metrics.
 """
 
+import warnings
+
 import numpy as np
 
 SPLITS = ("train", "val", "test")
@@ -62,3 +64,31 @@ def check_model_and_data(model, dataset):
                 f"Dataset {name!r} has {bad} NaN or infinite input values in its {split} split; "
                 "metrics would be NaN. Clean or impute them before training."
             )
+
+
+def warn_unless_probabilities(model, x):
+    """Warn when `model`'s outputs on a few inputs `x` are not probabilities (no softmax at the end).
+
+    `train` compiles the model with the probability form of the sparse
+    categorical cross-entropy, as every kerasreg model ends with a softmax;
+    a model that outputs logits would train with a wrong loss and report
+    wrong gaps, without an error.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    >>> warn_unless_probabilities(model, np.ones((2, 4), "float32"))  # doctest: +SKIP
+    UserWarning: Model 'sequential' does not output probabilities ...
+    """
+    outputs = np.asarray(model(x, training=False), dtype=np.float64)
+    if outputs.ndim and np.all(outputs >= 0) and np.allclose(outputs.sum(axis=-1), 1.0, atol=1e-3):
+        return
+    warnings.warn(
+        f"Model {model.name!r} does not output probabilities (its outputs on {len(x)} training inputs are not "
+        "non-negative rows summing to 1, e.g. "
+        f"{np.array2string(outputs[0][:4], precision=3)}): `train` uses the cross-entropy of probabilities, "
+        "so its loss, accuracy and gaps would be wrong. End the model with a softmax "
+        "(`keras.layers.Softmax()` or `activation=\"softmax\"` on the last layer).",
+        UserWarning, stacklevel=3,
+    )

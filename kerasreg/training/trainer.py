@@ -23,7 +23,7 @@ from kerasreg import _backend, _checks
 from kerasreg.training import defaults
 from kerasreg.training.epoch_callbacks import DivergenceGuard, EpochProgress, EpochSeeds, EpochTimer
 from kerasreg.training.gap import OverfittingGap
-from kerasreg.training.inputs import check_model_and_data
+from kerasreg.training.inputs import check_model_and_data, warn_unless_probabilities
 from kerasreg.training.run_dir import RunDir, run_config
 from kerasreg.training.variance_shift import VARIANCE_SHIFT_BATCH, VarianceShiftMonitor, batch_norm_layers
 
@@ -272,6 +272,7 @@ def train(
         raise ValueError("`resume=True` needs a `run_dir` holding the checkpoint to resume from.")
     make_optimizer(optimizer, learning_rate)
     check_model_and_data(model, dataset)
+    warn_unless_probabilities(model, dataset.as_numpy("train")[0][:8])
     seed_everything(seed)
 
     run_dir = RunDir(run_dir) if run_dir is not None else None

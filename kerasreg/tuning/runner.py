@@ -180,7 +180,7 @@ def tune(
             return None
         record = _record(config, hypermodel.space)
         out.mkdir(parents=True, exist_ok=True)
-        with Lock(out / LOCK, f"Search {str(out)!r}"):
+        with Lock(out / LOCK, f"Search {str(out)!r}", advice="Wait for it to finish, or give this search another --out."):
             _check_folder(out, record, resume)
             write_atomic(out / TUNE_FILE, json.dumps(record, indent=2, sort_keys=True) + "\n")
             tuner = make_tuner(config, hypermodel, objective, out)
