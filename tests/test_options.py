@@ -87,3 +87,37 @@ sys.exit(cli.main(["build", "wide", "--input-shape", "6", "--num-classes", "3",
 """
     out = run_python(code).stdout
     assert "Dense(5) > ReLU  x2 > Dense(3)" in out
+
+
+def test_a_run_config_takes_the_options_of_a_model_registered_after_import():
+    code = """
+import kerasreg
+from kerasreg.runs import RunConfig
+
+@kerasreg.register_model
+def deep_wide(blocks, *, input_shape, breadth=8, layers_count=1):
+    '''Wide blocks.'''
+    layers = blocks.flatten(input_shape)
+    for i in range(layers_count):
+        layers += blocks.dense(f"block{i + 1}", breadth)
+    return layers
+
+config = RunConfig(model="deep_wide", breadth="5", layers_count=2, epochs=1)
+print(config.breadth, config.layers_count, config.options)
+print(sorted(config.model_kwargs().items()))
+print(RunConfig.from_dict({"model": "deep_wide", "breadth": 4}).breadth)
+try:
+    RunConfig(model="deep_wide", bredth=4)
+except TypeError as exc:
+    print("TypeError", exc)
+try:
+    RunConfig.from_dict({"model": "deep_wide", "bredth": 4})
+except ValueError as exc:
+    print("ValueError", "'bredth'" in str(exc) and "breadth" in str(exc))
+"""
+    lines = run_python(code).stdout.splitlines()
+    assert lines[0] == "5 2 {'breadth': 5, 'layers_count': 2}"
+    assert "('breadth', 5)" in lines[1] and "('layers_count', 2)" in lines[1]
+    assert lines[2] == "4"
+    assert lines[3].startswith("TypeError") and "'bredth'" in lines[3]
+    assert lines[4] == "ValueError True"

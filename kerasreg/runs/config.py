@@ -1,6 +1,7 @@
 """`RunConfig`: every choice of one run, from Python, a TOML file or command-line flags."""
 
 import dataclasses
+import functools
 import pathlib
 import tomllib
 
@@ -30,20 +31,31 @@ def read_toml(path, what="config file"):
         raise ValueError(f"Invalid TOML in {what} {path}: {exc}") from None
 
 
-def check_known_keys(values, cls, source, word="key"):
-    """Raise a ValueError naming every key of `values` that is not a field of dataclass `cls`.
+def check_known_keys(values, cls, source, word="key", extra=()):
+    """Raise a ValueError naming every key of `values` that is neither a field of dataclass `cls` nor in `extra`.
 
     Example:
 
     >>> check_known_keys({"epochs": 3}, RunConfig, "run.toml")
     """
-    fields = [f.name for f in dataclasses.fields(cls)]
+    fields = [f.name for f in dataclasses.fields(cls)] + [name for name in extra if name not in fields_of(cls)]
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ValueError(
             f"Unknown {word}(s) {', '.join(map(repr, unknown))} in {source}. "
             f"Valid {word}s: {', '.join(fields)}."
         )
+
+
+def fields_of(cls):
+    """The names of a dataclass's fields.
+
+    Example:
+
+    >>> "epochs" in fields_of(RunConfig)
+    True
+    """
+    return {f.name for f in dataclasses.fields(cls)}
 
 
 # The model part of a run: the architecture name, every `build_model` option
@@ -70,7 +82,9 @@ class RunConfig(_ModelFields):
     epochs (at most `epochs`) and keeps the weights of the best epoch
     (Keras's `EarlyStopping` with `restore_best_weights`), watching from
     epoch `patience + 1` on, so no run stops before `2 * patience` epochs;
-    `None` trains all epochs.
+    `None` trains all epochs. Options of an architecture registered after
+    kerasreg was imported are accepted as keywords too and kept in `options`
+    (`RunConfig(model="mine", depth=3).depth == 3`).
 
     Example:
 
@@ -90,11 +104,23 @@ class RunConfig(_ModelFields):
     seed: int = 0
     name: str = None
     backend: str = None  # "jax" or "tensorflow"; None: this process's (jax unless KERAS_BACKEND says otherwise)
+    # Options of architectures registered after this module was imported (they have no field of their own).
+    options: dict = None
 
     def __post_init__(self):
         if self.model in list_models():  # else `build_model` names the valid models
+            fields = fields_of(type(self))
             for name, value in architecture_kwargs(self.model, self._architecture_values()).items():
-                setattr(self, name, value)
+                if name in fields:
+                    setattr(self, name, value)
+                else:
+                    self.options[name] = value
+
+    def __getattr__(self, name):  # an option held in `options` reads like a field
+        options = self.__dict__.get("options") or {}
+        if name in options:
+            return options[name]
+        raise AttributeError(f"'RunConfig' object has no attribute {name!r}")
 
     def _architecture_values(self):
         return {name: getattr(self, name) for name in architecture_options() if hasattr(self, name)}
@@ -108,7 +134,7 @@ class RunConfig(_ModelFields):
         >>> RunConfig.from_dict({"placement": "ic", "epochs": 5}).epochs
         5
         """
-        check_known_keys(values, cls, source)
+        check_known_keys(values, cls, source, extra=architecture_options())
         return cls(**values)
 
     @classmethod
@@ -140,3 +166,24 @@ class RunConfig(_ModelFields):
             return self.name
         return run_name({key: getattr(self, key) for key in (
             "model", "placement", "dropout", "dropout_rate", "norm", "bn_preset", "seed")})
+
+
+
+def _accept_later_options(generated):
+    """RunConfig's generated `__init__`, also taking options of architectures registered after import.
+
+    Those go into `options`; any other unknown keyword is refused as before.
+    """
+    @functools.wraps(generated)
+    def __init__(self, *args, options=None, **kwargs):
+        later = sorted(set(kwargs) - fields_of(RunConfig))
+        unknown = [name for name in later if name not in architecture_options()]
+        if unknown:
+            raise TypeError(f"RunConfig.__init__() got an unexpected keyword argument {unknown[0]!r}")
+        options = {**(options or {}), **{name: kwargs.pop(name) for name in later}}
+        generated(self, *args, options=options or None, **kwargs)
+
+    return __init__
+
+
+RunConfig.__init__ = _accept_later_options(RunConfig.__init__)
