@@ -98,3 +98,11 @@ def test_bad_input():
         kerasreg.predict_mc(model, X, samples=0)
     with pytest.raises(TypeError, match="predict_mc expects a keras.Model"):
         kerasreg.predict_mc(object(), X)
+
+
+def test_samples_may_be_a_numpy_integer_as_everywhere_else():
+    model = _build(placement="bn_act_drop")
+    mean, std = kerasreg.predict_mc(model, X, samples=np.int64(3))
+    assert mean.shape == std.shape == (len(X), model.output_shape[-1])
+    with pytest.raises(ValueError, match="Received: samples=True"):
+        kerasreg.predict_mc(model, X, samples=True)

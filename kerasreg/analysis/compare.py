@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import math
 import os
 import pathlib
@@ -40,6 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasreg import _checks
+from kerasreg._files import write_atomic
 from kerasreg.analysis import plots
 from kerasreg.export import MANIFEST, SAVED_MODEL, load
 from kerasreg.models.placements import recorded_placement
@@ -354,11 +356,12 @@ class Comparison:
     def write_csv(self, path):
         """Write every row, with all columns, to a CSV file."""
         columns = list(COLUMNS) + list(EXTRA_CSV_COLUMNS)
-        with open(path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=columns)
-            writer.writeheader()
-            for row in self.rows:
-                writer.writerow({c: "" if _missing(row[c]) else row[c] for c in columns})
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=columns)
+        writer.writeheader()
+        for row in self.rows:
+            writer.writerow({c: "" if _missing(row[c]) else row[c] for c in columns})
+        write_atomic(path, text.getvalue())
         return pathlib.Path(path)
 
     def plot(self, out):
@@ -390,7 +393,7 @@ class Comparison:
         out.mkdir(parents=True, exist_ok=True)
         written = self.plot(out) if plots else {}
         paths = [self.write_csv(out / "compare.csv")]
-        (out / "compare.md").write_text(self.to_markdown(written))
+        write_atomic(out / "compare.md", self.to_markdown(written))
         paths.append(out / "compare.md")
         return paths + [p for group in written.values() for p in group]
 

@@ -26,6 +26,7 @@ import time
 from typing import TYPE_CHECKING
 
 from kerasreg import _checks
+from kerasreg._files import write_atomic
 from kerasreg._text import plural
 from kerasreg.analysis import report
 from kerasreg.export import MANIFEST
@@ -175,8 +176,7 @@ def _run_grid(config, out, runner, resume, verbose):
     execution["workers"] = runner.workers
     if verbose and todo and runner.workers:
         print(report.busy_line(execution), file=sys.stderr)
-    with open(out / FAILURES, "w") as f:
-        for name, error in sorted(failures.items()):
-            f.write(json.dumps({"run": name, "error": error}) + "\n")
+    write_atomic(out / FAILURES, "".join(json.dumps({"run": name, "error": error}) + "\n"
+                                         for name, error in sorted(failures.items())))
     execution = {"executor": runner.describe(), **execution}
     return report.write_report(out, config, failures=failures, execution=execution)
