@@ -197,7 +197,9 @@ class _ImportBuilder(tfds.dataset_builders.AdhocBuilder, skip_registration=True)
 
 def _build(name, opened, record, staging, progress):
     features = tfds.features.FeaturesDict({
-        opened.input_key: tfds.features.Tensor(shape=opened.input_shape, dtype=opened.input_dtype),
+        # Raw bytes: one bytes_list per example serializes ~5x faster than a float/int64 list per value.
+        opened.input_key: tfds.features.Tensor(shape=opened.input_shape, dtype=opened.input_dtype,
+                                               encoding=tfds.features.Encoding.BYTES),
         "label": tfds.features.ClassLabel(names=list(opened.class_names)),
     })
     bar = _progress_bar(sum(opened.sizes.values()), name, progress)
