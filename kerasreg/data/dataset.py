@@ -90,9 +90,10 @@ class Dataset:
         scaled to [0, 1].
 
         Args:
-            x_train, y_train: array-like. Training inputs and labels.
-            x_test, y_test: array-like or None. Test inputs and labels.
-                Defaults to `None`.
+            x_train: array-like. Training inputs, one example per row.
+            y_train: array-like. Training labels, one per example.
+            x_test: array-like or None. Test inputs. Defaults to `None`.
+            y_test: array-like or None. Test labels. Defaults to `None`.
             validation_split: float. Fraction of train held out for
                 validation. Defaults to `0.1`.
             seed: int. Seed of the validation (and test) split. Defaults to `0`.
