@@ -113,6 +113,9 @@ def measure(setup, work, source, out, do_work=True):
 
 
 def folder_mb(path):
+    """Size in MiB of a file, or of every file under a folder."""
+    if os.path.isfile(path):
+        return os.path.getsize(path) / 2**20
     return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files) / 2**20
 
 
