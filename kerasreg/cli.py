@@ -390,7 +390,12 @@ def _report(command, exc):
     if trainer is not None and isinstance(exc, trainer.TrainingFailed):  # diverged: recorded, not a usage error
         print(f"kerasreg {command}: failed: {exc}", file=sys.stderr)
         return 1
-    if isinstance(exc, (ValueError, OSError, LockedError, ImportError)):  # ImportError: an extra not installed
+    if isinstance(exc, OSError):  # the file, the reason and what to do
+        from kerasreg._files import describe
+
+        print(f"kerasreg {command}: error: {describe(exc)}", file=sys.stderr)
+        return 2
+    if isinstance(exc, (ValueError, LockedError, ImportError)):  # ImportError: an extra not installed
         print(f"kerasreg {command}: error: {exc}", file=sys.stderr)
         return 2
     if isinstance(exc, MemoryError):

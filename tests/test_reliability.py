@@ -201,3 +201,41 @@ def test_train_warns_when_the_model_does_not_output_probabilities():
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*probabilities.*")
         kerasreg.train(softmax, data, epochs=1, verbose=0)
+
+
+# `kerasreg` in a fresh process whose files may grow to argv[1] bytes at most (RLIMIT_FSIZE).
+SIZE_LIMITED = """
+import resource, sys
+from kerasreg import cli
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
+def test_a_file_size_limit_hit_while_checkpointing_names_the_file(tmp_path):
+    kerasreg.load_dataset("mnist1d")  # prepared beforehand (its record file is over the limit too)
+    # The checkpoint (weights and Adam's two moments, ~2 MB) is the run's first file over 300 kB.
+    command = ["train", "--widths", "400,400", "--epochs", "2", "--quiet", "--out", tmp_path, "--name", "run"]
+    limited = run_python(SIZE_LIMITED, 300_000, *command, check=False)
+    assert limited.returncode == 2, limited.stderr
+    checkpoint = tmp_path / ".work" / "run" / "backup" / "checkpoint-a.bin"
+    assert f"kerasreg train: error: cannot write {checkpoint}: File too large; the file-size limit was reached" \
+        in limited.stderr
+    assert "Traceback" not in limited.stderr and not (tmp_path / "run").exists()
+
+
+def test_a_file_size_limit_hit_while_preparing_the_dataset_names_its_folder(tmp_path):
+    command = ["train", "--epochs", "1", "--quiet", "--out", tmp_path / "out", "--data-dir", tmp_path / "data"]
+    limited = run_python(SIZE_LIMITED, 300_000, *command, check=False)
+    assert limited.returncode == 2, limited.stderr
+    assert f"cannot write {tmp_path / 'data' / 'mnist1d'}: File too large" in limited.stderr
+
+
+def test_a_data_directory_under_a_regular_file_is_named(tmp_path, capsys):
+    (tmp_path / "file").write_text("not a folder\n")
+    command = ["train", "--epochs", "1", "--quiet", "--data-dir", str(tmp_path / "file" / "data"),
+               "--out", str(tmp_path / "out")]
+    assert cli.main(command) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "file") in err and "not a directory" in err.lower()

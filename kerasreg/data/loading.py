@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from kerasreg import _checks
+from kerasreg._files import os_error_from_text
 from kerasreg._locks import Lock
 from kerasreg.data.builders import BUILTINS
 from kerasreg.data.dataset import Dataset, carve_validation, float_inputs
@@ -268,7 +269,13 @@ def _prepare(name, data_dir, *, quiet, rebuild=False):
         # the one line above says enough, and stdout stays clean for the CLI.
         output = silenced() if quiet else contextlib.redirect_stdout(sys.stderr)
         with output, quiet_absl():
-            builder.download_and_prepare(download_config=config)
+            try:
+                builder.download_and_prepare(download_config=config)
+            except Exception as exc:  # TFDS wraps a full disk or a size limit in RuntimeError or OpError text
+                error = os_error_from_text(str(exc), os.path.join(data_dir, builder.name))
+                if error is None:
+                    raise
+                raise error from None
         return builder
 
 

@@ -14,6 +14,7 @@ metrics measured on the trained model (the manifest's) hold for the export.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime
 import importlib
@@ -30,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasreg import _processes
-from kerasreg._files import fsync_dir, write_atomic
+from kerasreg._files import fsync_dir, naming, os_error_from_text, write_atomic
 from kerasreg._version import __version__
 from kerasreg.export.fold_bn import fold_batch_norm, has_graph
 from kerasreg.export.layout import (
@@ -247,9 +248,22 @@ def _saved_models_from_file(keras_file, saved_model, folded, modules, probe, exp
             pass  # loading then names the class it cannot find
     model = keras.saving.load_model(keras_file, compile=False)
     input_shape, dtype = _input_spec(model)
-    _write_saved_model(model, saved_model, input_shape, dtype)
-    checked = _check_serving(saved_model, probe, expected)
-    return checked, _fold_and_write(model, folded, input_shape, dtype) if folded else None
+    with _tensorflow_io_errors(saved_model):
+        _write_saved_model(model, saved_model, input_shape, dtype)
+        checked = _check_serving(saved_model, probe, expected)
+        return checked, _fold_and_write(model, folded, input_shape, dtype) if folded else None
+
+
+@contextlib.contextmanager
+def _tensorflow_io_errors(path):
+    """TensorFlow's write errors that carry an operating-system reason become an `OSError` naming `path`."""
+    try:
+        yield
+    except tf.errors.OpError as exc:
+        error = os_error_from_text(exc.message, path)
+        if error is None:
+            raise
+        raise error from None
 
 
 def _write_export(tmp, name, model, config, result, fold_bn):
@@ -387,7 +401,8 @@ def export_run(
     tmp = out / f".{name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     tmp.mkdir()
     try:
-        _write_export(tmp, name, model, config, result, fold_bn)
+        with naming(target), _tensorflow_io_errors(target):
+            _write_export(tmp, name, model, config, result, fold_bn)
         _move_into_place(tmp, target, overwrite)
         fsync_dir(out)
     except BaseException:

@@ -24,7 +24,7 @@ import sys
 
 import keras
 
-from kerasreg._files import fsync_dir, write_atomic
+from kerasreg._files import fsync_dir, naming, write_atomic
 from kerasreg.training import checkpoint
 from kerasreg.training.epoch_callbacks import EpochScalars
 
@@ -226,7 +226,8 @@ class RunDir:
         broken `model.keras`.
         """
         partial = self.path / "model.partial.keras"
-        model.save(partial)
+        with naming(self.path / MODEL_FILE):
+            model.save(partial)
         os.replace(partial, self.path / MODEL_FILE)
         fsync_dir(self.path)
         shutil.rmtree(self.path / CHECKPOINT, ignore_errors=True)

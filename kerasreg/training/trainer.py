@@ -7,6 +7,7 @@ inference pass that measured the gaps.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -20,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasreg import _backend, _checks
+from kerasreg._files import naming
 from kerasreg.training import defaults
 from kerasreg.training.epoch_callbacks import DivergenceGuard, EpochProgress, EpochSeeds, EpochTimer
 from kerasreg.training.gap import OverfittingGap
@@ -300,16 +302,18 @@ def train(
 
         all_callbacks.insert(all_callbacks.index(guard), MlflowCallback(tracked))  # after the epoch timer
     try:
-        history = model.fit(
-            _training_data(dataset, batch_size, seed, initial_epoch),
-            # A run killed after early stopping ended it, before it was saved, trains no further epoch.
-            epochs=initial_epoch if run_dir and run_dir.stopped else epochs,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=steps_per_epoch,
-            callbacks=all_callbacks,
-            shuffle=False,  # the pipeline shuffles, seeded per epoch
-            verbose=0,
-        )
+        # The CSV and TensorBoard logs' failed writes name no file: the run directory is named instead.
+        with naming(run_dir.path) if run_dir else contextlib.nullcontext():
+            history = model.fit(
+                _training_data(dataset, batch_size, seed, initial_epoch),
+                # A run killed after early stopping ended it, before it was saved, trains no further epoch.
+                epochs=initial_epoch if run_dir and run_dir.stopped else epochs,
+                initial_epoch=initial_epoch,
+                steps_per_epoch=steps_per_epoch,
+                callbacks=all_callbacks,
+                shuffle=False,  # the pipeline shuffles, seeded per epoch
+                verbose=0,
+            )
         if guard.message:
             if run_dir:
                 run_dir.write_status("failed", reason=guard.message)
