@@ -309,3 +309,14 @@ def test_a_progress_bar_counts_the_examples_when_asked_and_stays_off_the_output_
     assert re_search(r"importing bar: +[1-9]\d*%\|.*\| [1-9]\d*/150 ", capsys.readouterr().err)
     kerasreg.import_dataset("bar", SKLEARN_DATA / "iris.csv", data_dir=tmp_path / "b")  # not a terminal: no bar
     assert "importing bar" not in capsys.readouterr().err
+
+
+def test_importing_then_loading_in_one_program_prints_no_logging_noise(tmp_path):
+    from helpers import run_python
+
+    code = ("import sys, kerasreg\n"
+            "kerasreg.import_dataset('quiet', sys.argv[1], data_dir=sys.argv[2])\n"
+            "print(kerasreg.load_dataset('quiet', data_dir=sys.argv[2]).sizes)\n")
+    done = run_python(code, SKLEARN_DATA / "iris.csv", tmp_path)
+    assert done.stdout.strip() == "{'train': 108, 'val': 12, 'test': 30}"
+    assert "Logging error" not in done.stderr and "deprecated" not in done.stderr, done.stderr[-2000:]

@@ -29,7 +29,7 @@ from kerasreg._files import replace_dir
 from kerasreg._locks import Lock
 from kerasreg.data.builders import BUILTINS
 from kerasreg.data.fingerprint import METADATA_KEY, fingerprint, import_record
-from kerasreg.data.loading import forget_loaded, quiet_absl, resolve_data_dir, silenced
+from kerasreg.data.loading import forget_loaded, quiet_absl, resolve_data_dir
 from kerasreg.data.source_arrays import open_npz
 from kerasreg.data.source_csv import open_csv
 from kerasreg.data.source_images import open_images
@@ -211,7 +211,7 @@ def _build(name, opened, record, staging, progress):
         supervised_keys=(opened.input_key, "label"), record=record,
     )
     config = tfds.download.DownloadConfig(try_download_gcs=False)
-    with bar, _small_writer_buffer(), silenced(), quiet_absl():
+    with bar, _small_writer_buffer(), _tfds_quiet(), quiet_absl():
         builder.download_and_prepare(download_config=config)
 
 
@@ -292,6 +292,24 @@ def _imported_from(target):
 
 
 @contextlib.contextmanager
+def _tfds_quiet():
+    """TFDS's own progress bars off and its banner (on stdout) dropped, while kerasreg's bar counts.
+
+    Only stdout is redirected: a logging handler created while stderr pointed
+    at /dev/null would keep writing to it after the import.
+    """
+    from tensorflow_datasets.core.utils import tqdm_utils
+
+    active = tqdm_utils._active
+    tqdm_utils.display_progress_bar(False)
+    try:
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+            yield
+    finally:
+        tqdm_utils.display_progress_bar(active)
+
+
+@contextlib.contextmanager
 def _small_writer_buffer():
     from tensorflow_datasets.core import shuffle
 
@@ -306,7 +324,6 @@ def _small_writer_buffer():
 def _progress_bar(total, name, progress):
     from tqdm.auto import tqdm
 
-    # Bound to the real stderr now: TFDS's own bars are silenced while it writes.
     stderr = sys.stderr
     disable = not stderr.isatty() if progress is None else not progress
     return tqdm(total=total, desc=f"importing {name}", unit=" examples", file=stderr,

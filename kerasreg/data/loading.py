@@ -330,8 +330,10 @@ def _read_split(builder, split, name):
     import tensorflow as tf
 
     try:
-        pairs = builder.as_dataset(split=split, batch_size=-1, as_supervised=True)
-        x, y = tfds.as_numpy(pairs)
+        # quiet_absl: TFDS's decoder of byte-encoded tensors warns about a deprecated field it uses itself.
+        with quiet_absl():
+            pairs = builder.as_dataset(split=split, batch_size=-1, as_supervised=True)
+            x, y = tfds.as_numpy(pairs)
     except tf.errors.OpError:  # TFDS's count check, a record's CRC, a missing shard
         raise DatasetDamagedError(damaged_message(name, builder, split)) from None
     if len(y) != builder.info.splits[split].num_examples:
@@ -437,7 +439,7 @@ def is_prepared(builder):
 
 @contextlib.contextmanager
 def quiet_absl():
-    """Hide TFDS's absl warnings about absent folders while we probe for them.
+    """Hide TFDS's absl warnings about absent folders while we probe for them (and its noise while reading).
 
     TFDS warns "Variant folder ... has no dataset_info.json" whenever it looks
     at an unprepared dataset; kerasreg reports that case itself, clearly.
