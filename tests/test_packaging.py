@@ -80,3 +80,57 @@ def test_an_installed_wheel_with_bytecode_only_imports_and_serves_its_public_nam
     assert result.returncode == 0, result.stderr
     params = kerasreg.build_model("mlp", input_shape=(4,), num_classes=2).count_params()
     assert result.stdout.splitlines() == [str(kerasreg.list_placements()[:2]), str(params)]
+
+
+def _requirement_name(requirement):
+    return re.match(r"[A-Za-z0-9_.-]+", requirement).group(0).lower().replace("_", "-")
+
+
+def _declared():
+    project = PYPROJECT["project"]
+    return {_requirement_name(r) for r in project["dependencies"]}, {
+        _requirement_name(r) for extra in project["optional-dependencies"].values() for r in extra}
+
+
+def _imported_distributions():
+    """Distribution names of every third-party module the package imports (at any depth, lazily or not)."""
+    import ast
+    import importlib.metadata
+
+    modules = set()
+    for path in (ROOT / "kerasreg").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module.split(".")[0])
+    third_party = modules - set(sys.stdlib_module_names) - {"kerasreg", "__future__"}
+    owners = importlib.metadata.packages_distributions()
+    return {module: {d.lower().replace("_", "-") for d in owners.get(module, [module])} for module in third_party}
+
+
+def test_every_imported_distribution_is_declared():
+    core, extras = _declared()
+    undeclared = {m: d for m, d in _imported_distributions().items() if not d & (core | extras)}
+    assert undeclared == {}
+
+
+# Declared but not imported by kerasreg, each for a stated reason in pyproject.toml.
+NOT_IMPORTED = {"protobuf", "importlib-resources"}
+
+
+def test_every_declared_dependency_is_imported():
+    core, _ = _declared()
+    imported = set().union(*_imported_distributions().values())
+    assert sorted(core - imported - NOT_IMPORTED) == []
+
+
+def test_ci_pins_the_declared_lower_bounds():
+    result = subprocess.run([sys.executable, str(ROOT / ".ci" / "lowest.py"), "keras", "tensorflow", "jax", "numpy",
+                             "ml_dtypes"], capture_output=True, text=True, check=True)
+    bounds = {_requirement_name(r): re.search(r">=\s*([\d.]+)", r).group(1)
+              for r in PYPROJECT["project"]["dependencies"] if ">=" in r}
+    pins = dict(re.fullmatch(r"([\w-]+)(?:\[\w+\])?==([\d.]+)", pin).groups() for pin in result.stdout.split())
+    assert sorted(pins) == ["jax", "keras", "ml-dtypes", "numpy", "tensorflow"]
+    for name, version in pins.items():
+        assert version.split(".")[:len(bounds[name].split("."))] == bounds[name].split("."), name
