@@ -14,9 +14,16 @@ import tempfile
 # The default training backend; tests/test_backends.py reruns its parity
 # checks under TensorFlow in one subprocess.
 os.environ.setdefault("KERAS_BACKEND", "jax")
-_SESSION_DATA_DIR = tempfile.mkdtemp(prefix="kerasreg-test-data-")
-os.environ["KERASREG_DATA_DIR"] = _SESSION_DATA_DIR
-atexit.register(shutil.rmtree, _SESSION_DATA_DIR, ignore_errors=True)
+# Under pytest-xdist the controller makes the folder before it starts the workers, which inherit it (the data
+# directory's own lock makes them prepare each dataset once); the process that made it removes it.
+_OWNER = "KERASREG_TEST_DATA_DIR_OWNER"
+if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get(_OWNER):
+    _SESSION_DATA_DIR = os.environ["KERASREG_DATA_DIR"]
+else:
+    _SESSION_DATA_DIR = tempfile.mkdtemp(prefix="kerasreg-test-data-")
+    os.environ["KERASREG_DATA_DIR"] = _SESSION_DATA_DIR
+    os.environ[_OWNER] = str(os.getpid())
+    atexit.register(shutil.rmtree, _SESSION_DATA_DIR, ignore_errors=True)
 
 import pytest  # noqa: E402
 

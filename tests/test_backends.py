@@ -41,7 +41,7 @@ def test_variance_shift_recomputed_from_saved_model_matches_logged(mnist1d, tmp_
     # The shift by hand: each BN layer's input variance at inference over its moving variance.
     ratios = []
     for layer in training.variance_shift.batch_norm_layers(saved):
-        probe = keras.Model(saved.inputs, layer.input)
+        probe = keras.Model(saved.inputs[0], layer.input)
         inputs = np.asarray(probe(x_val, training=False), np.float64)
         moving = np.asarray(layer.moving_variance.value, np.float64)
         ratios.append(np.mean((inputs.var(axis=0) + layer.epsilon) / (moving + layer.epsilon)))
