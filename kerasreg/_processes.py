@@ -44,7 +44,11 @@ def _die_with_parent():
 
 
 def _start_worker(initializer, initargs):
+    import signal
+
     _die_with_parent()
+    # Ctrl-C reaches the whole process group: the process that started this worker decides, and stops it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if initializer is not None:
         initializer(*initargs)
 
@@ -117,6 +121,21 @@ class Pool(concurrent.futures.ProcessPoolExecutor):
         self._started.update(self._processes or {})
         return future
 
+    def terminate(self):
+        """Kill the workers at once and drop the work not yet started (an interrupt, a failure)."""
+        for process in self._started.values():
+            if process.is_alive():
+                process.kill()
+        for process in self._started.values():
+            process.join(timeout=5)
+        self.shutdown(wait=False, cancel_futures=True)
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:  # interrupted or failed: waiting for the running work would keep it writing
+            self.terminate()
+            return False
+        return super().__exit__(exc_type, exc, tb)
+
     def how_workers_ended(self):
         """How the workers that have ended did, e.g. "was killed by SIGKILL" or "exited with code 1"."""
         import signal
@@ -174,6 +193,13 @@ def call_on(backend, fn, *args, **kwargs):
             pool = _POOLS[backend] = Pool(1, backend=backend)
     try:
         return pool.submit(fn, *args, **kwargs).result()
+    except (KeyboardInterrupt, SystemExit):
+        # Interrupted while the worker works: stop it before the caller removes what it was writing.
+        with _POOLS_LOCK:
+            if _POOLS.get(backend) is pool:
+                del _POOLS[backend]
+        pool.terminate()
+        raise
     except concurrent.futures.process.BrokenProcessPool:
         with _POOLS_LOCK:
             if _POOLS.get(backend) is pool:

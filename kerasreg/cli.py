@@ -5,7 +5,9 @@ import contextlib
 import dataclasses
 import os
 import pathlib
+import signal
 import sys
+import threading
 
 from kerasreg import _processes, _quiet
 from kerasreg._version import __version__
@@ -406,6 +408,14 @@ def _report(command, exc):
     return 1
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it unwinds as from Ctrl-C (locks released, temporaries removed)."""
+
+
+def _terminate(signum, frame):
+    raise _Terminated()
+
+
 def _silence_stdout():
     """Point stdout at /dev/null so the interpreter's final flush cannot raise BrokenPipeError again."""
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -438,6 +448,8 @@ def main(argv=None):
 
 
 def _run(args, debug):
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
     try:
         code = args.func(args)
         sys.stdout.flush()
@@ -446,12 +458,18 @@ def _run(args, debug):
         _silence_stdout()
         print(f"kerasreg {args.command}: output closed early (broken pipe).", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if debug:
             raise
-        print(f"kerasreg {args.command}: interrupted.", file=sys.stderr)
-        return 130
+        name, code = ("SIGTERM", 143) if isinstance(exc, _Terminated) else ("SIGINT", 130)
+        again = " Run the same command with --resume to continue." if args.command in ("train", "study") else ""
+        print(f"kerasreg {args.command}: interrupted ({name}); workers stopped, nothing half-written.{again}",
+              file=sys.stderr)
+        return code
     except Exception as exc:
         if debug:
             raise
         return _report(args.command, exc)
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)

@@ -63,3 +63,9 @@ def test_more_architectures_than_fit_are_left_to_the_report():
     rows = [row for arch in ("a1", "a2", "a3") for row in _rows(SHALLOW, arch, 0.2)]
     lines = _answer(rows)
     assert len(lines) == 5 and lines[1].startswith("a1: ") and lines[-1] == "2 more architectures in the report."
+
+
+def test_the_takeaway_counts_in_plain_words():
+    rows = _rows(DEEP, "resnet_small", 0.5)
+    takeaway = report.headline(report.summarize(rows), rows)[-1]
+    assert "2 other configurations are within seed noise of it; 2 are behind it beyond seed noise." in takeaway

@@ -6,12 +6,14 @@ hostile study files) end with one message naming what failed and what to do.
 """
 
 import json
+import os
 import pathlib
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import time
 import warnings
 
 import keras
@@ -239,3 +241,59 @@ def test_a_data_directory_under_a_regular_file_is_named(tmp_path, capsys):
     assert cli.main(command) == 2
     err = capsys.readouterr().err
     assert str(tmp_path / "file") in err and "not a directory" in err.lower()
+
+
+@pytest.mark.parametrize("signum, code, name", [(signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 143, "SIGTERM")])
+def test_an_interrupted_study_stops_its_workers_says_one_line_and_leaves_nothing_behind(
+        tmp_path, signum, code, name):
+    study = tmp_path / "study.toml"
+    study.write_text('placements = ["none", "dropout", "bn_before_act"]\nseeds = [0]\nepochs = 200\n'
+                     "options = {widths = [16]}\n")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "kerasreg", "study", "--config", study, "--out", out, "--workers", "2", "--quiet"]
+    # Its own process group, as a terminal gives a command: Ctrl-C reaches the study and its workers.
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None and not list(
+                (out / "runs" / ".work").glob("*/history.csv")):
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.communicate()
+        os.killpg(proc.pid, signum)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == code, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines == [f"kerasreg study: interrupted ({name}); workers stopped, nothing half-written. "
+                     "Run the same command with --resume to continue."], err
+    deadline = time.monotonic() + 30  # a killed worker stays a zombie until init reaps it
+    while time.monotonic() < deadline and _group_alive(proc.pid):
+        time.sleep(0.2)
+    assert not _group_alive(proc.pid), "a worker of the study outlived it"
+    assert not list((out / "runs").glob(".*.tmp-*")) and not list(out.glob(".lock*"))
+
+
+def _group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_later_study_removes_the_hidden_exports_of_a_killed_one(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    runs = tmp_path / "out" / "runs"
+    killed = runs / f".mlp-none-nodrop-seed0.tmp-{int(dead.stdout)}-0a1b2c3d"
+    live = runs / f".mlp-ic-standard0.2-seed0.tmp-{os.getpid()}-0a1b2c3d"
+    for folder in (killed, live):
+        (folder / "saved_model").mkdir(parents=True)
+    study = tmp_path / "study.toml"
+    study.write_text('placements = ["none"]\nseeds = [0]\nepochs = 1\noptions = {widths = [8]}\n')
+    assert cli.main(["study", "--config", str(study), "--out", str(tmp_path / "out"), "--workers", "1",
+                     "--quiet"]) == 0
+    assert not killed.exists() and live.exists()
+    assert (runs / "mlp-none-nodrop-seed0" / "manifest.json").exists()

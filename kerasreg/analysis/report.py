@@ -292,7 +292,7 @@ def _takeaway(best, runner_up, separated, comparisons):
         return f"use {name}; it beats every other configuration measured, beyond seed noise."
     tied = len(comparisons) - len(separated)
     if separated:
-        return (f"{name} leads, but {plural(tied, 'other configuration')} within seed noise of it; "
+        return (f"{name} leads, but {plural(tied, 'other configuration')} {'is' if tied == 1 else 'are'} within seed noise of it; "
                 f"{plural(len(separated), 'is', 'are')} behind it beyond seed noise.")
     if runner_up.n_pairs < 2:
         return f"{name} ranks first, but with one seed nothing can be told apart from noise; run more seeds."

@@ -327,4 +327,6 @@ def _progress_bar(total, name, progress):
     stderr = sys.stderr
     disable = not stderr.isatty() if progress is None else not progress
     return tqdm(total=total, desc=f"importing {name}", unit=" examples", file=stderr,
-                disable=disable, delay=0 if progress else 3, leave=False)
+                disable=disable, delay=0 if progress else 3, leave=False,
+                # Updated once per chunk (thousands of examples): every update is worth showing.
+                mininterval=0, miniters=1)

@@ -58,3 +58,22 @@ def clean_leftovers(out, name, work_dir, verbose):
             if verbose:
                 print(f"Removing {work_dir}: its run finished and was exported.", file=sys.stderr)
             shutil.rmtree(work_dir)
+
+
+def remove_dead_temporaries(out, verbose=0):
+    """Remove every hidden `.<name>.tmp-<pid>-<hex>` export sibling in `out` whose writer process is dead.
+
+    A study calls it on its `runs/` folder as it starts: a killed study's
+    half-written exports (of any run) go, a live writer's stay.
+
+    Example:
+
+    >>> remove_dead_temporaries("saved_models")
+    """
+    pattern = re.compile(r"\..+\.tmp-(\d+)-[0-9a-f]+")
+    for entry in pathlib.Path(out).glob(".*.tmp-*"):
+        match = pattern.fullmatch(entry.name)
+        if match and entry.is_dir() and not pid_alive(int(match.group(1))):
+            if verbose:
+                print(f"Removing {entry}: a half-written export of a killed process.", file=sys.stderr)
+            shutil.rmtree(entry, ignore_errors=True)

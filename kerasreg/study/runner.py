@@ -31,6 +31,7 @@ from kerasreg._text import plural
 from kerasreg.analysis import report
 from kerasreg.export import MANIFEST
 from kerasreg.runs import WORK_DIR, prepare
+from kerasreg.runs.leftovers import remove_dead_temporaries
 from kerasreg.study.artifacts import export_artifacts
 from kerasreg.study.executors import make_executor
 from kerasreg.study.lock import LOCK, study_lock  # noqa: F401  (LOCK: the lock file's name)
@@ -157,6 +158,7 @@ def run_study(
 def _run_grid(config, out, runner, resume, verbose):
     runs_dir = out / RUNS_DIR
     runs_dir.mkdir(parents=True, exist_ok=True)
+    remove_dead_temporaries(runs_dir, verbose)
     grid = config.runs()
     todo = [c for c in grid if not (runs_dir / c.run_name() / MANIFEST).exists()]
     todo = longest_first(todo, lambda c: prepare(c)[1])
