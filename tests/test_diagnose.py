@@ -55,7 +55,7 @@ def test_the_path_shift_and_reestimation_are_measured_and_said(diagnosis, fitted
     first = diagnosis.verdict[0]
     assert first.startswith("Dropout feeds BatchNorm on 1 path (drop -> relu -> bn)")
     assert any("move dropout after the last BatchNorm" in s for s in diagnosis.verdict)
-    assert any(f"{diagnosis.variance_shift['bn']:.2f} at bn" in s for s in diagnosis.verdict)
+    assert any(f"{diagnosis.variance_shift['bn']:.3g} at bn" in s for s in diagnosis.verdict)
     assert diagnosis.mc_dropout["samples"] == 3 and diagnosis.mc_dropout["mean_std"] > 0
 
 

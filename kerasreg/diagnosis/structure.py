@@ -217,6 +217,17 @@ def _match(tokens, members):
     return None
 
 
+def _path_placement(block):
+    """The placement of a dropout's block when, inside it, dropout comes before the norm it feeds; else None.
+
+    (In `bn_act_drop` dropout follows the norm: a path from it reaches another
+    block's BN, which that placement does not describe.)
+    """
+    name = _match(*block) if block else None
+    tokens = get_placement(name).block if name else ()
+    return name if "drop" in tokens and "norm" in tokens and tokens.index("drop") < tokens.index("norm") else None
+
+
 def _model_placement(blocks, calls):
     hidden = [_match(tokens, members) for tokens, members in blocks[:-1]]  # the last weight layer is the head
     if not hidden:
@@ -273,8 +284,7 @@ def find_structure(model: keras.Model) -> Structure:
     paths = []
     for names in dict.fromkeys(walk.paths):
         block = block_of.get(id(by_name[names[0]]))
-        paths.append(DropoutPath(tuple(names), _match(*block) if block else None,
-                                 type(by_name[names[0]].layer).__name__))
+        paths.append(DropoutPath(tuple(names), _path_placement(block), type(by_name[names[0]].layer).__name__))
     matched = collections.Counter(_match(tokens, members) for tokens, members in blocks[:-1])
     return Structure(
         paths=tuple(paths),

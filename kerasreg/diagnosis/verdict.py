@@ -50,7 +50,7 @@ def _shift_sentence(shift):
     if not shift:
         return None
     layer, ratio = max(shift.items(), key=lambda item: max(item[1], 1.0 / item[1]))
-    return f"The largest variance shift is {ratio:.2f} at {layer} (1.00 means inference statistics match training)."
+    return f"The largest variance shift is {ratio:.3g} at {layer} (1 means inference statistics match training)."
 
 
 def _reestimation_sentence(diagnosis):
@@ -85,7 +85,7 @@ def _advice(diagnosis):
         change = _points(re["val_accuracy"] - diagnosis.clean["val_accuracy"])
     if structure.paths and all(p.kind == "Uout" for p in structure.paths):
         return (f"The layers feeding BatchNorm are Uout, variance-stable by design (Li et al., CVPR 2019): the "
-                f"largest shift is {shift_max:.2f}; in kerasreg's deep-net study `uout` was level with BatchNorm "
+                f"largest shift is {shift_max:.3g}; in kerasreg's deep-net study `uout` was level with BatchNorm "
                 "alone.")
     if structure.paths:
         placement = next((p.placement for p in structure.paths if p.placement), None)
@@ -99,7 +99,7 @@ def _advice(diagnosis):
                 "BN statistics did not give it back: move dropout after the last BatchNorm "
                 "(`kerasreg.move_dropout(model, to=\"head\")`) and retrain." + recovered)
     if structure.batch_norm_layers and structure.dropout_layers and shift_max >= SHIFT_NOTICEABLE:
-        return (f"Dropout reaches BatchNorm only through weight layers, yet the variance shift is {shift_max:.2f}; "
+        return (f"Dropout reaches BatchNorm only through weight layers, yet the variance shift is {shift_max:.3g}; "
                 "in kerasreg's deep-net study dropout feeding the next block's BatchNorm through its weights "
                 f"(`bn_act_drop`) cost {STUDY_COST['bn_act_drop']} points: try dropout only after the last "
                 "BatchNorm (`head_dropout`).")
@@ -108,6 +108,10 @@ def _advice(diagnosis):
         return "Nothing to report about where dropout sits." + (
             " Re-estimating BN statistics still changes validation accuracy: the moving statistics do not match "
             "the training data (training stopped early, or the data changed since)." if stale else "")
+    if stale and change > 0:
+        return (f"Re-estimating BN statistics gains {change:.1f} points: the moving statistics lag behind the "
+                "weights (too few steps for BatchNorm's momentum, or training stopped early); re-estimate them "
+                "(`kerasreg.reestimate_batch_norm`) or train longer.")
     if stale:
         return None
     return "Nothing to report: dropout and BatchNorm do not interfere measurably in this model."
