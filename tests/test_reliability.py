@@ -276,6 +276,32 @@ def test_an_interrupted_study_stops_its_workers_says_one_line_and_leaves_nothing
     assert not list((out / "runs").glob(".*.tmp-*")) and not list(out.glob(".lock*"))
 
 
+@pytest.mark.parametrize("signum, code, name", [(signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 143, "SIGTERM")])
+def test_an_interrupted_train_says_one_line_releases_its_lock_and_keeps_its_work(tmp_path, signum, code, name):
+    kerasreg.load_dataset("mnist1d")  # prepared beforehand: its one progress line is not the interrupt's
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "kerasreg", "train", "--widths", "16", "--epochs", "400", "--quiet",
+               "--out", out, "--name", "run"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None and not list(out.glob(".work/run/history.csv")):
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.communicate()
+        os.killpg(proc.pid, signum)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == code, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines == [f"kerasreg train: interrupted ({name}); workers stopped, nothing half-written. "
+                     "Run the same command with --resume to continue."], err
+    assert not (out / "run").exists() and not list(out.glob(".run.tmp-*")) and not list(out.glob(".work/*.lock*"))
+    assert (out / ".work" / "run" / "history.csv").exists(), "the work directory is kept for --resume"
+
+
 def _group_alive(pgid):
     try:
         os.killpg(pgid, 0)
