@@ -129,8 +129,8 @@ RELOAD_CASES = {
 _RELOAD_CHILD = """
 import json, pathlib, sys
 import numpy as np
-import kerasreg
 import keras
+import kerasreg  # with Keras imported first (isort's order), this registers kerasreg's Keras classes
 
 directory = pathlib.Path(sys.argv[1])
 inputs = np.load(directory / "inputs.npz")

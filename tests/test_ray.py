@@ -149,6 +149,44 @@ def test_killing_the_worker_node_mid_study_retries_its_runs_elsewhere(cluster, l
     start_worker()  # leave the cluster as the module found it
 
 
+def _idle_cpus(address):
+    code = ("import ray; ray.init(address=%r, logging_level='ERROR', log_to_driver=False);"
+            "print('idle cpus:', ray.available_resources().get('CPU', 0))" % address)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    counts = re.findall(r"^idle cpus: ([\d.]+)$", done.stdout, flags=re.M) if done.returncode == 0 else []
+    return float(counts[-1]) if counts else 0.0
+
+
+def test_ctrl_c_to_a_ray_study_says_one_line_frees_the_cluster_and_leaves_nothing_behind(cluster, tmp_path):
+    address, _, _ = cluster
+    config = tmp_path / "long.toml"
+    config.write_text('placements = ["none", "dropout"]\nseeds = [0]\nepochs = 500\nmodels = ["mlp"]\n')
+    out = tmp_path / "study"
+    study = subprocess.Popen([sys.executable, "-m", "kerasreg", "study", "--config", str(config), "--out", str(out),
+                              "--executor", "ray", "--address", address],
+                             env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while _idle_cpus(address) > 0:  # both one-CPU nodes are training a run
+            assert study.poll() is None and time.monotonic() < deadline, study.communicate()
+            time.sleep(1)
+        os.killpg(study.pid, signal.SIGINT)
+        _, err = study.communicate(timeout=120)
+    finally:
+        if study.poll() is None:
+            os.killpg(study.pid, signal.SIGKILL)
+    assert study.returncode == 130, err
+    assert err.strip().splitlines()[-1] == ("kerasreg study: interrupted (SIGINT); workers stopped, nothing "
+                                            "half-written. Run the same command with --resume to continue."), err
+    assert "Traceback" not in err
+    deadline = time.monotonic() + 60
+    while _idle_cpus(address) < 2:  # the runs' tasks end with the driver that owned them
+        assert time.monotonic() < deadline, "the cluster kept training the interrupted study's runs"
+        time.sleep(1)
+    assert not list((out / "runs").glob(".*.tmp-*")) and not list(out.glob(".lock*"))
+
+
 def test_an_unreachable_address_fails_at_once_and_writes_nothing(tmp_path):
     out = tmp_path / "study"
     done = subprocess.run([sys.executable, "-m", "kerasreg", "study", "--executor", "ray", "--address",

@@ -101,7 +101,9 @@ def is_weight_layer(layer):
     Example:
 
     >>> import keras
-    >>> is_weight_layer(keras.layers.Dense(2)), is_weight_layer(keras.layers.ReLU())
+    >>> dense = keras.layers.Dense(2)
+    >>> dense.build((None, 3))  # a layer's weights exist once it is built, as in any built model
+    >>> is_weight_layer(dense), is_weight_layer(keras.layers.ReLU())
     (True, False)
     """
     if isinstance(layer, (keras.layers.MultiHeadAttention, keras.layers.RNN)):
@@ -265,9 +267,9 @@ def find_structure(model: keras.Model) -> Structure:
     Example:
 
     >>> import keras
-    >>> model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, name="dense"),
+    >>> model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, name="hidden"),
     ...                           keras.layers.Dropout(0.5, name="drop"), keras.layers.ReLU(name="relu"),
-    ...                           keras.layers.BatchNormalization(name="bn"), keras.layers.Dense(3)])
+    ...                           keras.layers.BatchNormalization(name="bn"), keras.layers.Dense(3, name="head")])
     >>> [path.text() for path in find_structure(model).paths]
     ['drop -> relu -> bn']
     """
