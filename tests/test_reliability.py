@@ -227,6 +227,19 @@ def test_a_file_size_limit_hit_while_checkpointing_names_the_file(tmp_path):
     assert "Traceback" not in limited.stderr and not (tmp_path / "run").exists()
 
 
+def test_a_file_size_limit_hit_inside_the_export_worker_names_the_savedmodel(tmp_path):
+    kerasreg.load_dataset("mnist1d")
+    # A two-unit MLP: its checkpoint and model.keras (~35 kB) fit under 45 kB, the SavedModel's graph
+    # (~56 kB), written by the TensorFlow export worker, does not.
+    command = ["train", "--widths", "2", "--epochs", "1", "--quiet", "--out", tmp_path, "--name", "run"]
+    limited = run_python(SIZE_LIMITED, 45_000, *command, check=False)
+    assert limited.returncode == 2, limited.stderr
+    assert re.search(r"kerasreg train: error: cannot write \S+/\.run\.tmp-[^/]+/saved_model\S*: File too large",
+                     limited.stderr), limited.stderr
+    assert "Traceback" not in limited.stderr and "unexpected error" not in limited.stderr
+    assert not (tmp_path / "run").exists() and not list(tmp_path.glob(".run.tmp-*")), "nothing half-written"
+
+
 def test_a_file_size_limit_hit_while_preparing_the_dataset_names_its_folder(tmp_path):
     command = ["train", "--epochs", "1", "--quiet", "--out", tmp_path / "out", "--data-dir", tmp_path / "data"]
     limited = run_python(SIZE_LIMITED, 300_000, *command, check=False)
