@@ -416,6 +416,23 @@ def _terminate(signum, frame):
     raise _Terminated()
 
 
+def _resend_swallowed_interrupts(hook):
+    """`sys.unraisablehook` that sends a swallowed Ctrl-C or SIGTERM again; other unraisables go to `hook`.
+
+    Python ignores an exception raised inside a garbage-collection callback (JAX registers one), so an
+    interrupt landing there would be lost and training would go on. Sent again, it is raised where the
+    program is next: from another thread a moment later, since a signal sent from here would be raised
+    inside this hook and be ignored too.
+    """
+    def resend(unraisable):
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            signum = signal.SIGTERM if isinstance(unraisable.exc_value, _Terminated) else signal.SIGINT
+            threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+        else:
+            hook(unraisable)
+    return resend
+
+
 def _silence_stdout():
     """Point stdout at /dev/null so the interpreter's final flush cannot raise BrokenPipeError again."""
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -450,6 +467,9 @@ def main(argv=None):
 def _run(args, debug):
     on_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
+    previous_hook = sys.unraisablehook
+    if on_main_thread:
+        sys.unraisablehook = _resend_swallowed_interrupts(previous_hook)
     try:
         code = args.func(args)
         sys.stdout.flush()
@@ -473,3 +493,4 @@ def _run(args, debug):
     finally:
         if on_main_thread:
             signal.signal(signal.SIGTERM, previous)
+            sys.unraisablehook = previous_hook

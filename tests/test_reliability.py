@@ -315,6 +315,29 @@ def test_an_interrupted_train_says_one_line_releases_its_lock_and_keeps_its_work
     assert (out / ".work" / "run" / "history.csv").exists(), "the work directory is kept for --resume"
 
 
+INTERRUPTED_INSIDE_GC = """
+import gc, os, signal, sys
+from kerasreg import cli
+sent = []
+def interrupt_inside_gc(phase, info):
+    # Python ignores an exception raised here (JAX registers such a callback): the interrupt must not be lost.
+    if phase == "start" and not sent and sys.unraisablehook is not sys.__unraisablehook__:  # the command runs
+        sent.append(True)
+        os.kill(os.getpid(), signal.SIGINT)
+gc.callbacks.append(interrupt_inside_gc)
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_swallowed_inside_a_garbage_collection_callback_still_interrupts(tmp_path):
+    command = ["train", "--widths", "2", "--epochs", "400", "--quiet", "--out", tmp_path, "--name", "run"]
+    done = run_python(INTERRUPTED_INSIDE_GC, *command, check=False)
+    assert done.returncode == 130, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines == ["kerasreg train: interrupted (SIGINT); workers stopped, nothing half-written. "
+                     "Run the same command with --resume to continue."], done.stderr
+
+
 def _group_alive(pgid):
     try:
         os.killpg(pgid, 0)

@@ -67,6 +67,7 @@ def poison_norm(channels, *, bn_preset, name):
     return Poison(name=name)
 
 
+@pytest.mark.filterwarnings("ignore:Model 'mlp' does not output probabilities")  # its NaN outputs are not
 def test_failed_run_is_reported_and_the_rest_complete(tmp_path):
     config = kerasreg.StudyConfig(placements=["bn_before_act"], norms=["batch", "poison_norm"], seeds=[0], epochs=2)
     outcome = kerasreg.run_study(config, tmp_path, workers=1, verbose=0)
