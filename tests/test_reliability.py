@@ -256,6 +256,33 @@ def test_a_data_directory_under_a_regular_file_is_named(tmp_path, capsys):
     assert str(tmp_path / "file") in err and "not a directory" in err.lower()
 
 
+def _interrupt_once_training(command, folder, pattern, signum):
+    """Start `command` in a process group of its own (as a terminal does), signal the group once a run has
+    finished an epoch (`folder.glob(pattern)`); returns the process and its stderr."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None and not list(folder.glob(pattern)):
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.communicate()
+        os.killpg(proc.pid, signum)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return proc, err
+
+
+def _lines(text):
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _interrupted(command, name):
+    return (f"kerasreg {command}: interrupted ({name}); workers stopped, nothing half-written. "
+            "Run the same command with --resume to continue.")
+
+
 @pytest.mark.parametrize("signum, code, name", [(signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 143, "SIGTERM")])
 def test_an_interrupted_study_stops_its_workers_says_one_line_and_leaves_nothing_behind(
         tmp_path, signum, code, name):
@@ -264,24 +291,9 @@ def test_an_interrupted_study_stops_its_workers_says_one_line_and_leaves_nothing
                      "options = {widths = [16]}\n")
     out = tmp_path / "out"
     command = [sys.executable, "-m", "kerasreg", "study", "--config", study, "--out", out, "--workers", "2", "--quiet"]
-    # Its own process group, as a terminal gives a command: Ctrl-C reaches the study and its workers.
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None and not list(
-                (out / "runs" / ".work").glob("*/history.csv")):
-            time.sleep(0.1)
-        assert proc.poll() is None, proc.communicate()
-        os.killpg(proc.pid, signum)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    proc, err = _interrupt_once_training(command, out / "runs" / ".work", "*/history.csv", signum)
     assert proc.returncode == code, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert lines == [f"kerasreg study: interrupted ({name}); workers stopped, nothing half-written. "
-                     "Run the same command with --resume to continue."], err
+    assert _lines(err) == [_interrupted("study", name)], err
     deadline = time.monotonic() + 30  # a killed worker stays a zombie until init reaps it
     while time.monotonic() < deadline and _group_alive(proc.pid):
         time.sleep(0.2)
@@ -295,22 +307,9 @@ def test_an_interrupted_train_says_one_line_releases_its_lock_and_keeps_its_work
     out = tmp_path / "out"
     command = [sys.executable, "-m", "kerasreg", "train", "--widths", "16", "--epochs", "400", "--quiet",
                "--out", out, "--name", "run"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None and not list(out.glob(".work/run/history.csv")):
-            time.sleep(0.1)
-        assert proc.poll() is None, proc.communicate()
-        os.killpg(proc.pid, signum)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    proc, err = _interrupt_once_training(command, out, ".work/run/history.csv", signum)
     assert proc.returncode == code, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert lines == [f"kerasreg train: interrupted ({name}); workers stopped, nothing half-written. "
-                     "Run the same command with --resume to continue."], err
+    assert _lines(err) == [_interrupted("train", name)], err
     assert not (out / "run").exists() and not list(out.glob(".run.tmp-*")) and not list(out.glob(".work/*.lock*"))
     assert (out / ".work" / "run" / "history.csv").exists(), "the work directory is kept for --resume"
 
@@ -333,9 +332,7 @@ def test_ctrl_c_swallowed_inside_a_garbage_collection_callback_still_interrupts(
     command = ["train", "--widths", "2", "--epochs", "400", "--quiet", "--out", tmp_path, "--name", "run"]
     done = run_python(INTERRUPTED_INSIDE_GC, *command, check=False)
     assert done.returncode == 130, done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert lines == ["kerasreg train: interrupted (SIGINT); workers stopped, nothing half-written. "
-                     "Run the same command with --resume to continue."], done.stderr
+    assert _lines(done.stderr) == [_interrupted("train", "SIGINT")], done.stderr
 
 
 def _group_alive(pgid):
