@@ -9,16 +9,25 @@ preset with `--workers` parallel processes (runs / workers x median wall,
 plus the report's compare pass measured separately by the study itself).
 On a shared machine compare CPU seconds, which the load changes less.
 
+With `--study DIR` it trains nothing and reads a finished study's manifests
+instead: per architecture the runs, their worker time and epochs, then the
+study's own line (`kerasreg.analysis.report.busy_line`): the floor (the runs'
+summed training time / workers), the wall time from the first run's start to
+the last export, and how busy the workers were.
+
 Run: python benchmarks/study_budget.py [--preset quick | --config study.toml] [--per-arm 2] [--workers 2]
+     python benchmarks/study_budget.py --study studies/quick [--workers 2]
 """
 
 import argparse
 import json
+import pathlib
 import statistics
 import tempfile
 import time
 
 import kerasreg
+from kerasreg.analysis import report
 
 
 def time_run(config, out):
@@ -29,13 +38,43 @@ def time_run(config, out):
     return wall, cpu, metrics
 
 
+def read_study(folder, workers):
+    manifests = [json.loads(path.read_text()) for path in sorted(pathlib.Path(folder, "runs").glob("*/manifest.json"))]
+    if not manifests:
+        raise SystemExit(f"No exported runs in {folder}/runs/.")
+    by_architecture = {}
+    for manifest in manifests:
+        by_architecture.setdefault(manifest["model"]["architecture"], []).append(manifest)
+    for architecture, members in by_architecture.items():
+        measured = report.study_time(members, workers=1)
+        epochs = sum(m["metrics"]["epochs_run"] for m in members)
+        epoch_seconds = sum(m["metrics"]["epoch_time_total"] or 0.0 for m in members)
+        print(f"{architecture}: {len(members)} runs, {measured['work_seconds']:.0f} s of worker time, {epochs} epochs "
+              f"at {epoch_seconds / epochs:.3f} s (epochs alone {epoch_seconds:.0f} s)")
+    try:
+        measured = report.study_time(manifests, workers=workers)
+    except ValueError as exc:  # manifests before 0.3 cannot tell how many workers there were
+        print(f"{exc} Assuming 2 (--workers).")
+        measured = report.study_time(manifests, workers=2)
+    if measured["estimated"]:
+        print(f"{measured['estimated']} of {measured['runs']} manifests predate the recorded start and worker time "
+              "(kerasreg 0.3): those runs count their epochs only, ending at their export, so the work and "
+              "the busy fraction are lower bounds.")
+    print(report.busy_line(measured))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--config", default=None, help="a study TOML file instead of the preset")
     parser.add_argument("--per-arm", type=int, default=2, help="runs timed per arm (spread over its placements)")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="parallel workers (default: 2; with --study, the most runs that trained at once)")
+    parser.add_argument("--study", default=None, help="a finished study folder: read its manifests, train nothing")
     args = parser.parse_args()
+    if args.study:
+        return read_study(args.study, args.workers)
+    args.workers = args.workers or 2
     config = kerasreg.StudyConfig.preset(args.preset)
     if args.config:
         config = kerasreg.StudyConfig.from_toml(args.config, base=config)

@@ -29,16 +29,39 @@ def test_tiny_study_end_to_end_through_the_cli(tmp_path, capsys):
     assert len(printed) <= 8 and all(len(line) < 120 for line in printed[:-1]), printed
     exports = sorted(p.name for p in (out / "runs").iterdir() if not p.name.startswith("."))
     assert exports == ["mlp-dropout-standard0.2-seed0", "mlp-none-nodrop-seed0"]
-    report = (out / "report.md").read_text()
-    assert "## Ranking" in report and "## Findings" in report
-    assert re.search(r"Training: \d+ s of work on \d workers?, floor \d+ s, wall \d+ s, \d+% busy\.", report)
-    assert "mlp / dropout / standard 0.2" in report and "mlp / none" in report
+    text = (out / "report.md").read_text()
+    assert "## Ranking" in text and "## Findings" in text
+    line = re.search(r"Training: (\d+) s of work on (\d) workers?, floor \d+ s, wall (\d+) s, \d+% busy\.", text)
+    work, workers, wall = map(int, line.groups())
+    # The same numbers again from the manifests alone (what benchmarks/study_budget.py --study reads): the
+    # study's own count also holds each worker's packing, and its wall time the workers' start-up.
+    measured = report.study_time(json.loads(p.read_text()) for p in (out / "runs").glob("*/manifest.json"))
+    assert measured["runs"] == 2 and measured["estimated"] == 0 and 1 <= measured["workers"] <= workers
+    assert 0 < measured["work_seconds"] <= work + 1 and 0 < measured["wall_seconds"] <= wall + 1
+    assert "mlp / dropout / standard 0.2" in text and "mlp / none" in text
     manifest = json.loads((out / "runs" / exports[0] / "manifest.json").read_text())
     accuracy = f"{manifest['metrics']['test_accuracy']:.2%}"
-    assert accuracy in report, "the report shows the measured test accuracy"
+    assert accuracy in text, "the report shows the measured test accuracy"
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 3
     assert (out / "compare.csv").exists() and (out / "study_test_accuracy.png").exists()
+
+
+def test_study_time_reads_work_workers_and_wall_from_manifests():
+    def manifest(start, seconds, export):
+        return {"created": f"2026-11-28T03:00:{export:02d}+00:00",
+                "training": {"started": f"2026-11-28T03:00:{start:02d}.000+00:00", "seconds": seconds}}
+
+    runs = [manifest(0, 10.0, 11), manifest(1, 4.0, 6), manifest(6, 5.0, 12)]  # two at once at most
+    assert report.study_time(runs) == {"work_seconds": 19.0, "workers": 2, "wall_seconds": 12.0, "runs": 3,
+                                       "estimated": 0}
+    assert report.busy_line(report.study_time(runs)) == (
+        "Training: 19 s of work on 2 workers, floor 10 s, wall 12 s, 79% busy.")
+    old = {"created": "2026-11-28T03:00:20+00:00", "metrics": {"epoch_time_total": 8.0}}  # before 0.3
+    with pytest.raises(ValueError, match="1 of 4 manifests record no start"):
+        report.study_time([*runs, old])
+    measured = report.study_time([*runs, old], workers=2)
+    assert measured["estimated"] == 1 and measured["work_seconds"] == 27.0 and measured["wall_seconds"] == 20.0
 
 
 def test_report_statistics_are_mean_and_t_interval_over_seeds():

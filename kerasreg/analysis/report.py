@@ -12,6 +12,8 @@ called so.
 """
 
 import dataclasses
+import datetime
+import itertools
 import json
 import math
 import pathlib
@@ -355,6 +357,61 @@ def busy_line(execution):
     busy = floor / wall if wall > 0 else 0.0
     return (f"Training: {work:.0f} s of work on {plural(workers, 'worker')}, floor {floor:.0f} s, "
             f"wall {wall:.0f} s, {busy:.0%} busy.")
+
+
+def study_time(manifests, workers=None):
+    """What `busy_line` reports, read from a finished study's manifests.
+
+    The work is the runs' summed worker time (`training.seconds`), the wall
+    time runs from the first run's start (`training.started`) to the last
+    export (`created`). Manifests written before kerasreg 0.3 record
+    neither: such a run is taken to have trained for its epochs
+    (`metrics.epoch_time_total`) and ended at its export, which leaves out
+    its compilation, evaluation and export, so its work is a lower bound and
+    the result says `estimated`.
+
+    Args:
+        manifests: iterable of manifest dicts (`manifest.json` of each run).
+        workers: int or None. How many workers trained the runs. Defaults to
+            `None`: the most runs that were training at the same moment
+            (which needs every run's recorded start and worker time).
+
+    Returns:
+        dict with `work_seconds`, `workers`, `wall_seconds` (what `busy_line`
+        takes), `runs` and `estimated` (how many runs lacked the recorded times).
+
+    Example:
+
+    >>> run = {"created": "2026-11-28T03:00:10+00:00",
+    ...        "training": {"started": "2026-11-28T03:00:00.000+00:00", "seconds": 9.5}}
+    >>> study_time([run])
+    {'work_seconds': 9.5, 'workers': 1, 'wall_seconds': 10.0, 'runs': 1, 'estimated': 0}
+    """
+    spans, exports, estimated = [], [], 0
+    for manifest in manifests:
+        training = manifest.get("training") or {}
+        export = datetime.datetime.fromisoformat(manifest["created"]).timestamp()
+        if training.get("started") is not None and training.get("seconds") is not None:
+            start = datetime.datetime.fromisoformat(training["started"]).timestamp()
+            seconds = float(training["seconds"])
+        else:
+            estimated += 1
+            seconds = float((manifest.get("metrics") or {}).get("epoch_time_total") or 0.0)
+            start = export - seconds
+        spans.append((start, start + seconds))
+        exports.append(export)
+    if not spans:
+        raise ValueError("No manifests to read the study's time from.")
+    if workers is None:
+        if estimated:
+            raise ValueError(f"{estimated} of {len(spans)} manifests record no start and worker time (written "
+                             "before kerasreg 0.3), so the number of workers cannot be read from them; pass `workers`.")
+        # The most spans open at once: +1 at each start, -1 at each end, ends first on a tie.
+        events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+        workers = max(itertools.accumulate(step for _, step in events))
+    return {"work_seconds": sum(end - start for start, end in spans), "workers": workers,
+            "wall_seconds": max(exports) - min(start for start, _ in spans), "runs": len(spans),
+            "estimated": estimated}
 
 
 def _execution_text(execution):

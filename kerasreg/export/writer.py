@@ -187,6 +187,10 @@ def _manifest(name, model, config, result, input_shape, dtype, folded, checked):
         training["stop_reason"] = result.stop_reason
         training["backend"] = config.get("backend", keras.backend.backend())
         training["cores"] = config.get("cores")
+        # When the run began and how long its worker took: a study's floor and busy time come from these.
+        training["started"] = None if result.started is None else datetime.datetime.fromtimestamp(
+            result.started, datetime.timezone.utc).isoformat(timespec="milliseconds")
+        training["seconds"] = result.seconds
     return _jsonable({
         "schema": SCHEMA,
         "name": name,

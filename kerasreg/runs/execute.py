@@ -14,6 +14,7 @@ import dataclasses
 import os
 import pathlib
 import shutil
+import time
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -115,6 +116,7 @@ def train_in(
 
     >>> result = train_in(RunConfig(epochs=2), "/tmp/kerasreg_doc_work")  # doctest: +SKIP
     """
+    started, start = time.time(), time.perf_counter()
     dataset, model = prepare(config)
     work_dir = pathlib.Path(work_dir)
     if work_dir.exists() and not resume:
@@ -134,7 +136,8 @@ def train_in(
         optimizer=config.optimizer, learning_rate=config.learning_rate, seed=config.seed,
         run_dir=work_dir, callbacks=callbacks, resume=resume, verbose=verbose, mlflow=mlflow,
     )
-    return dataclasses.replace(result, reestimated=reestimation_metrics(result.model, dataset) or None)
+    reestimated = reestimation_metrics(result.model, dataset) or None
+    return dataclasses.replace(result, reestimated=reestimated, started=started, seconds=time.perf_counter() - start)
 
 
 def run(

@@ -62,6 +62,10 @@ class RunResult:
             the clean gap was measured.
         reestimated: dict or None. Metrics of a copy with re-estimated
             BatchNorm statistics (`reestimation_metrics`), when measured.
+        started: float or None. When the run began (seconds since the epoch,
+            UTC), when measured.
+        seconds: float or None. Wall time from `started` to the trained and
+            evaluated model, when measured.
     """
 
     model: keras.Model
@@ -75,6 +79,8 @@ class RunResult:
     stop_reason: str = None
     clean_subset_indices: np.ndarray = None
     reestimated: dict = None
+    started: float = None
+    seconds: float = None
 
     @property
     def variance_shift_max(self):
