@@ -1,11 +1,12 @@
 """`import_dataset`: a user's `.npz`, CSV file or image folder becomes a TFDS dataset in the data directory.
 
-The examples stream from the source (`kerasreg.data.source_*`) into TFDS's
-own writer through `tfds.dataset_builders.AdhocBuilder`, so the result is
-an ordinary prepared TFDS dataset (`data_dir/<name>/1.0.0/`: TFRecord
-shards, `dataset_info.json`, class names, supervised keys) that
-`tfds.builder(name, data_dir=...)` reads without kerasreg. Its description
-and its `metadata.json` record the source and its sha256.
+The examples stream once from the source (`kerasreg.data.source_*`) into
+TFRecord shards (`kerasreg.data.writing`), described by TFDS's
+`tfds.folder_dataset.write_metadata`, so the result is an ordinary prepared
+TFDS dataset (`data_dir/<name>/1.0.0/`: TFRecord shards, `dataset_info.json`,
+class names, supervised keys) that `tfds.builder(name, data_dir=...)` reads
+without kerasreg. Its description and its `metadata.json` record the source
+and its sha256, hashed while the examples are written.
 
 Nothing half-written is ever visible: the dataset is built in a temporary
 sibling folder of `data_dir/<name>` and renamed into place; a failure (a bad
@@ -14,6 +15,7 @@ row found mid-way, a kill) leaves the data directory as it was.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import os
@@ -33,11 +35,9 @@ from kerasreg.data.loading import forget_loaded, quiet_absl, resolve_data_dir
 from kerasreg.data.source_arrays import open_npz
 from kerasreg.data.source_csv import open_csv
 from kerasreg.data.source_images import open_images
+from kerasreg.data.writing import features_of, write_source
 
 VERSION = "1.0.0"
-# TFDS keeps up to 1 GB of serialized examples in memory before spilling to
-# disk; an import keeps less, so its memory does not grow with the source.
-_WRITER_BUFFER_BYTES = 64 << 20
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -139,16 +139,17 @@ def import_dataset(
                 f"Dataset {name!r} already exists in {data_dir}{_imported_from(target)}. Pass "
                 "overwrite=True (`--overwrite`) to replace it, or choose another name."
             )
-        sha256 = fingerprint(source)
-        record = {"source": source, "kind": opened.kind, "sha256": sha256,
+        record = {"source": source, "kind": opened.kind, "sha256": None,
                   "test_split": None if opened.own_test else test_split, "seed": seed,
                   "label": label, "image_size": list(image_size) if image_size else None}
-        with staging_folder(name, data_dir) as staging:
-            _build(name, opened, record, staging, progress)
+        with staging_folder(name, data_dir) as staging, concurrent.futures.ThreadPoolExecutor(1) as hasher:
+            # hashlib and file reads release the GIL: the source is hashed on the other core meanwhile.
+            sha256 = hasher.submit(fingerprint, source)
+            class_names = _build(name, opened, record, staging, progress, sha256)
             replace_dir(os.path.join(staging, name), target)
     forget_loaded(name, data_dir)
     return ImportedDataset(name=name, path=os.path.join(target, VERSION), kind=opened.kind, source=source,
-                           sha256=sha256, input_shape=opened.input_shape, class_names=opened.class_names,
+                           sha256=record["sha256"], input_shape=opened.input_shape, class_names=class_names,
                            sizes=dict(opened.sizes))
 
 
@@ -174,61 +175,30 @@ def open_source(source, *, label=None, image_size=None, test_split=0.2, seed=0):
     raise _checks.invalid("source", "an .npz file, a .csv file or a folder of class folders of images", source)
 
 
-class _ImportBuilder(tfds.dataset_builders.AdhocBuilder, skip_registration=True):
-    """`AdhocBuilder` with supervised keys and kerasreg's import record in the metadata."""
-
-    def __init__(self, *, supervised_keys, record, **kwargs):
-        self._supervised_keys = supervised_keys
-        self._record = record
-        super().__init__(**kwargs)
-
-    def _info(self):
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description=self._description,
-            features=self._feature_spec,
-            supervised_keys=self._supervised_keys,
-            metadata=tfds.core.MetadataDict({METADATA_KEY: self._record}),
+def _build(name, opened, record, staging, progress, sha256):
+    """Write the shards, then (once the hash is known) TFDS's metadata; return the class names."""
+    version_dir = os.path.join(staging, name, VERSION)
+    with _progress_bar(sum(opened.sizes.values()), name, progress) as bar:
+        split_infos = write_source(version_dir, name, opened, bar)
+    class_names = opened.class_names()
+    record["sha256"] = sha256.result()
+    with quiet_absl():
+        tfds.folder_dataset.write_metadata(
+            data_dir=version_dir, features=features_of(opened, class_names), split_infos=split_infos,
+            check_data=False, description=_description(opened, class_names, record),
+            supervised_keys=(opened.input_key, "label"),
+            metadata=tfds.core.MetadataDict({METADATA_KEY: record}),
             # Source order is kept: the test split is chosen with the seed, training shuffles anyway.
-            disable_shuffling=True,
-            homepage=pathlib.Path(self._record["source"]).as_uri(),
+            disable_shuffling=True, homepage=pathlib.Path(record["source"]).as_uri(),
         )
+    return class_names
 
 
-def _build(name, opened, record, staging, progress):
-    features = tfds.features.FeaturesDict({
-        # Raw bytes: one bytes_list per example serializes ~5x faster than a float/int64 list per value.
-        opened.input_key: tfds.features.Tensor(shape=opened.input_shape, dtype=opened.input_dtype,
-                                               encoding=tfds.features.Encoding.BYTES),
-        "label": tfds.features.ClassLabel(names=list(opened.class_names)),
-    })
-    bar = _progress_bar(sum(opened.sizes.values()), name, progress)
-    builder = _ImportBuilder(
-        name=name, version=VERSION, features=features, data_dir=staging,
-        split_datasets={split: _examples(opened, split, bar) for split in opened.sizes},
-        description=_description(opened, record),
-        release_notes={VERSION: f"Imported from {record['source']}."},
-        supervised_keys=(opened.input_key, "label"), record=record,
-    )
-    config = tfds.download.DownloadConfig(try_download_gcs=False)
-    with bar, _small_writer_buffer(), _tfds_quiet(), quiet_absl():
-        builder.download_and_prepare(download_config=config)
-
-
-def _examples(opened, split, bar):
-    key = 0
-    for x, y in opened.chunks(split):
-        for example, label in zip(x, y):
-            yield key, {opened.input_key: example, "label": int(label)}
-            key += 1
-        bar.update(len(y))
-
-
-def _description(opened, record):
+def _description(opened, class_names, record):
     sizes = ", ".join(f"{count} {split}" for split, count in opened.sizes.items())
     return (
         f"{os.path.basename(record['source'])} imported by kerasreg ({opened.kind}): {sizes} examples of "
-        f"shape {opened.input_shape}, {len(opened.class_names)} classes.\n\n"
+        f"shape {opened.input_shape}, {len(class_names)} classes.\n\n"
         f"Source: {record['source']}\nsha256: {record['sha256']}"
     )
 
@@ -289,36 +259,6 @@ def _imported_from(target):
     except Exception:  # a dataset not written by kerasreg, or damaged: just say it exists
         record = None
     return f" (imported from {record['source']})" if record else ""
-
-
-@contextlib.contextmanager
-def _tfds_quiet():
-    """TFDS's own progress bars off and its banner (on stdout) dropped, while kerasreg's bar counts.
-
-    Only stdout is redirected: a logging handler created while stderr pointed
-    at /dev/null would keep writing to it after the import.
-    """
-    from tensorflow_datasets.core.utils import tqdm_utils
-
-    active = tqdm_utils._active
-    tqdm_utils.display_progress_bar(False)
-    try:
-        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
-            yield
-    finally:
-        tqdm_utils.display_progress_bar(active)
-
-
-@contextlib.contextmanager
-def _small_writer_buffer():
-    from tensorflow_datasets.core import shuffle
-
-    previous = shuffle.MAX_MEM_BUFFER_SIZE
-    shuffle.MAX_MEM_BUFFER_SIZE = min(previous, _WRITER_BUFFER_BYTES)
-    try:
-        yield
-    finally:
-        shuffle.MAX_MEM_BUFFER_SIZE = previous
 
 
 def _progress_bar(total, name, progress):

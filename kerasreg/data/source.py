@@ -1,12 +1,12 @@
 """What every importable source is read into: a `Source` of checked, streamed examples.
 
 A reader (`source_arrays`, `source_csv`, `source_images`) looks at a
-user's file once to learn its shape, classes and size, and checks what it
-can without reading everything; `Source.chunks(split)` then streams the
-examples in bounded chunks, checking the rest (NaN, truncated images) as
-they pass. Labels follow one rule for every source: integer labels must be
-exactly `0..K-1`, string labels are sorted and numbered, and the class
-names are kept.
+user's file to learn its shape and size, and checks what it can without
+reading everything; `Source.chunks()` then streams every example once, in
+source order and bounded chunks, each row marked train or test, checking
+the rest (NaN, truncated images, label gaps) as it passes. Labels follow one
+rule for every source: integer labels must be exactly `0..K-1`, string
+labels are sorted and numbered, and the class names are kept.
 """
 
 from __future__ import annotations
@@ -32,9 +32,12 @@ class Source:
         input_key: str. Feature name of the inputs (`"x"` or `"image"`).
         input_shape: tuple of int. Shape of one input.
         input_dtype: np.dtype. `float32`, or `uint8` for images.
-        class_names: tuple of str. Name of each class index.
         sizes: dict. Examples per split, `{"train": n, "test": m}`.
-        chunks: callable. `chunks(split)` yields `(x, y)` numpy chunks.
+        chunks: callable. `chunks()` yields `(x, y, test)` numpy chunks of
+            the whole source in order; `test` marks the rows of the test split.
+        class_names: callable. `class_names()` returns the name of each class
+            index; a CSV file's integer labels are known (and checked) once
+            `chunks()` has been read to its end.
         own_test: bool. Whether the test split came with the source (else
             it was chosen with a seed).
     """
@@ -44,9 +47,9 @@ class Source:
     input_key: str
     input_shape: tuple
     input_dtype: np.dtype
-    class_names: tuple
     sizes: dict
-    chunks: Callable[[str], Iterator[tuple[np.ndarray, np.ndarray]]]
+    chunks: Callable[[], Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]]
+    class_names: Callable[[], tuple]
     own_test: bool = False
 
 

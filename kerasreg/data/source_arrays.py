@@ -1,9 +1,9 @@
 """Reading an `.npz` file of arrays as a `Source`, a chunk of rows at a time.
 
 Keys `x_train`, `y_train` and optionally `x_test`, `y_test`; or `x`, `y`,
-split with a seed. Inputs are read straight from the zip member's `.npy`
-stream (stored or compressed), so memory holds one chunk of rows, not the
-array; labels (one int per row) are read whole.
+split with a seed. Inputs are read once, straight from the zip member's
+`.npy` stream (stored or compressed), so memory holds one chunk of rows, not
+the array; labels (one int per row) are read whole.
 """
 
 import os
@@ -65,24 +65,23 @@ def open_npz(path, *, test_split=0.2, seed=0):
     indexed = [np.vectorize(mapping.get, otypes=[np.int64])(y) if y.size else y for y in labels]
 
     if has_test:
-        parts = {"train": ("x_train", indexed[0], None), "test": ("x_test", indexed[1], None)}
+        parts = [("x_train", indexed[0], None), ("x_test", indexed[1], None)]
+        sizes = {"train": len(indexed[0]), "test": len(indexed[1])}
     else:
         mask = test_mask(len(indexed[0]), test_split, seed, name)
-        parts = {"train": (keys[0], indexed[0], ~mask), "test": (keys[0], indexed[0], mask)}
+        parts = [(keys[0], indexed[0], mask)]
+        sizes = {"train": int((~mask).sum()), "test": int(mask.sum())}
 
-    def chunks(split):
-        x_key, y, mask = parts[split]
-        for start, x in _row_chunks(path, x_key):
-            y_part = y[start:start + len(x)]
-            check_finite(x, f"{name}: `{x_key}`", start)
-            if mask is not None:
-                keep = mask[start:start + len(x)]
-                x, y_part = x[keep], y_part[keep]
-            yield x.astype(x_dtype, copy=False), y_part
+    def chunks():
+        for x_key, y, mask in parts:
+            for start, x in _row_chunks(path, x_key):
+                check_finite(x, f"{name}: `{x_key}`", start)
+                test = (np.full(len(x), x_key == "x_test") if mask is None
+                        else mask[start:start + len(x)])
+                yield x.astype(x_dtype, copy=False), y[start:start + len(x)], test
 
-    sizes = {split: int(len(y) if mask is None else mask.sum()) for split, (_, y, mask) in parts.items()}
     return Source(kind="npz", path=path, input_key="x", input_shape=tuple(shapes.pop()),
-                  input_dtype=x_dtype, class_names=class_names, sizes=sizes, chunks=chunks,
+                  input_dtype=x_dtype, sizes=sizes, chunks=chunks, class_names=lambda: class_names,
                   own_test=has_test)
 
 

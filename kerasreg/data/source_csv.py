@@ -1,8 +1,10 @@
 """Reading a CSV file as a `Source`: numeric feature columns and one label column, in chunks.
 
-Parsed by pandas' C reader a chunk of rows at a time. A first pass reads
-only the label column (to learn the classes and the row count), a second
-streams the features. The header is the first row; scikit-learn's own
+Parsed by pandas' C reader a chunk of rows at a time, once: the rows are
+counted by their newlines, integer labels are checked as they pass (gaps
+once the last row is read). Class names (string labels), and files whose
+newlines do not count their rows (quoted fields, blank lines), need a first
+pass over the label column alone. The header is the first row; scikit-learn's own
 dataset files (`sklearn/datasets/data/*.csv`) are read too: their first row
 is `n_samples, n_features, class names...`, the label is the last column,
 and the class names come from that row.
@@ -45,36 +47,96 @@ def open_csv(path, *, label=None, test_split=0.2, seed=0):
     def read(**kwargs):
         try:
             return pd.read_csv(path, header=None, names=columns, skiprows=skip, index_col=False,
-                               chunksize=CHUNK_ROWS, dtype={label: str}, **kwargs)
+                               chunksize=CHUNK_ROWS, **kwargs)
         except pd.errors.EmptyDataError:
             raise ValueError(f"{name} is empty.") from None
 
     where = f"{name}'s label column {label!r}"
-    distinct, num_rows = set(), 0
-    for chunk in _parsed(read(usecols=[label]), path, columns):
-        values = chunk[label]
-        if values.isna().any():
-            row = num_rows + int(np.flatnonzero(values.isna().to_numpy())[0])
-            raise ValueError(_row_length_message(path, columns, strict=False) or f"{where} is empty in row {row}.")
-        distinct.update(values.unique())
-        num_rows += len(chunk)
+    first = next(_parsed(read(usecols=[label], nrows=CHUNK_ROWS), path, columns), None)
+    num_rows = _count_rows(path)
+    mapping, known = None, None
+    if first is None or first[label].dtype.kind not in "iu" or num_rows is None:
+        # Class names (or a file newlines cannot count): learn the classes and rows from the label column first.
+        mapping, known, num_rows = _label_pass(read(usecols=[label], dtype={label: str}), label, path, columns,
+                                               where, names)
     if num_rows == 0:
         raise ValueError(f"{name} has a header but no rows.")
-    mapping, class_names = class_labels(np.array(sorted(distinct)), where, names)
     mask = test_mask(num_rows, test_split, seed, name)
+    seen = set()
 
-    def chunks(split):
+    def chunks():
         start = 0
-        for chunk in _parsed(read(), path, columns):
+        for chunk in _parsed(read(dtype={label: str} if mapping else None), path, columns):
             x = _features(chunk, features, name, start, path, columns)
-            y = chunk[label].map(mapping).to_numpy(np.int64)
-            keep = mask[start:start + len(chunk)] == (split == "test")
+            y = _labels(chunk[label], mapping, seen, where, start, path, columns)
+            test = mask[start:start + len(chunk)]
             start += len(chunk)
-            yield x[keep], y[keep]
+            yield x, y, test
+        if start != num_rows:
+            raise ValueError(f"{name} has {start} rows to read but {num_rows} were counted.")
+
+    def class_names():
+        return known if mapping else class_labels(np.array(sorted(seen)), where, names)[1]
 
     sizes = {"train": int((~mask).sum()), "test": int(mask.sum())}
     return Source(kind="csv", path=path, input_key="x", input_shape=(len(features),),
-                  input_dtype=np.dtype(np.float32), class_names=class_names, sizes=sizes, chunks=chunks)
+                  input_dtype=np.dtype(np.float32), sizes=sizes, chunks=chunks, class_names=class_names)
+
+
+def _count_rows(path):
+    """Rows after the header line, by counting newlines; `None` when only a parser can tell.
+
+    Quotes (a field may hold a newline), blank lines (pandas skips them) and
+    lone carriage returns make a line count differ from a row count.
+    """
+    lines, previous = 0, b"\n"
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            if (b'"' in block or block.count(b"\r") != block.count(b"\r\n") or b"\n\n" in block
+                    or b"\n\r\n" in block or (previous.endswith(b"\n") and block.startswith((b"\n", b"\r")))):
+                return None
+            lines += block.count(b"\n")
+            previous = block
+    return max(0, lines + (not previous.endswith(b"\n")) - 1)
+
+
+def _label_pass(chunks, label, path, columns, where, names):
+    """`(mapping, class names, rows)` from the label column read as strings."""
+    distinct, num_rows = set(), 0
+    for chunk in _parsed(chunks, path, columns):
+        values = chunk[label]
+        _check_present(values, num_rows, where, path, columns)
+        distinct.update(values.unique())
+        num_rows += len(chunk)
+    if num_rows == 0:
+        return {}, (), 0
+    mapping, class_names = class_labels(np.array(sorted(distinct)), where, names)
+    return mapping, class_names, num_rows
+
+
+def _labels(values, mapping, seen, where, start, path, columns):
+    """A chunk's class indices; integer labels (no `mapping`) are gathered in `seen` and checked at the end."""
+    _check_present(values, start, where, path, columns)
+    if mapping:
+        return values.map(mapping).to_numpy(np.int64)
+    if values.dtype.kind not in "iu":
+        strings = values.astype(str)
+        # Raises for float labels; a name among integers cannot be numbered like the integers before it.
+        class_labels(strings.to_numpy(), where)
+        row = int(np.argmin(strings.str.fullmatch(r"[+-]?\d+").to_numpy()))
+        raise ValueError(f"{where} mixes integer labels and class names (row {start + row}: "
+                         f"{strings.iloc[row]!r}); use one kind.")
+    distinct = np.unique(values.to_numpy())
+    if distinct[0] < 0:
+        class_labels(distinct, where)  # raises, naming the negative label
+    seen.update(distinct.tolist())
+    return values.to_numpy(np.int64)
+
+
+def _check_present(values, start, where, path, columns):
+    if values.isna().any():
+        row = start + int(np.flatnonzero(values.isna().to_numpy())[0])
+        raise ValueError(_row_length_message(path, columns, strict=False) or f"{where} is empty in row {row}.")
 
 
 def _layout(path, name):
@@ -128,12 +190,12 @@ def _features(chunk, features, name, start, path, columns):
                 f"{values.iloc[row]!r}). Feature columns must be numbers: encode it, or drop it."
             )
     x = part.to_numpy(np.float32)
-    if np.isnan(x).any():
+    if not np.isfinite(x).all():
         # pandas fills the cells of a short row with NaN: name the row length if that is what happened.
-        message = _row_length_message(path, columns, strict=False)
+        message = np.isnan(x).any() and _row_length_message(path, columns, strict=False)
         if message:
             raise ValueError(message)
-    check_finite(x, name, start)
+        check_finite(x, name, start)
     return x
 
 

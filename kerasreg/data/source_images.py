@@ -42,23 +42,22 @@ def open_images(path, *, image_size=None, test_split=0.2, seed=0):
 
     own_test = set(listed) == {"train", "test"}
     if own_test:
-        parts = listed
+        items = [(file, label, split == "test") for split in ("train", "test") for file, label in listed[split]]
     else:
         (everything,) = listed.values()
         mask = test_mask(len(everything), test_split, seed, path)
-        parts = {"train": [item for item, test in zip(everything, mask) if not test],
-                 "test": [item for item, test in zip(everything, mask) if test]}
+        items = [(file, label, bool(test)) for (file, label), test in zip(everything, mask)]
 
-    def chunks(split):
-        items = parts[split]
+    def chunks():
         for start in range(0, len(items), CHUNK_ROWS):
             batch = items[start:start + CHUNK_ROWS]
-            x = np.stack([_read(file, (height, width), channels, first) for file, _ in batch])
-            yield x, np.array([label for _, label in batch], np.int64)
+            x = np.stack([_read(file, (height, width), channels, first) for file, _, _ in batch])
+            yield x, np.array([label for _, label, _ in batch], np.int64), np.array([test for *_, test in batch])
 
-    sizes = {split: len(items) for split, items in parts.items()}
+    num_test = sum(test for *_, test in items)
+    sizes = {"train": len(items) - num_test, "test": num_test}
     return Source(kind="images", path=root, input_key="image", input_shape=(height, width, channels),
-                  input_dtype=np.dtype(np.uint8), class_names=class_names, sizes=sizes, chunks=chunks,
+                  input_dtype=np.dtype(np.uint8), sizes=sizes, chunks=chunks, class_names=lambda: class_names,
                   own_test=own_test)
 
 
@@ -100,8 +99,9 @@ def _open(file):
     from PIL import Image  # Only image imports need Pillow.
 
     try:
-        image = Image.open(file)
-        image.load()  # decodes now, so a truncated file fails here, named
+        with open(file, "rb") as f:
+            image = Image.open(f)
+            image.load()  # decodes now, so a truncated file fails here, named
     except (OSError, SyntaxError, ValueError) as error:
         raise ValueError(f"Cannot read image {file}: {error}. Remove or replace it.") from None
     return image
