@@ -15,21 +15,11 @@ import math
 from kerasreg._text import plural
 from kerasreg.analysis import statistics
 from kerasreg.models import get_placement
+from kerasreg.models.placements import trains_with_dropout
 
 WIDTH = 119
 MAX_LINES = 8  # including the report's path, which the caller prints last
 QUESTION = "Where should Dropout and BatchNorm go?"
-
-
-def has_dropout(config):
-    """True when the configuration trains with dropout.
-
-    Example:
-
-    >>> has_dropout({"placement": "bn_before_act", "dropout_rate": 0.5})
-    False
-    """
-    return bool(config.get("dropout_rate")) and _placement(config).uses_dropout
 
 
 def dropout_feeds_norm(config):
@@ -43,7 +33,7 @@ def dropout_feeds_norm(config):
     False
     """
     placement = _placement(config)
-    return (has_dropout(config) and placement.uses_norm and "drop" in placement.block
+    return (trains_with_dropout(config) and placement.uses_norm and "drop" in placement.block
             and "uout" not in (config.get("dropout"), placement.dropout_kind))
 
 
@@ -77,7 +67,7 @@ def _advice(best, behind, configs, n_seeds):
     parts = []
     if any(dropout_feeds_norm(c) for c in costly) and not dropout_feeds_norm(best.config):
         parts.append("keep dropout off BatchNorm's input (dropout after the last BN, or uout)")
-    if any(not has_dropout(c) for c in costly) and has_dropout(best.config):
+    if any(not trains_with_dropout(c) for c in costly) and trains_with_dropout(best.config):
         parts.append("use dropout; where it sits matters less than having it")
     if parts:
         return "; ".join(parts) + "."

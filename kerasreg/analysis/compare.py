@@ -44,7 +44,7 @@ from kerasreg import _checks
 from kerasreg._files import write_atomic
 from kerasreg.analysis import plots
 from kerasreg.export import MANIFEST, SAVED_MODEL, load
-from kerasreg.models.placements import recorded_placement
+from kerasreg.models.placements import recorded_placement, trains_with_dropout
 
 
 # column -> (header, direction): +1 higher is better, -1 lower is better, 0 text (A to Z).
@@ -209,7 +209,7 @@ def _row(path, export, data_dir, cache, latency_repeats, evaluate):
     dataset = manifest.get("dataset")
     placement = recorded_placement(model)
     rate = model.get("dropout_rate")
-    effective = (placement is None or placement.uses_dropout) and bool(rate)
+    effective = trains_with_dropout(model)
     known = model.get("placement") is not None  # else not built by kerasreg: nothing to say
     test_accuracy, test_loss, latency = metrics.get("test_accuracy"), metrics.get("test_loss"), None
     if evaluate:

@@ -52,10 +52,9 @@ def run_name(config: Mapping[str, Any] | RunResult | keras.Model) -> str:
         parts.append(str(config["placement"]))
     placement = placements.recorded_placement(config)
     kind = config.get("dropout") or (placement.dropout_kind if placement else None)
-    uses_dropout = placement is None or placement.uses_dropout
     rate = config.get("dropout_rate")
     if rate is not None:
-        parts.append(f"{kind or 'standard'}{rate:g}" if uses_dropout and rate > 0 else "nodrop")
+        parts.append(f"{kind or 'standard'}{rate:g}" if placements.trains_with_dropout(config) else "nodrop")
     if config.get("norm") not in (None, "batch"):
         parts.append(f"{config['norm']}norm")
     if config.get("bn_preset") not in (None, "keras"):

@@ -198,6 +198,23 @@ def recorded_placement(record: Mapping[str, Any] | None) -> Placement | None:
                      dropout_kind=registered.dropout_kind if registered else None)
 
 
+def trains_with_dropout(record: Mapping[str, Any]) -> bool:
+    """True when a recorded run config trains with dropout: a non-zero rate and a placement with dropout.
+
+    A placement that cannot be told (a model kerasreg did not build) counts as
+    having dropout, so its rate decides.
+
+    Example:
+
+    >>> trains_with_dropout({"placement": "bn_act_drop", "dropout_rate": 0.5})
+    True
+    >>> trains_with_dropout({"placement": "bn_before_act", "dropout_rate": 0.5})
+    False
+    """
+    placement = recorded_placement(record)
+    return bool(record.get("dropout_rate")) and (placement is None or placement.uses_dropout)
+
+
 def list_placements(filter: str = "*") -> list[str]:
     """Sorted names of registered placements matching an fnmatch pattern.
 

@@ -15,7 +15,7 @@ they take more epochs to reach their validation plateau.
 
 import math
 
-from kerasreg.models import get_placement
+from kerasreg.models.placements import trains_with_dropout
 from kerasreg.models.options import architecture_options
 
 
@@ -72,7 +72,7 @@ def longest_first(configs, build):
                tuple(repr(getattr(config, name, None)) for name in architecture_options()))
         if key not in per_example:
             per_example[key] = multiply_accumulates(build(config))
-        with_dropout = get_placement(config.placement).uses_dropout and bool(config.dropout_rate)
+        with_dropout = trains_with_dropout({"placement": config.placement, "dropout_rate": config.dropout_rate})
         return (per_example[key] * config.epochs, with_dropout)
 
     return sorted(configs, key=cost, reverse=True)
