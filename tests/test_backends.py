@@ -22,7 +22,7 @@ from kerasreg import _backend, cli, runs, training
 BACKEND = keras.backend.backend()
 OTHER = {"jax": "tensorflow", "tensorflow": "jax"}[BACKEND]
 PARITY_FILES = ["test_backends.py", "test_training.py", "test_callbacks.py", "test_mc_dropout.py",
-                "test_export.py"]
+                "test_export.py", "test_reliability.py"]
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +177,7 @@ def test_parity_checks_pass_on_tensorflow():
         pytest.skip("this session runs on TensorFlow: its parity tests ran in it")
     tests = pathlib.Path(__file__).parent
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-m", "parity", "-q", "-p", "no:cacheprovider", "-W",
+        [sys.executable, "-m", "pytest", "-m", "parity", "-n", "0", "-q", "-p", "no:cacheprovider", "-W",
          "ignore::DeprecationWarning", *(str(tests / name) for name in PARITY_FILES)],
         env={**os.environ, "KERAS_BACKEND": "tensorflow"}, cwd=tests.parent,
         capture_output=True, text=True, timeout=1200,

@@ -5,12 +5,11 @@ never continue silently from a mixed state.
 """
 
 import json
-import signal
+import shutil
 
 import keras
 import numpy as np
 import pytest
-from helpers import run_python
 
 import kerasreg
 from kerasreg import cli, runs, training
@@ -19,26 +18,16 @@ from kerasreg.training import checkpoint
 EPOCHS = 3
 SETTINGS = dict(epochs=EPOCHS, batch_size=200, seed=0, verbose=0)
 
-# A fresh process that trains into argv[1] and SIGKILLs itself at step argv[2]
-# of checkpoint write number argv[3] (1-based), through the writer's fault hook.
-KILLED_RUN = f"""
-import os, signal, sys
-import kerasreg
-from kerasreg.training import checkpoint
-run_dir, step, write = sys.argv[1], sys.argv[2], int(sys.argv[3])
-writes = []
-def hook(name):
-    if name == "begin":
-        writes.append(name)
-    if name == step and len(writes) == write:
-        os.kill(os.getpid(), signal.SIGKILL)
-checkpoint.fault_hook = hook
-data = kerasreg.load_dataset("mnist1d")
-kerasreg.training.seed_everything(0)
-model = kerasreg.build_model("mlp", widths=(32, 32), input_shape=data.input_shape,
-                             num_classes=data.num_classes, seed=0)
-kerasreg.train(model, data, run_dir=run_dir, **{SETTINGS!r})
-"""
+# Each step of a checkpoint write at which a kill is tested: (step, write number, epochs a resume finds).
+KILL_POINTS = [
+    ("partial", 1, 0),  # the very first checkpoint half written: start again from scratch
+    ("begin", 2, 1),
+    ("partial", 2, 1),
+    ("written", 2, 1),  # written but not fsynced
+    ("synced", 2, 1),  # fsynced but not renamed into its slot
+    ("replaced", 2, 2),  # in its slot, directory not yet fsynced
+    ("partial", 3, 2),  # overwriting the older slot while the newer one stays intact
+]
 
 
 class Fault(Exception):
@@ -57,8 +46,33 @@ def fresh_model(dataset, seed=0):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(mnist1d, tmp_path_factory):
-    return kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=tmp_path_factory.mktemp("straight"), **SETTINGS)
+def straight_run(mnist1d, tmp_path_factory):
+    """The uninterrupted run, and a copy of its run folder at each of `KILL_POINTS` by (step, write).
+
+    A SIGKILL runs no handler and leaves the files as they are on disk at that instant, so a copy taken there is
+    what the kill leaves: one run stands for every kill point (the real SIGKILL, through the command line, is in
+    test_reliability.py).
+    """
+    run_dir, copies = tmp_path_factory.mktemp("straight"), tmp_path_factory.mktemp("killed")
+    kill_points, writes = {}, []
+
+    def copy_at(step):
+        if step == "begin":
+            writes.append(step)
+        if (step, len(writes)) in {(s, w) for s, w, _ in KILL_POINTS}:
+            kill_points[step, len(writes)] = shutil.copytree(run_dir, copies / f"{step}-{len(writes)}")
+
+    checkpoint.fault_hook = copy_at
+    try:
+        result = kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=run_dir, **SETTINGS)
+    finally:
+        checkpoint.fault_hook = None
+    return result, kill_points
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(straight_run):
+    return straight_run[0]
 
 
 @pytest.fixture
@@ -95,21 +109,11 @@ def assert_same_run(resumed, straight):
         assert resumed.history[key] == straight.history[key], key
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("step, write, resumes_from", [
-    ("partial", 1, 0),  # the very first checkpoint half written: start again from scratch
-    ("begin", 2, 1),
-    ("partial", 2, 1),
-    ("written", 2, 1),  # written but not fsynced
-    ("synced", 2, 1),  # fsynced but not renamed into its slot
-    ("replaced", 2, 2),  # in its slot, directory not yet fsynced
-    ("partial", 3, 2),  # overwriting the older slot while the newer one stays intact
-])
-def test_sigkill_at_every_step_of_the_checkpoint_write_resumes_to_the_uninterrupted_run(
-        mnist1d, uninterrupted, tmp_path, step, write, resumes_from):
-    run_dir = tmp_path / "run"
-    killed = run_python(KILLED_RUN, run_dir, step, write, timeout=300, check=False)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
+@pytest.mark.parametrize("step, write, resumes_from", KILL_POINTS)
+def test_a_kill_at_every_step_of_the_checkpoint_write_resumes_to_the_uninterrupted_run(
+        mnist1d, straight_run, tmp_path, step, write, resumes_from):
+    uninterrupted, kill_points = straight_run
+    run_dir = shutil.copytree(kill_points[step, write], tmp_path / "run")
     assert training.RunDir(run_dir).completed_epochs() == resumes_from
     resumed = kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=run_dir, resume=True, **SETTINGS)
     assert_same_run(resumed, uninterrupted)

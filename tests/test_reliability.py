@@ -73,6 +73,7 @@ def same_numbers(resumed, straight):
         assert resumed[key] == straight[key], key
 
 
+@pytest.mark.parity
 def test_sigkill_mid_run_with_patience_resumes_to_the_uninterrupted_numbers(uninterrupted, tmp_path):
     command = ["train", *PATIENT, "--placement", "none", "--out", str(tmp_path), "--name", "run"]
     killed = run_python(KILLED_AT_WRITE, 5, *command, timeout=300, check=False)
