@@ -60,6 +60,14 @@ def exported(result, tmp_path_factory):
     return kerasreg.export_run(result, out=tmp_path_factory.mktemp("exports") / "saved_models", fold_bn=True)
 
 
+def test_a_relative_out_is_the_callers_current_folder_at_each_export(result, tmp_path, monkeypatch):
+    for folder in ("first", "second"):  # the export worker started in the first folder and stays there
+        monkeypatch.chdir((tmp_path / folder).mkdir() or tmp_path / folder)
+        path = kerasreg.export_run(result, out="saved_models")
+        assert (tmp_path / folder / path / "saved_model" / "saved_model.pb").is_file()
+        kerasreg.verify_export(tmp_path / folder / path)
+
+
 def test_run_name():
     config = {"model": "mlp", "placement": "bn_act_drop", "block": ["weight", "norm", "act", "drop"],
               "dropout_scope": "every_block", "dropout": "standard", "dropout_rate": 0.2,
