@@ -21,12 +21,14 @@ stored size.
 Example:
 
     python benchmarks/import_speed.py                      # 60,000 images, 1,000,000 rows
-    python benchmarks/import_speed.py --images 6000 --rows 100000
+    python benchmarks/import_speed.py --images 6000 --rows 100000 --repeat 3
 """
 
 import argparse
 import json
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -124,6 +126,8 @@ def main(argv=None):
     parser.add_argument("--images", type=int, default=60_000, help="PNG images to build (default 60000)")
     parser.add_argument("--rows", type=int, default=1_000_000, help="CSV rows to build (default 1000000)")
     parser.add_argument("--only", choices=("images", "csv"), default=None, help="measure one source only")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of every reader in turn (A B C A B C ...); medians are printed (default 1)")
     args = parser.parse_args(argv)
     results = {}
     with tempfile.TemporaryDirectory(prefix="kerasreg-import-bench-") as tmp:
@@ -135,27 +139,41 @@ def main(argv=None):
             make_csv(sources["csv"], args.rows)
         for kind in kinds:
             out = os.path.join(tmp, f"data-{kind}")
-            print(f"\n{kind}: {folder_mb(sources[kind]):.1f} MiB source", flush=True)
-            print(f"{'reader':<36} {'rows':>9} {'s':>8} {'rows/s':>9} {'peak RSS MiB':>13} {'idle RSS MiB':>13}",
-                  flush=True)
-            results[kind] = {}
-            for reader, (setup, work) in READERS[kind].items():
-                row = measure(setup, work, sources[kind], out)
-                row["idle_kb"] = measure(setup, work, sources[kind], out, do_work=False)["peak_kb"]
-                results[kind][reader] = row
-                print(f"{reader:<36} {row['rows']:>9} {row['seconds']:>8.1f} {row['rows'] / row['seconds']:>9.0f} "
-                      f"{row['peak_kb'] / 1024:>13.0f} {row['idle_kb'] / 1024:>13.0f}", flush=True)
-            ours = results[kind]["kerasreg data import"]
-            fastest_name, fastest = max(((name, row) for name, row in results[kind].items()
-                                         if name != "kerasreg data import"),
-                                        key=lambda item: item[1]["rows"] / item[1]["seconds"])
-            stored = folder_mb(out)
-            held = (ours["peak_kb"] - ours["idle_kb"]) / 1024
-            print(f"kerasreg import takes {ours['seconds'] / fastest['seconds']:.2f}x the time of the fastest "
-                  f"reader ({fastest_name}); stored dataset {stored:.1f} MiB; peak RSS {ours['peak_kb'] / 1024:.0f} "
-                  f"MiB = {ours['peak_kb'] / 1024 / stored:.2f}x stored ({held:.0f} MiB above idle = "
-                  f"{held / stored:.2f}x stored)", flush=True)
+            runs = {reader: [] for reader in READERS[kind]}
+            for _ in range(args.repeat):
+                for reader, (setup, work) in READERS[kind].items():
+                    shutil.rmtree(out, ignore_errors=True)
+                    runs[reader].append(measure(setup, work, sources[kind], out))
+                    if reader == "kerasreg data import":
+                        stored_mb = folder_mb(out)
+            results[kind] = {reader: {"rows": rows[0]["rows"],
+                                      "seconds": statistics.median(row["seconds"] for row in rows),
+                                      "peak_kb": statistics.median(row["peak_kb"] for row in rows),
+                                      "idle_kb": measure(*READERS[kind][reader], sources[kind], out,
+                                                         do_work=False)["peak_kb"],
+                                      "all_seconds": [row["seconds"] for row in rows]}
+                             for reader, rows in runs.items()}
+            report(kind, results[kind], folder_mb(sources[kind]), stored_mb, args.repeat)
     print("\n" + json.dumps(results))
+
+
+def report(kind, rows, source_mb, stored_mb, repeat):
+    """Print each reader's rows/s, its time against the fastest other reader, and its peak RSS."""
+    ours = "kerasreg data import"
+    fastest = min((name for name in rows if name != ours), key=lambda name: rows[name]["seconds"])
+    print(f"\n{kind}: {source_mb:.1f} MiB source, {stored_mb:.1f} MiB stored by the import"
+          f"{f', median of {repeat} rounds' if repeat > 1 else ''}")
+    print(f"{'reader':<36} {'rows':>9} {'s':>7} {'rows/s':>8} {'time/fastest':>13} {'peak RSS MiB':>13} "
+          f"{'above idle':>11}")
+    for name, row in rows.items():
+        held = (row["peak_kb"] - row["idle_kb"]) / 1024
+        print(f"{name:<36} {row['rows']:>9} {row['seconds']:>7.2f} {row['rows'] / row['seconds']:>8.0f} "
+              f"{row['seconds'] / rows[fastest]['seconds']:>12.2f}x {row['peak_kb'] / 1024:>13.0f} {held:>11.0f}")
+    held = (rows[ours]["peak_kb"] - rows[ours]["idle_kb"]) / 1024
+    print(f"kerasreg import: {rows[ours]['seconds'] / rows[fastest]['seconds']:.2f}x the time of the fastest reader "
+          f"({fastest}; target 1.5x); peak RSS {rows[ours]['peak_kb'] / 1024:.0f} MiB = "
+          f"{rows[ours]['peak_kb'] / 1024 / stored_mb:.2f}x stored, {held:.0f} MiB above idle = "
+          f"{held / stored_mb:.2f}x stored (target below 2x)", flush=True)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,24 @@ def test_string_labels_become_sorted_class_names(tmp_path):
     assert by_weight == {1.5: 2, 2.5: 0, 0.5: 2, 3.5: 1, 1.0: 0}
 
 
+@pytest.mark.parametrize("variant", ["quoted fields", "blank lines", "windows line ends"])
+def test_a_csv_whose_newlines_do_not_count_its_rows_imports_the_same_split(tmp_path, variant):
+    rows = [f"{i / 4},{i % 3}" for i in range(40)]
+    plain = tmp_path / "plain.csv"
+    plain.write_text("a,label\n" + "\n".join(rows) + "\n")
+    text = {"quoted fields": '"a",label\n' + "\n".join(f'"{row.split(",")[0]}",{row.split(",")[1]}' for row in rows),
+            "blank lines": "a,label\n\n" + "\n\n".join(rows) + "\n\n",
+            "windows line ends": "a,label\r\n" + "\r\n".join(rows)}[variant]
+    other = tmp_path / "other.csv"
+    other.write_bytes(text.encode())
+    for name, source in (("plain", plain), ("other", other)):
+        kerasreg.import_dataset(name, source, data_dir=tmp_path / "d")
+    splits = [kerasreg.load_dataset(name, data_dir=tmp_path / "d").as_numpy("test") for name in ("plain", "other")]
+    assert len(splits[0][0]) == 8
+    np.testing.assert_array_equal(splits[0][0], splits[1][0])
+    np.testing.assert_array_equal(splits[0][1], splits[1][1])
+
+
 def test_image_folder_is_resized_and_keeps_rgb_or_grayscale(tmp_path):
     rgb = make_image_folder(tmp_path / "rgb", classes=("a", "b", "c"), per_class=4, size=(10, 12))
     imported = kerasreg.import_dataset("rgb_pics", rgb, image_size=(8, 6), test_split=0.25, data_dir=tmp_path / "d")
@@ -171,6 +189,8 @@ BAD_SOURCES = {
     "negative labels": (lambda t: _npz(t, x=X, y=Y - 1), r"negative labels \(e.g. -1\)"),
     "float labels": (lambda t: _npz(t, x=X, y=Y * 1.0), r"float labels \(float64"),
     "float labels in csv": (lambda t: _csv(t, "a,label\n1,0.5\n2,1.5\n3,0.5\n"), r"float labels \(e.g. '0.5'\)"),
+    "class names after integer labels": (lambda t: _csv(t, "a,label\n" + "1,0\n2,1\n" * 40000 + "3,cat\n"),
+                                         r"mixes integer labels and class names \(row 80000: 'cat'\)"),
     "non-numeric column": (lambda t: _csv(t, "a,color,label\n1,2,0\n2,red,1\n3,4,0\n"),
                            r"non-numeric feature column 'color' \(row 1: 'red'\)"),
     "missing label column": (lambda t: _csv(t, "a,b,target\n1,2,0\n2,3,1\n"), r"has no column named 'label'"),
@@ -205,16 +225,16 @@ def re_search(pattern, text):
 
 
 def test_a_bad_row_found_mid_write_leaves_an_earlier_import_in_place(tmp_path):
-    rows = "".join(f"{i},{i % 3}\n" for i in range(40000))
+    rows = "".join(f"{i},{i % 3}\n" for i in range(70000))
     good = _csv(tmp_path, "a,label\n" + rows)
     kerasreg.import_dataset("late", good, data_dir=tmp_path / "d")
-    # The NaN is in the third chunk: the train split is half written when it is found.
+    # The NaN is in the second chunk (65,536 rows each): both splits are half written when it is found.
     bad = tmp_path / "late.csv"
     bad.write_text("a,label\n" + rows + "nan,1\n")
-    with pytest.raises(ValueError, match=r"late.csv has a nan feature value in row 40000"):
+    with pytest.raises(ValueError, match=r"late.csv has a nan feature value in row 70000"):
         kerasreg.import_dataset("late", bad, data_dir=tmp_path / "d", overwrite=True)
     assert sorted(os.listdir(tmp_path / "d")) == ["late"]
-    assert sum(kerasreg.load_dataset("late", data_dir=tmp_path / "d").sizes.values()) == 40000
+    assert sum(kerasreg.load_dataset("late", data_dir=tmp_path / "d").sizes.values()) == 70000
 
 
 @pytest.mark.parametrize("name, message", [

@@ -11,7 +11,7 @@ import zipfile
 
 import numpy as np
 
-from kerasreg.data.source import CHUNK_ROWS, Source, check_finite, class_labels, test_mask
+from kerasreg.data.source import Source, check_finite, chunk_rows, class_labels, test_mask
 
 _LAYOUTS = (("x_train", "y_train", "x_test", "y_test"), ("x", "y"))
 
@@ -116,8 +116,9 @@ def _row_chunks(path, key):
             yield 0, _load(path, key)
             return
         row_bytes = int(np.prod(shape[1:])) * dtype.itemsize
-        for start in range(0, shape[0], CHUNK_ROWS):
-            count = min(CHUNK_ROWS, shape[0] - start)
+        rows = chunk_rows(row_bytes)
+        for start in range(0, shape[0], rows):
+            count = min(rows, shape[0] - start)
             buffer = f.read(count * row_bytes)
             if len(buffer) != count * row_bytes:
                 raise ValueError(f"{os.path.basename(path)}: `{key}` is truncated at row {start}.")

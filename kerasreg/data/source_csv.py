@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from kerasreg import _checks
-from kerasreg.data.source import CHUNK_ROWS, Source, check_finite, class_labels, test_mask
+from kerasreg.data.source import Source, check_finite, chunk_rows, class_labels, test_mask
 
 
 def open_csv(path, *, label=None, test_split=0.2, seed=0):
@@ -44,15 +44,17 @@ def open_csv(path, *, label=None, test_split=0.2, seed=0):
     if not features:
         raise ValueError(f"{name} has no feature columns besides the label column {label!r}.")
 
+    rows = chunk_rows(8 * len(columns))  # pandas parses numbers as 64-bit
+
     def read(**kwargs):
         try:
             return pd.read_csv(path, header=None, names=columns, skiprows=skip, index_col=False,
-                               chunksize=CHUNK_ROWS, **kwargs)
+                               chunksize=rows, **kwargs)
         except pd.errors.EmptyDataError:
             raise ValueError(f"{name} is empty.") from None
 
     where = f"{name}'s label column {label!r}"
-    first = next(_parsed(read(usecols=[label], nrows=CHUNK_ROWS), path, columns), None)
+    first = next(_parsed(read(usecols=[label], nrows=rows), path, columns), None)
     num_rows = _count_rows(path)
     mapping, known = None, None
     if first is None or first[label].dtype.kind not in "iu" or num_rows is None:
@@ -89,15 +91,23 @@ def _count_rows(path):
     Quotes (a field may hold a newline), blank lines (pandas skips them) and
     lone carriage returns make a line count differ from a row count.
     """
-    lines, previous = 0, b"\n"
+    lines, last = 0, b"\n"
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            if (b'"' in block or block.count(b"\r") != block.count(b"\r\n") or b"\n\n" in block
-                    or b"\n\r\n" in block or (previous.endswith(b"\n") and block.startswith((b"\n", b"\r")))):
+        for block in iter(lambda: f.read(4 << 20), b""):
+            if b'"' in block or (last == b"\n" and block[:1] in (b"\n", b"\r")):
                 return None
-            lines += block.count(b"\n")
-            previous = block
-    return max(0, lines + (not previous.endswith(b"\n")) - 1)
+            data = np.frombuffer(block, np.uint8)
+            newlines = np.flatnonzero(data == ord("\n"))
+            if (np.diff(newlines) == 1).any():
+                return None
+            if b"\r" in block:
+                returns = np.flatnonzero(data == ord("\r"))
+                blank = (np.diff(newlines) == 2) & (data[newlines[1:] - 1] == ord("\r"))
+                if returns[-1] == len(data) - 1 or (data[returns + 1] != ord("\n")).any() or blank.any():
+                    return None
+            lines += len(newlines)
+            last = block[-1:]
+    return max(0, lines + (last != b"\n") - 1)
 
 
 def _label_pass(chunks, label, path, columns, where, names):
@@ -122,7 +132,7 @@ def _labels(values, mapping, seen, where, start, path, columns):
     if values.dtype.kind not in "iu":
         strings = values.astype(str)
         # Raises for float labels; a name among integers cannot be numbered like the integers before it.
-        class_labels(strings.to_numpy(), where)
+        class_labels(strings.to_numpy(str), where)
         row = int(np.argmin(strings.str.fullmatch(r"[+-]?\d+").to_numpy()))
         raise ValueError(f"{where} mixes integer labels and class names (row {start + row}: "
                          f"{strings.iloc[row]!r}); use one kind.")

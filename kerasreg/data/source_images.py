@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from kerasreg import _checks
-from kerasreg.data.source import CHUNK_ROWS, Source, test_mask
+from kerasreg.data.source import Source, chunk_rows, test_mask
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 _GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
@@ -49,8 +49,9 @@ def open_images(path, *, image_size=None, test_split=0.2, seed=0):
         items = [(file, label, bool(test)) for (file, label), test in zip(everything, mask)]
 
     def chunks():
-        for start in range(0, len(items), CHUNK_ROWS):
-            batch = items[start:start + CHUNK_ROWS]
+        rows = chunk_rows(height * width * channels)
+        for start in range(0, len(items), rows):
+            batch = items[start:start + rows]
             x = np.stack([_read(file, (height, width), channels, first) for file, _, _ in batch])
             yield x, np.array([label for _, label, _ in batch], np.int64), np.array([test for *_, test in batch])
 
@@ -118,7 +119,9 @@ def _read(file, size, channels, first):
                 f"Image {file} is in color ({image.mode}) but the first image, {first}, is grayscale; "
                 "convert the folder to one kind (all grayscale or all RGB)."
             )
-    image = image.convert("L" if channels == 1 else "RGB")
+    mode = "L" if channels == 1 else "RGB"
+    if image.mode != mode:
+        image = image.convert(mode)
     if (image.height, image.width) != size:
         image = image.resize((size[1], size[0]), Image.BILINEAR)
     array = np.asarray(image, np.uint8)

@@ -3,22 +3,35 @@
 TFDS's own writer (`GeneratorBasedBuilder` and `AdhocBuilder`) turns every
 example into a nested dict, flattens, encodes and serializes it in Python,
 and passes it through a shuffler: about 50 us per row, where parsing a CSV
-row takes 7. Here every example has one input of a fixed shape and one
+row takes 2. Here every example has one input of a fixed shape and one
 label, so its `tf.train.Example` is the same bytes around a different
 payload: TFDS's serializer writes one template per feature, and each row is
-`input template + raw input bytes + label template`, written by TensorFlow's
-`TFRecordWriter`. Two serialized messages one after the other are one
-message holding both (protobuf merges a repeated embedded message), so the
-row parses as an example with both features. The shards are named and
-counted as TFDS names and counts them, and `tfds.folder_dataset.write_metadata`
-(TFDS's way in for datasets written outside it) writes `dataset_info.json`,
-`features.json` and the class names. Memory holds one chunk.
+`input template + raw input bytes + label template`. Two serialized
+messages one after the other are one message holding both (protobuf merges
+a repeated embedded message), so the row parses as an example with both
+features. A chunk of rows is assembled as one numpy array and framed as
+TFRecords (length, data, and their masked CRC-32C, as TensorFlow's
+`TFRecordWriter` frames them; `google-crc32c` computes the checksums),
+which TFDS verifies when it reads. The shards are named and counted as TFDS
+names and counts them, and `tfds.folder_dataset.write_metadata` (TFDS's way
+in for datasets written outside it) writes `dataset_info.json`,
+`features.json` and the class names. The source is read in a thread, a
+chunk ahead of the writing (pandas' parser and file reads release the GIL),
+so memory holds three chunks at most.
 """
 
 import os
+import queue
+import threading
 
+import google_crc32c
 import numpy as np
 import tensorflow_datasets as tfds
+
+# TFRecord framing: a little-endian uint64 length and its masked CRC before the data, the data's masked CRC after.
+_LENGTH_BYTES, _CRC_BYTES = 8, 4
+_FRAMING = _LENGTH_BYTES + 2 * _CRC_BYTES
+_CRC_MASK_DELTA = 0xA282EAD8
 
 
 def write_source(version_dir, name, source, bar):
@@ -41,15 +54,13 @@ def write_source(version_dir, name, source, bar):
     >>> write_source("/tmp/d/iris/1.0.0", "iris", open_source("iris.csv"), tqdm(disable=True))  # doctest: +SKIP
     [SplitInfo(name='train', ...), SplitInfo(name='test', ...)]
     """
-    import tensorflow as tf
-
     os.makedirs(version_dir, exist_ok=True)
     encode = _encoder(source)
-    row_bytes = len(encode(np.zeros((1, *source.input_shape), source.input_dtype), np.zeros(1, np.int64))[0])
-    splits = {split: _SplitWriter(tf, version_dir, name, split, count, row_bytes)
+    _, (row_bytes,) = encode(np.zeros((1, *source.input_shape), source.input_dtype), np.zeros(1, np.int64))
+    splits = {split: _SplitWriter(version_dir, name, split, count, int(row_bytes) - _FRAMING)
               for split, count in source.sizes.items()}
     try:
-        for x, y, test in source.chunks():
+        for x, y, test in _ahead(source.chunks()):
             for split, rows in (("train", ~test), ("test", test)):
                 if rows.any():
                     splits[split].write(encode(x[rows], y[rows]))
@@ -58,6 +69,46 @@ def write_source(version_dir, name, source, bar):
         for writer in splits.values():
             writer.close()
     return [writer.split_info() for writer in splits.values()]
+
+
+def _ahead(chunks, depth=1):
+    """Iterate `chunks` read by a thread up to `depth` items ahead; its error is raised here, in order."""
+    ready = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(item):
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read():
+        try:
+            for chunk in chunks:
+                if not put((True, chunk)):
+                    return
+            put((False, None))
+        except BaseException as error:  # handed to the caller, who raises it
+            put((False, error))
+        finally:
+            chunks.close()
+
+    thread = threading.Thread(target=read, name="kerasreg-import-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            more, item = ready.get()
+            if not more:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _encoder(source):
@@ -69,21 +120,65 @@ def _encoder(source):
         {source.input_key: pattern.view(source.input_dtype).reshape(source.input_shape)})
     if not template.endswith(pattern.tobytes()):
         raise RuntimeError("TFDS serializes byte-encoded tensors in an unexpected layout; cannot write the import.")
-    head = template[:-item_bytes]
-    label_parts = {}
+    head = np.frombuffer(template[:-item_bytes], np.uint8)
+    tails = {}
 
-    def label_part(label):
-        # A ClassLabel serializes as an int64 feature; its template does not depend on the class names.
-        features = tfds.features.FeaturesDict({"label": tfds.features.ClassLabel(num_classes=label + 1)})
-        return label_parts.setdefault(label, features.serialize_example({"label": label}))
+    def tail(label):
+        if label not in tails:
+            # A ClassLabel serializes as an int64 feature; its template does not depend on the class names.
+            features = tfds.features.FeaturesDict({"label": tfds.features.ClassLabel(num_classes=label + 1)})
+            tails[label] = np.frombuffer(features.serialize_example({"label": label}), np.uint8)
+        return tails[label]
 
     def encode(x, y):
-        payload = np.ascontiguousarray(x, source.input_dtype).tobytes()
-        tails = {label: label_parts.get(label) or label_part(label) for label in np.unique(y).tolist()}
-        return [head + payload[i * item_bytes:(i + 1) * item_bytes] + tails[label]
-                for i, label in enumerate(y.tolist())]
+        """The rows' framed TFRecords, in order: `(bytes as a flat uint8 array, each row's end offset)`."""
+        payload = np.ascontiguousarray(x, source.input_dtype).reshape(len(x), -1).view(np.uint8)
+        labels, which = np.unique(y, return_inverse=True)
+        parts = [tail(label) for label in labels.tolist()]
+        lengths = np.array([len(part) for part in parts])[which]
+        groups = []
+        for length in np.unique(lengths).tolist():
+            rows = np.flatnonzero(lengths == length)
+            data = np.empty((len(rows), len(head) + item_bytes + length), np.uint8)
+            data[:, :len(head)] = head
+            data[:, len(head):len(head) + item_bytes] = payload[rows]
+            # Labels of another length never index this table: their rows are in another group.
+            table = np.stack([part if len(part) == length else np.zeros(length, np.uint8) for part in parts])
+            data[:, len(head) + item_bytes:] = table[which[rows]]
+            groups.append((rows, _framed(data)))
+        if len(groups) == 1:  # labels below 128 all have one length: the chunk is one array
+            (_, framed), = groups
+            return framed.reshape(-1), np.arange(1, len(framed) + 1) * framed.shape[1]
+        records = [None] * len(y)
+        for rows, framed in groups:
+            blob, size = framed.tobytes(), framed.shape[1]
+            for row, offset in zip(rows.tolist(), range(0, len(blob), size)):
+                records[row] = blob[offset:offset + size]
+        return np.frombuffer(b"".join(records), np.uint8), np.cumsum([len(record) for record in records])
 
     return encode
+
+
+def _framed(data):
+    """The rows of `data` (one serialized example each) framed as TFRecords: `(rows, 8 + 4 + size + 4)` uint8."""
+    rows, size = data.shape
+    blob = data.tobytes()
+    crcs = np.fromiter(map(google_crc32c.value, (blob[i:i + size] for i in range(0, len(blob), size))),
+                       np.uint32, rows)
+    length = np.array([size], "<u8").view(np.uint8)
+    framed = np.empty((rows, _FRAMING + size), np.uint8)
+    framed[:, :_LENGTH_BYTES] = length
+    framed[:, _LENGTH_BYTES:_LENGTH_BYTES + _CRC_BYTES] = _masked(
+        np.array([google_crc32c.value(length.tobytes())], np.uint32)).view(np.uint8)
+    framed[:, _LENGTH_BYTES + _CRC_BYTES:-_CRC_BYTES] = data
+    framed[:, -_CRC_BYTES:] = _masked(crcs).view(np.uint8).reshape(rows, _CRC_BYTES)
+    return framed
+
+
+def _masked(crcs):
+    """TFRecord's masked CRC (rotated right by 15 bits, plus a constant), little-endian."""
+    crcs = crcs.astype(np.uint32)
+    return (((crcs >> np.uint32(15)) | (crcs << np.uint32(17))) + np.uint32(_CRC_MASK_DELTA)).astype("<u4")
 
 
 def features_of(source, class_names):
@@ -109,48 +204,50 @@ def _input_features(source):
 
 
 class _SplitWriter:
-    """The shards of one split: as many as TFDS would write for its size, each a `TFRecordWriter`."""
+    """The shards of one split, as many as TFDS would write for its size; takes framed records in order."""
 
-    def __init__(self, tf, version_dir, name, split, count, row_bytes):
+    def __init__(self, version_dir, name, split, count, row_bytes):
         from tensorflow_datasets.core.utils import shard_utils
 
-        self._tf, self.split, self._row_bytes = tf, split, row_bytes
+        self.split = split
         shards = shard_utils.ShardConfig.calculate_number_shards(count * row_bytes, count) if count else 1
         self._ends = shard_utils.get_shard_boundaries(count, shards) if count else [0]
         template = tfds.core.ShardedFileTemplate(data_dir=tfds.core.Path(version_dir), split=split,
                                                  dataset_name=name, filetype_suffix="tfrecord")
         self._paths = [os.fspath(path) for path in template.sharded_filepaths(len(self._ends))]
         self._lengths, self._bytes, self._written = [], 0, 0
-        self._writer = None
+        self._file = None
 
     def write(self, records):
-        while records:
-            if self._writer is None:
-                self._writer = self._tf.io.TFRecordWriter(self._paths[len(self._lengths)])
+        """Write `(framed bytes, each row's end offset)` from `encode`, starting a new shard where one ends."""
+        blob, ends = records
+        while len(ends):
+            if self._file is None:
+                self._file = open(self._paths[len(self._lengths)], "wb")
                 self._lengths.append(0)
             room = self._ends[len(self._lengths) - 1] - self._written
             if room <= 0:
                 raise RuntimeError(f"Split {self.split!r}: more than the {self._ends[-1]} examples expected.")
-            part, records = records[:room], records[room:]
-            write = self._writer.write
-            for record in part:
-                write(record)
-            self._lengths[-1] += len(part)
-            self._bytes += sum(map(len, part))
-            self._written += len(part)
-            if len(part) == room:
-                self._writer.close()
-                self._writer = None
+            count = min(room, len(ends))
+            size = int(ends[count - 1])
+            self._file.write(blob[:size])
+            self._lengths[-1] += count
+            # TFDS counts the serialized examples' bytes, without the framing.
+            self._bytes += size - count * _FRAMING
+            self._written += count
+            blob, ends = blob[size:], ends[count:] - size
+            if count == room:
+                self.close()
 
     def close(self):
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
     def split_info(self):
         if self._written != self._ends[-1]:
             raise RuntimeError(f"Split {self.split!r}: {self._written} examples written, {self._ends[-1]} expected.")
         if not self._lengths:  # an empty split still has its (empty) shard file
-            self._tf.io.TFRecordWriter(self._paths[0]).close()
+            open(self._paths[0], "wb").close()
             self._lengths = [0]
         return tfds.core.SplitInfo(name=self.split, shard_lengths=self._lengths, num_bytes=self._bytes)
