@@ -136,13 +136,17 @@ def _is_probability(rows):
     return bool(np.all(rows >= -1e-6) and np.allclose(rows.sum(axis=-1), 1.0, atol=1e-3))
 
 
-def check_model(model, splits):
+def check_model(model, splits, *, outputs=None):
     """The `Task` of `model` on `splits`, or a ValueError saying why the two do not fit.
 
     Refused: a model with several inputs or outputs, inputs whose shape
     differs from the data's, and a classifier whose output size differs from
     the dataset's number of classes (or is smaller than its largest label).
     A one-unit output is read as a regression head: gaps on the loss only.
+    Whether a classifier's head gives probabilities or logits is read from
+    its inference-mode outputs on the first validation rows: `outputs()`
+    returns them when given (`diagnose` passes a compiled pass it runs
+    anyway), else `model` is called eagerly on 32 rows.
 
     Example:
 
@@ -160,22 +164,22 @@ def check_model(model, splits):
     if len(expected) != len(got) or any(e is not None and e != g for e, g in zip(expected, got)):
         raise _checks.invalid("data", f"inputs of shape {expected} (without the batch axis), as model "
                               f"{model.name!r} takes", received=f"inputs of shape {got} from dataset {splits.name!r}")
-    outputs = model.outputs[0].shape[-1]
+    size = model.outputs[0].shape[-1]
     y = splits.train[1]
-    sample = keras.ops.convert_to_numpy(model(splits.val[0][:32], training=False)).astype("float64")
-    if outputs == 1 or len(model.outputs[0].shape) != 2:
-        return Task("regression", keras.losses.MeanSquaredError(), int(outputs or 1))
-    if splits.num_classes is not None and splits.num_classes != outputs:
-        raise _checks.invalid("data", f"a dataset with {outputs} classes, the output size of model {model.name!r}",
+    if size == 1 or len(model.outputs[0].shape) != 2:
+        return Task("regression", keras.losses.MeanSquaredError(), int(size or 1))
+    if splits.num_classes is not None and splits.num_classes != size:
+        raise _checks.invalid("data", f"a dataset with {size} classes, the output size of model {model.name!r}",
                               received=f"dataset {splits.name!r} with {splits.num_classes} classes")
-    from_logits = not _is_probability(sample)
-    if y.ndim == 2 and y.shape[-1] == outputs:
-        return Task("classification", keras.losses.CategoricalCrossentropy(from_logits=from_logits), int(outputs))
+    sample = outputs() if outputs is not None else model(splits.val[0][:32], training=False)
+    from_logits = not _is_probability(keras.ops.convert_to_numpy(sample).astype("float64"))
+    if y.ndim == 2 and y.shape[-1] == size:
+        return Task("classification", keras.losses.CategoricalCrossentropy(from_logits=from_logits), int(size))
     labels = np.asarray(y).reshape(-1)
     if not np.issubdtype(labels.dtype, np.integer) and not np.all(labels == np.round(labels)):
-        raise _checks.invalid("data", f"integer class labels for a classifier with {outputs} outputs",
+        raise _checks.invalid("data", f"integer class labels for a classifier with {size} outputs",
                               received=f"labels of dtype {labels.dtype} with non-integer values")
-    if labels.min() < 0 or labels.max() >= outputs:
-        raise _checks.invalid("data", f"class labels in [0, {outputs - 1}] for model {model.name!r} with "
-                              f"{outputs} outputs", received=f"labels from {labels.min()} to {labels.max()}")
-    return Task("classification", keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits), int(outputs))
+    if labels.min() < 0 or labels.max() >= size:
+        raise _checks.invalid("data", f"class labels in [0, {size - 1}] for model {model.name!r} with "
+                              f"{size} outputs", received=f"labels from {labels.min()} to {labels.max()}")
+    return Task("classification", keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits), int(size))

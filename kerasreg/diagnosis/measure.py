@@ -10,29 +10,84 @@
 - with `mc_samples`, the MC-dropout spread of `predict_mc`.
 
 Nothing here trains, and the user's model is never touched: every function
-takes the copy `diagnose` made.
+takes the copy `diagnose` made. The copy is compiled into two inference
+passes (`Instruments`) that every inference measurement shares: both read
+the copy's variables at each call, so once its BN statistics are
+re-estimated in place the same compiled passes measure the re-estimated
+model, with no second copy and no second compilation.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
 from kerasreg.analysis.mc_dropout import predict_mc
 from kerasreg.training.evaluator import Evaluator
 from kerasreg.training.gap import OverfittingGap
-from kerasreg.training.reestimate import copy_model, reestimate_batch_norm, variance_shift_max
-from kerasreg.training.variance_shift import VARIANCE_SHIFT_BATCH, VarianceShiftMonitor
+from kerasreg.training.reestimate import reestimate_batch_norm
+from kerasreg.training.variance_shift import (
+    VARIANCE_SHIFT_BATCH,
+    VarianceShiftMonitor,
+    batch_norm_layers,
+    largest_shift,
+)
 
 
-def compile_for(model, task):
-    """Compile `model` (a copy) with the loss `task` chose, so the evaluators can read it."""
-    model.compile(loss=task.loss, metrics=["accuracy"] if task.classification else [])
+@dataclasses.dataclass
+class Instruments:
+    """The compiled inference passes on `diagnose`'s copy: the clean-gap evaluator and the variance-shift probe.
+
+    Attributes:
+        model: keras.Model. The copy.
+        monitor: `VarianceShiftMonitor` on the first validation rows; its
+            one compiled call also gives the outputs `check_model` reads.
+        gap: `OverfittingGap`, made by `compile_for` (the loss it evaluates
+            is known only once the outputs were read); None before.
+        shift: dict or None. The ratios of the probe's last call, until
+            `variance_shift` hands them out.
+    """
+
+    model: object
+    monitor: VarianceShiftMonitor
+    gap: OverfittingGap | None = None
+    shift: dict | None = None
+
+    @classmethod
+    def on(cls, model, splits):
+        """Instruments for `model` (a copy) on `splits`; nothing is compiled before first use."""
+        monitor = VarianceShiftMonitor(splits.val[0][:VARIANCE_SHIFT_BATCH])
+        monitor.set_model(model)
+        return cls(model, monitor)
+
+    def outputs(self):
+        """The copy's inference-mode outputs on the variance-shift rows; the shift of that call is kept."""
+        self.shift, outputs = self.monitor.measure()
+        return outputs
+
+    def variance_shift(self):
+        """Per-BatchNorm variance-shift ratios of the copy as it is now (`VarianceShiftMonitor`'s measure).
+
+        Every call runs the same compiled probe; the ratios of a call
+        `outputs` made are used once instead of measuring again.
+        """
+        shift, self.shift = self.shift, None
+        if shift is None:
+            shift = self.monitor.measure()[0] if batch_norm_layers(self.model) else {}
+        return shift
 
 
-def clean_metrics(model, splits, *, seed, batch_size):
+def compile_for(instruments, task, splits, *, seed, batch_size):
+    """Compile the copy with the loss `task` chose, and make the clean-gap evaluator that reads it."""
+    instruments.model.compile(loss=task.loss, metrics=["accuracy"] if task.classification else [])
+    instruments.gap = OverfittingGap(splits.train, validation_data=splits.val, seed=seed, batch_size=batch_size)
+    instruments.gap.set_model(instruments.model)
+
+
+def clean_metrics(instruments, splits):
     """Inference-mode loss and accuracy on a seeded training subset, validation and (if given) test."""
-    gap = OverfittingGap(splits.train, validation_data=splits.val, seed=seed, batch_size=batch_size)
-    gap.set_model(model)
+    gap = instruments.gap
     train_loss, train_accuracy = gap.evaluate_subset()
     val_loss, val_accuracy = gap.evaluate(*splits.val)
     metrics = {"train_clean_loss": train_loss, "train_clean_accuracy": train_accuracy,
@@ -49,12 +104,13 @@ def reported_metrics(model, splits, *, batch_size):
     with each batch's statistics, as while `fit` collects its running `loss`
     and `accuracy`; unlike `fit`, the weights stay those of the trained model.
     Batches have `batch_size` rows; a last partial batch is left out, so no
-    padding enters a batch's statistics. Runs on a further copy (the
-    TensorFlow backend updates a model's moving statistics in training mode).
+    padding enters a batch's statistics. Training mode does not read the
+    moving statistics, but the TensorFlow backend updates them: pass a copy,
+    and measure nothing in inference mode on it afterwards.
     """
     x, y = splits.train
     rows = max(batch_size, len(y) // batch_size * batch_size) if len(y) >= batch_size else len(y)
-    loss, accuracy = Evaluator(copy_model(model), batch_size, training=True).evaluate(x[:rows], y[:rows])
+    loss, accuracy = Evaluator(model, batch_size, training=True).evaluate(x[:rows], y[:rows])
     return {"train_reported_loss": loss, "train_reported_accuracy": accuracy, "train_reported_rows": int(rows)}
 
 
@@ -67,29 +123,22 @@ def gaps(clean, reported):
     return values
 
 
-def variance_shift(model, splits):
-    """Per-BatchNorm variance-shift ratios on the first validation rows (`VarianceShiftMonitor`'s measure)."""
-    monitor = VarianceShiftMonitor(splits.val[0][:VARIANCE_SHIFT_BATCH])
-    monitor.set_model(model)
-    return monitor.variance_shift()
-
-
-def reestimation(model, splits, *, batch_size):
-    """Validation (and test) numbers of a copy whose BatchNorm statistics are re-estimated on the train split.
+def reestimation(instruments, splits):
+    """Validation (and test) numbers after re-estimating the copy's BatchNorm statistics on the train split, in place.
 
     The same procedure and measures as `reestimation_metrics` during
     kerasreg training (`reestimate_batch_norm`, dropout off), so for a
     kerasreg export these equal the manifest's `test_accuracy_reestimated`
-    and `variance_shift_reestimated`.
+    and `variance_shift_reestimated`. The instruments' compiled passes
+    measure the re-estimated statistics; the copy keeps them, so every
+    inference-mode measure of the trained statistics must come first.
     """
-    fixed = reestimate_batch_norm(model, splits.train, batch_size=1000)
-    fixed.compile(loss=model.loss, metrics=["accuracy"])
-    evaluator = Evaluator(fixed, batch_size)
-    result = {"rows": int(len(splits.train[1])),
-              "variance_shift_max": variance_shift_max(fixed, splits.val[0][:VARIANCE_SHIFT_BATCH])}
-    result["val_loss"], result["val_accuracy"] = evaluator.evaluate(*splits.val)
+    reestimate_batch_norm(instruments.model, splits.train, batch_size=1000, copy=False)
+    gap = instruments.gap
+    result = {"rows": int(len(splits.train[1])), "variance_shift_max": largest_shift(instruments.variance_shift())}
+    result["val_loss"], result["val_accuracy"] = gap.evaluate(*splits.val)
     if splits.test is not None:
-        result["test_loss"], result["test_accuracy"] = evaluator.evaluate(*splits.test)
+        result["test_loss"], result["test_accuracy"] = gap.evaluate(*splits.test)
     return result
 
 

@@ -24,6 +24,7 @@ from kerasreg.diagnosis.inputs import check_model, resolve_data
 from kerasreg.diagnosis.structure import Structure, find_structure
 from kerasreg.diagnosis.verdict import verdict
 from kerasreg.training.reestimate import copy_model
+from kerasreg.training.variance_shift import largest_shift
 
 if TYPE_CHECKING:
     from kerasreg.data.dataset import Dataset
@@ -72,8 +73,7 @@ class Diagnosis:
     @property
     def variance_shift_max(self):
         """The largest per-layer shift `max(r, 1/r)` (as kerasreg's manifests record it), or None without BN."""
-        values = self.variance_shift.values()
-        return float(max(max(r, 1.0 / r) for r in values)) if values else None
+        return largest_shift(self.variance_shift)
 
     def format(self):
         """The verdict and the per-measure and per-layer tables, for the terminal."""
@@ -179,16 +179,17 @@ def diagnose(
         raise _checks.invalid("model", "a keras.Model", received=f"model={type(model).__name__}")
     structure = find_structure(model)
     splits = resolve_data(data, test=test, manifest=manifest, data_dir=data_dir)
-    task = check_model(model, splits)
     work = copy_model(model)
-    measure.compile_for(work, task)
-    clean = measure.clean_metrics(work, splits, seed=seed, batch_size=max(batch_size, 256))
-    shift = measure.variance_shift(work, splits)
-    reestimation = (measure.reestimation(work, splits, batch_size=max(batch_size, 256))
-                    if structure.batch_norm_layers else None)
+    instruments = measure.Instruments.on(work, splits)
+    task = check_model(work, splits, outputs=instruments.outputs)
+    measure.compile_for(instruments, task, splits, seed=seed, batch_size=max(batch_size, 256))
+    clean = measure.clean_metrics(instruments, splits)
+    shift = instruments.variance_shift()
     mc = (measure.mc_spread(work, splits, samples=mc_samples, seed=seed, batch_size=max(batch_size, 256))
           if mc_samples else None)
-    # Last: on TensorFlow a training-mode pass updates the moving statistics of the copy it runs on.
+    # Re-estimation replaces the copy's BN statistics, so it follows every measure that reads the trained ones.
+    reestimation = measure.reestimation(instruments, splits) if structure.batch_norm_layers else None
+    # Last: training mode does not read the moving statistics, but on TensorFlow it updates them.
     reported = measure.reported_metrics(work, splits, batch_size=batch_size)
     result = Diagnosis(model.name, splits.name, task.kind, structure, clean, reported,
                        measure.gaps(clean, reported), shift, reestimation, mc)

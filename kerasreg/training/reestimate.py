@@ -26,6 +26,7 @@ from kerasreg.training.variance_shift import (
     VarianceShiftMonitor,
     batch_norm_layers,
     inputs_recorded,
+    largest_shift,
 )
 
 if TYPE_CHECKING:
@@ -270,8 +271,7 @@ def variance_shift_max(model, x):
     """
     monitor = VarianceShiftMonitor(x)
     monitor.set_model(model)
-    ratios = monitor.variance_shift()
-    return float(max(max(r, 1.0 / r) for r in ratios.values())) if ratios else None
+    return largest_shift(monitor.variance_shift())
 
 
 def reestimation_metrics(model, dataset, *, batch_size=1000):

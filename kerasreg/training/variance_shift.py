@@ -42,6 +42,17 @@ def batch_norm_layers(model):
     ]
 
 
+def largest_shift(ratios):
+    """The largest per-layer deviation `max(r, 1/r)` of variance-shift `ratios` (a dict), or None when empty.
+
+    Example:
+
+    >>> largest_shift({"bn": 0.5, "bn_1": 1.2})
+    2.0
+    """
+    return float(max(max(r, 1.0 / r) for r in ratios.values())) if ratios else None
+
+
 @contextlib.contextmanager
 def inputs_recorded(layers, record):
     """Within the block, each call of one of `layers` first passes `(layer, inputs)` to `record`.
@@ -160,6 +171,7 @@ class VarianceShiftMonitor(keras.callbacks.Callback):
         self.records = []
         self.layer_names = None
         self._probe = None
+        self._probe_with_outputs = None
         self._probe_model = None
         self._warned = False
 
@@ -172,9 +184,6 @@ class VarianceShiftMonitor(keras.callbacks.Callback):
         layers = batch_norm_layers(model)
         self._probe_model = model
         self.layer_names = _unique_names(layers)
-        if not layers:
-            self._probe = None
-            return
 
         def ratio(layer, inputs, moving_variance):
             inputs = keras.ops.cast(inputs, "float32")
@@ -195,16 +204,40 @@ class VarianceShiftMonitor(keras.callbacks.Callback):
             # inside the model call, where JAX's stateless call holds its current value.
             with inputs_recorded(layers, lambda layer, inputs: seen.setdefault(
                     id(layer), (inputs, layer.moving_variance.value))):
-                call_model(x)
+                outputs, _ = call_model(x)
             # A BN layer the forward pass never reaches has nothing to report.
             return {
                 name: ratio(layer, *seen[id(layer)])
                 for name, layer in zip(self.layer_names, layers)
                 if id(layer) in seen
-            }
+            }, outputs
 
-        probe = compile_inference(model, probe)
-        self._probe = probe
+        # Each is traced on its first call only: training never compiles the second, nor either without BN.
+        self._probe = compile_inference(model, lambda call_model, x: probe(call_model, x)[0])
+        self._probe_with_outputs = compile_inference(model, probe)
+
+    def measure(self):
+        """Per-layer variance-shift ratios and the model's inference-mode outputs on the validation batch.
+
+        Both come from one compiled call, so a caller that also needs the
+        outputs (e.g. `diagnose`, reading whether a head gives probabilities)
+        runs the model once.
+
+        Returns:
+            Tuple `(ratios, outputs)`: a dict mapping `layer_names` to float
+            ratios (empty without BatchNormalization layers) and an np.ndarray.
+
+        Example:
+
+        >>> ratios, outputs = monitor.measure()  # doctest: +SKIP
+        """
+        if self._probe_model is not self.model:
+            self._build()
+        ratios, outputs = self._probe_with_outputs(self.validation_batch)
+        return self._floats(ratios), keras.ops.convert_to_numpy(outputs)
+
+    def _floats(self, ratios):
+        return {name: float(ratios[name]) for name in self.layer_names if name in ratios}
 
     def variance_shift(self):
         """Per-layer variance-shift ratios on the validation batch.
@@ -215,10 +248,9 @@ class VarianceShiftMonitor(keras.callbacks.Callback):
         """
         if self._probe_model is not self.model:
             self._build()
-        if self._probe is None:
+        if not self.layer_names:
             return {}
-        ratios = self._probe(self.validation_batch)
-        return {name: float(ratios[name]) for name in self.layer_names if name in ratios}
+        return self._floats(self._probe(self.validation_batch))
 
     def on_epoch_end(self, epoch, logs=None):
         ratios = self.variance_shift()
@@ -233,7 +265,7 @@ class VarianceShiftMonitor(keras.callbacks.Callback):
             return
         values = {f"variance_shift/{name}": r for name, r in ratios.items()}
         values["variance_shift_mean"] = float(np.mean(list(ratios.values())))
-        values["variance_shift_max"] = float(max(max(r, 1.0 / r) for r in ratios.values()))
+        values["variance_shift_max"] = largest_shift(ratios)
         if logs is not None:
             logs.update(values)
         record = {"epoch": int(epoch), **values}
