@@ -104,11 +104,12 @@ def test_import_picks_jax_unless_told_otherwise(tmp_path):
     assert lines[1] == str(tmp_path / "jax")
 
 
+# Rate 0.2: Keras's own mask draw inside kerasreg's work too, so only the threefry variant differs.
 DRAWS = """
 import json, keras
 from kerasreg import _backend
 def draw():
-    return keras.random.dropout(keras.ops.ones((4, 64)), 0.5, seed=keras.random.SeedGenerator(0)).tolist()
+    return keras.random.dropout(keras.ops.ones((4, 64)), 0.2, seed=keras.random.SeedGenerator(0)).tolist()
 user = draw()
 with _backend.jax_settings():
     ours = draw()
@@ -153,6 +154,45 @@ def test_a_users_jax_draws_and_settings_are_unchanged_after_kerasreg_trains(tmp_
     kerasreg.train(model, data, epochs=1, verbose=0)
     assert {name: getattr(jax.config, name) for name in names} == settings
     assert jax.random.uniform(jax.random.key(0), (8,)).tolist() == before
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="JAX's dropout masks")
+def test_kerasreg_draws_masks_at_rate_one_half_from_8_bits_by_seed_and_other_threads_draw_kerass():
+    import threading
+
+    import jax
+    from keras.src.backend.jax import random as keras_random
+
+    keras_dropout = keras_random.dropout
+
+    def draw(rate, seed=0):
+        return np.asarray(keras.random.dropout(keras.ops.ones((64, 256)), rate, seed=keras.random.SeedGenerator(seed)))
+
+    with jax.threefry_partitionable(False):  # the generator kerasreg trains with, and Keras's own draw
+        keras_half, keras_fifth = draw(0.5), draw(0.2)
+    outside = {}
+    inside, leave = threading.Event(), threading.Event()
+
+    def other_thread():
+        inside.wait()
+        with jax.threefry_partitionable(False):
+            outside["half"] = draw(0.5)
+        leave.set()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    with _backend.jax_settings():
+        ours, again, other_seed, fifth = draw(0.5), draw(0.5), draw(0.5, seed=1), draw(0.2)
+        inside.set()
+        leave.wait(60)
+    thread.join()
+    assert _backend.mask_bits(0.5) == 8 and _backend.mask_bits(0.2) is None
+    np.testing.assert_array_equal(ours, again)  # reproducible by seed
+    assert set(np.unique(ours)) == {0.0, 2.0} and 0.47 < (ours > 0).mean() < 0.53
+    assert not np.array_equal(ours, other_seed) and not np.array_equal(ours, keras_half)
+    np.testing.assert_array_equal(fifth, keras_fifth)  # 0.8 is no multiple of 1/65536: Keras's own draw
+    np.testing.assert_array_equal(outside["half"], keras_half)  # a thread outside kerasreg's work
+    assert keras_random.dropout is keras_dropout
 
 
 @pytest.mark.parametrize("env, code, source", [
