@@ -18,6 +18,9 @@ import numpy as np
 from kerasreg import _checks
 from kerasreg.data.source import Source, check_finite, chunk_rows, class_labels, test_mask
 
+# Rows whose labels tell integer labels (read in one pass) from class names (which need a label pass first).
+_PEEK_ROWS = 1024
+
 
 def open_csv(path, *, label=None, test_split=0.2, seed=0):
     """Open a CSV file as a `Source`; the header, label column and classes are checked here.
@@ -54,7 +57,7 @@ def open_csv(path, *, label=None, test_split=0.2, seed=0):
             raise ValueError(f"{name} is empty.") from None
 
     where = f"{name}'s label column {label!r}"
-    first = next(_parsed(read(usecols=[label], nrows=rows), path, columns), None)
+    first = next(_parsed(read(usecols=[label], nrows=_PEEK_ROWS), path, columns), None)
     num_rows = _count_rows(path)
     mapping, known = None, None
     if first is None or first[label].dtype.kind not in "iu" or num_rows is None:

@@ -34,7 +34,8 @@ def open_images(path, *, image_size=None, test_split=0.2, seed=0):
     class_names = tuple(sorted({name for per_class in files.values() for name in per_class}))
     if not class_names:
         raise ValueError(f"{path} has no class folders (expected {path}/<class>/*.png or *.jpg).")
-    listed = {split: [(os.path.join(folder, name, file), class_names.index(name))
+    index = {name: i for i, name in enumerate(class_names)}
+    listed = {split: [(os.path.join(folder, name, file), index[name])
                       for name, names in per_class.items() for file in names]
               for (split, per_class), folder in zip(files.items(), splits.values())}
     first = next(iter(listed.values()))[0][0]
@@ -52,7 +53,9 @@ def open_images(path, *, image_size=None, test_split=0.2, seed=0):
         rows = chunk_rows(height * width * channels)
         for start in range(0, len(items), rows):
             batch = items[start:start + rows]
-            x = np.stack([_read(file, (height, width), channels, first) for file, _, _ in batch])
+            x = np.empty((len(batch), height, width, channels), np.uint8)
+            for i, (file, _, _) in enumerate(batch):
+                x[i] = _read(file, (height, width), channels, first)
             yield x, np.array([label for _, label, _ in batch], np.int64), np.array([test for *_, test in batch])
 
     num_test = sum(test for *_, test in items)

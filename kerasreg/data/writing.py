@@ -31,6 +31,7 @@ import tensorflow_datasets as tfds
 # TFRecord framing: a little-endian uint64 length and its masked CRC before the data, the data's masked CRC after.
 _LENGTH_BYTES, _CRC_BYTES = 8, 4
 _FRAMING = _LENGTH_BYTES + 2 * _CRC_BYTES
+_ENCODE_ROWS = 4096
 _CRC_MASK_DELTA = 0xA282EAD8
 
 
@@ -62,8 +63,11 @@ def write_source(version_dir, name, source, bar):
     try:
         for x, y, test in _ahead(source.chunks()):
             for split, rows in (("train", ~test), ("test", test)):
-                if rows.any():
-                    splits[split].write(encode(x[rows], y[rows]))
+                rows = np.flatnonzero(rows)
+                # A few thousand rows at a time: the encoded copies stay small beside the chunk.
+                for start in range(0, len(rows), _ENCODE_ROWS):
+                    part = rows[start:start + _ENCODE_ROWS]
+                    splits[split].write(encode(x[part], y[part]))
             bar.update(len(y))
     finally:
         for writer in splits.values():
