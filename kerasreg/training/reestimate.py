@@ -136,45 +136,98 @@ def _padded(array, rows):
     return np.concatenate([array, np.zeros((rows - len(array), *array.shape[1:]), array.dtype)])
 
 
-def _run_graph(graph, inputs, batch_size):
-    """Inputs -> outputs of `graph` over all rows, node by node, re-estimating each BatchNorm on the way.
+def _stages(nodes):
+    """`nodes` cut into runs: a run starts at every BatchNormalization and holds a nested model alone."""
+    stages = []
+    for node in nodes:
+        layer = node.operation
+        if (not stages or isinstance(layer, (keras.layers.BatchNormalization, keras.Model))
+                or isinstance(stages[-1][-1].operation, keras.Model)):
+            stages.append([])
+        stages[-1].append(node)
+    return stages
 
-    Each intermediate tensor is kept for all rows only while a later node
-    still needs it, so every BN layer's statistics come from the whole split
-    in one forward pass, with the BN layers before it already re-estimated.
+
+def _call(node, state, local):
+    """One node on the tensors in `local`, in inference mode; `state` holds its layer's variable values (JAX)."""
+    layer = node.operation
+    args, kwargs = node.arguments.fill_in(local)
+    if not isinstance(layer, keras.layers.Layer):  # a graph may also hold plain ops (keras.ops.*)
+        return layer(*args, **kwargs)
+    if state is None:
+        return layer(*args, **{**kwargs, "training": False})
+    # `stateless_call` passes its keywords to `call` as they are: `training` only where `call` takes it.
+    if layer._call_has_training_arg:
+        kwargs = {**kwargs, "training": False}
+    return layer.stateless_call(*state, *args, **kwargs)[0]
+
+
+def _run_stage(stage, values, later, batch_size):
+    """The tensors of `stage` that `later` nodes need (`{id: array}`), computed over all rows, a chunk at a time.
+
+    Only those tensors are kept for the whole split; the others live for one
+    chunk. On JAX the stage is one compiled function of its layers' variables
+    and inputs, traced once (every chunk has the same shape, the last one
+    zero-padded; in inference mode rows do not interact).
+    """
+    produced = {id(t) for node in stage for t in node.output_tensors}
+    needed = list({id(t): t for node in stage for t in node.input_tensors if id(t) not in produced}.values())
+    kept = [t for node in stage for t in node.output_tensors if id(t) in later]
+
+    def forward(states, *chunk):
+        local = {id(t): c for t, c in zip(needed, chunk)}
+        for node, state in zip(stage, states):
+            local.update(zip(map(id, node.output_tensors), keras.tree.flatten(_call(node, state, local))))
+        return [local[id(t)] for t in kept]
+
+    states = [None] * len(stage)
+    if keras.backend.backend() == "jax":
+        import jax
+
+        forward = jax.jit(forward)
+        states = [([v.value for v in node.operation.trainable_variables],
+                   [v.value for v in node.operation.non_trainable_variables])
+                  if isinstance(node.operation, keras.layers.Layer) else None for node in stage]
+    rows = len(values[id(needed[0])])
+    size = min(batch_size, rows)
+    outputs = None
+    for start in range(0, rows, size):
+        chunk = forward(states, *[_padded(values[id(t)][start:start + size], size) for t in needed])
+        chunk = [keras.ops.convert_to_numpy(c) for c in chunk]
+        if outputs is None:
+            outputs = [np.empty((rows, *c.shape[1:]), c.dtype) for c in chunk]
+        for whole, part in zip(outputs, chunk):
+            whole[start:start + size] = part[:rows - start]
+    return dict(zip(map(id, kept), outputs or []))
+
+
+def _run_graph(graph, inputs, batch_size):
+    """Inputs -> outputs of `graph` over all rows, re-estimating each BatchNorm on the way.
+
+    The nodes run in stages that each start at a BN layer, so every BN
+    layer's statistics come from the whole split in one forward pass, with
+    the BN layers before it already re-estimated; a tensor is kept for all
+    rows only when a later stage needs it, and only while it does.
     """
     values = {id(t): v for t, v in zip(graph.inputs, inputs)}
     nodes = nodes_in_order(graph)
     uses = {}
     for t in [t for node in nodes for t in node.input_tensors] + list(graph.outputs):
         uses[id(t)] = uses.get(id(t), 0) + 1
-    for node in nodes:
-        layer = node.operation
-        args = [values[id(t)] for t in node.input_tensors]
-        if isinstance(layer, keras.layers.BatchNormalization):
-            _assign_statistics(layer, args[0])
-        if isinstance(layer, keras.Model):
-            outputs = _run_graph(graph_of(layer), args, batch_size)
+    for stage in _stages(nodes):
+        first = stage[0]
+        for node in stage:
+            for t in node.input_tensors:
+                uses[id(t)] -= 1
+        if isinstance(first.operation, keras.Model):
+            outputs = _run_graph(graph_of(first.operation), [values[id(t)] for t in first.input_tensors], batch_size)
+            values.update(zip(map(id, first.output_tensors), outputs))
         else:
-            rows = len(args[0])
-            size = min(batch_size, rows)
-            parts = []
-            for start in range(0, rows, size):
-                # Every chunk gets the same shape (the last one zero-padded; in inference mode rows do not
-                # interact), so the backend compiles each layer's operations once.
-                chunk = {id(t): _padded(v[start:start + size], size) for t, v in zip(node.input_tensors, args)}
-                call_args, call_kwargs = node.arguments.fill_in(chunk)
-                if isinstance(layer, keras.layers.Layer):  # a graph may also hold plain ops (keras.ops.*)
-                    call_kwargs = {**call_kwargs, "training": False}
-                parts.append([keras.ops.convert_to_numpy(o)[:rows - start]
-                              for o in keras.tree.flatten(layer(*call_args, **call_kwargs))])
-            outputs = [np.concatenate(column) for column in zip(*parts)]
-        for t in node.input_tensors:
-            uses[id(t)] -= 1
-            if not uses[id(t)]:
-                values.pop(id(t), None)
-        for t, value in zip(node.output_tensors, outputs):
-            values[id(t)] = value
+            if isinstance(first.operation, keras.layers.BatchNormalization):
+                _assign_statistics(first.operation, values[id(first.input_tensors[0])])
+            values.update(_run_stage(stage, values, {key for key, n in uses.items() if n}, batch_size))
+        for key in [key for key in values if not uses.get(key)]:
+            del values[key]
     return [values[id(t)] for t in graph.outputs]
 
 
