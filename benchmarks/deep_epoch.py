@@ -10,8 +10,9 @@ variant's median and fastest epoch and its ratio to the first.
 A variant is `placement[:masks[:policy]]`:
 - placement: any placement (`bn_before_act` is BatchNorm alone, `none` neither);
 - masks: `kerasreg` (drawn inside kerasreg's JAX settings: 8 random bits per
-  element at rate 0.5) or `keras` (Keras's own draw, a 32-bit uniform float
-  per element, under the same non-partitionable threefry);
+  element at rate 0.5), `bits16` (the same with 16 bits) or `keras` (Keras's
+  own draw, a 32-bit uniform float per element, under the same
+  non-partitionable threefry);
 - policy: a Keras dtype policy, e.g. `mixed_bfloat16`.
 
 Run: python benchmarks/deep_epoch.py [--rounds 8] [--epochs 2] [--core 0]
@@ -49,9 +50,20 @@ def main():
     x, y = data.as_numpy("train")
     steps = -(-len(x) // 100)
 
+    @contextlib.contextmanager
     def context(masks):
-        # Keras's masks under the threefry variant kerasreg trains with: only the mask draw differs.
-        return _backend.jax_settings() if masks == "kerasreg" else jax.threefry_partitionable(False)
+        if masks == "keras":  # Keras's masks under the threefry variant kerasreg trains with
+            with jax.threefry_partitionable(False):
+                yield
+            return
+        chosen = _backend.mask_bits
+        if masks == "bits16":
+            _backend.mask_bits = lambda rate: 16
+        try:
+            with _backend.jax_settings():
+                yield
+        finally:
+            _backend.mask_bits = chosen
 
     class Timer(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
