@@ -5,21 +5,27 @@ head added so that every measurement runs) on 2,000 random images: 1,600 as
 the train split, 400 as validation. `model.evaluate` runs over all 2,000
 images at batch 32; `diagnose` reads the graph and measures the clean and
 reported gaps, the variance shift of all 53 BN layers and validation
-accuracy before and after BN re-estimation. Both are timed on their first
-call in a fresh process (compilation included) and on a second call, in
-wall-clock seconds and in this process's CPU seconds (the fairer ratio on a
-machine shared with other work). Target: diagnose within 4x of evaluate.
+accuracy before and after BN re-estimation. The two alternate (evaluate,
+diagnose, evaluate, diagnose, ...) in one process, `--repeat` times each,
+so load from other work on the machine falls on both alike. The first call
+of each includes its compilation; the later ones are summarised by their
+median. Times are wall-clock seconds and this process's CPU seconds (the
+fairer ratio on a machine shared with other work). Target: diagnose within
+4x of evaluate.
 
-Run: python benchmarks/diagnose_speed.py [--images 2000] [--size 96]
+Runs on kerasreg's backend (JAX unless `KERAS_BACKEND` says otherwise).
+
+Run: python benchmarks/diagnose_speed.py [--images 2000] [--size 96] [--repeat 3]
 """
 
 import argparse
+import statistics
 import time
+
+import kerasreg  # first, so Keras starts on kerasreg's backend
 
 import keras
 import numpy as np
-
-import kerasreg
 
 
 def _model(size):
@@ -38,10 +44,16 @@ def _timed(fn):
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def _line(label, e, d):
+    return (f"{label:<22} wall: evaluate {e[0]:7.1f} s, diagnose {d[0]:7.1f} s, ratio {d[0] / e[0]:5.1f}x   "
+            f"CPU: evaluate {e[1]:7.1f} s, diagnose {d[1]:7.1f} s, ratio {d[1] / e[1]:5.1f}x   (target 4x)")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--size", type=int, default=96)
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     x = rng.random((args.images, args.size, args.size, 3), dtype=np.float32)
@@ -49,13 +61,18 @@ def main():
     split = args.images * 4 // 5
     data = ((x[:split], y[:split]), (x[split:], y[split:]))
     model = _model(args.size)
-    evaluate = [_timed(lambda: model.evaluate(x, y, batch_size=32, verbose=0)) for _ in range(2)]
-    diagnose = [_timed(lambda: kerasreg.diagnose(model, data)) for _ in range(2)]
+    evaluate, diagnose = [], []
+    for _ in range(args.repeat):
+        evaluate.append(_timed(lambda: model.evaluate(x, y, batch_size=32, verbose=0)))
+        diagnose.append(_timed(lambda: kerasreg.diagnose(model, data)))
     print(f"MobileNetV2 {args.size}x{args.size}x3, {args.images} images ({split} train, {args.images - split} val), "
-          f"backend {keras.backend.backend()}")
-    for label, e, d in (("first call", evaluate[0], diagnose[0]), ("second call", evaluate[1], diagnose[1])):
-        print(f"{label:<12} wall: evaluate {e[0]:7.1f} s, diagnose {d[0]:7.1f} s, ratio {d[0] / e[0]:5.1f}x   "
-              f"CPU: evaluate {e[1]:7.1f} s, diagnose {d[1]:7.1f} s, ratio {d[1] / e[1]:5.1f}x   (target 4x)")
+          f"backend {keras.backend.backend()}, {args.repeat} alternating calls each")
+    print(_line("first call", evaluate[0], diagnose[0]))
+    for i, (e, d) in enumerate(zip(evaluate[1:], diagnose[1:]), 2):
+        print(_line(f"call {i}", e, d))
+    if args.repeat > 1:
+        median = [tuple(statistics.median(t[k] for t in runs[1:]) for k in (0, 1)) for runs in (evaluate, diagnose)]
+        print(_line(f"median of calls 2-{args.repeat}", *median))
 
 
 if __name__ == "__main__":
