@@ -96,6 +96,13 @@ def _layer_inputs(model, layer, x, batch_size):
     return np.concatenate(seen, axis=0) if seen else None
 
 
+def _squared_deviation(rows, mean):
+    """`np.square(rows.astype(np.float64) - mean)`, in one float64 buffer instead of three."""
+    deviation = rows.astype(np.float64)
+    deviation -= mean
+    return np.square(deviation, out=deviation)
+
+
 def _assign_statistics(layer, inputs, rows=64):
     """Set `layer`'s moving mean and variance to the per-channel statistics of `inputs` (all rows).
 
@@ -106,7 +113,7 @@ def _assign_statistics(layer, inputs, rows=64):
     axes = tuple(range(inputs.ndim - 1))
     count = inputs.size // inputs.shape[-1]
     mean = sum(np.sum(inputs[i:i + rows], axis=axes, dtype=np.float64) for i in range(0, len(inputs), rows)) / count
-    variance = sum(np.sum(np.square(inputs[i:i + rows].astype(np.float64) - mean), axis=axes)
+    variance = sum(np.sum(_squared_deviation(inputs[i:i + rows], mean), axis=axes)
                    for i in range(0, len(inputs), rows)) / count
     layer.moving_mean.assign(mean.astype(layer.moving_mean.dtype))
     layer.moving_variance.assign(variance.astype(layer.moving_variance.dtype))
