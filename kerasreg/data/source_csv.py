@@ -27,7 +27,7 @@ def open_csv(path, *, label=None, test_split=0.2, seed=0):
 
     Example:
 
-    >>> open_csv("iris.csv").class_names  # doctest: +SKIP
+    >>> open_csv("iris.csv").class_names()  # doctest: +SKIP
     ('setosa', 'versicolor', 'virginica')
     """
     import pandas as pd  # Only CSV imports need pandas.

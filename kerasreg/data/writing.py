@@ -20,6 +20,7 @@ chunk ahead of the writing (pandas' parser and file reads release the GIL),
 so memory holds three chunks at most.
 """
 
+import contextlib
 import os
 import queue
 import threading
@@ -60,8 +61,11 @@ def write_source(version_dir, name, source, bar):
     _, (row_bytes,) = encode(np.zeros((1, *source.input_shape), source.input_dtype), np.zeros(1, np.int64))
     splits = {split: _SplitWriter(version_dir, name, split, count, int(row_bytes) - _FRAMING)
               for split, count in source.sizes.items()}
-    try:
-        for x, y, test in _ahead(source.chunks()):
+    # Closed at once on an error, so the reading thread stops before the caller removes the folder.
+    with contextlib.closing(_ahead(source.chunks())) as chunks, contextlib.ExitStack() as files:
+        for writer in splits.values():
+            files.callback(writer.close)
+        for x, y, test in chunks:
             for split, rows in (("train", ~test), ("test", test)):
                 rows = np.flatnonzero(rows)
                 # A few thousand rows at a time: the encoded copies stay small beside the chunk.
@@ -69,9 +73,6 @@ def write_source(version_dir, name, source, bar):
                     part = rows[start:start + _ENCODE_ROWS]
                     splits[split].write(encode(x[part], y[part]))
             bar.update(len(y))
-    finally:
-        for writer in splits.values():
-            writer.close()
     return [writer.split_info() for writer in splits.values()]
 
 
@@ -116,7 +117,7 @@ def _ahead(chunks, depth=1):
 
 
 def _encoder(source):
-    """`encode(x, y)`: the serialized `tf.train.Example` of every row of a chunk, made from TFDS's templates."""
+    """`encode(x, y)`: every row's `tf.train.Example`, made from TFDS's templates, framed as a TFRecord."""
     item_bytes = int(np.prod(source.input_shape)) * source.input_dtype.itemsize
     # A payload unlike any byte of the protobuf framing, so finding it in the template cannot be mistaken.
     pattern = np.resize(np.arange(1, 256, dtype=np.uint8), item_bytes)
