@@ -1,7 +1,7 @@
 """Print pip pins of the lowest versions pyproject.toml declares for the packages given.
 
 `.ci/run` installs them into a second virtual environment and runs the tests marked
-`lowest` there, so every lower bound it checks is one that was installed and tested.
+`parity` or `lowest` there, so every lower bound it checks is one that was installed and tested.
 pip has no "lowest" resolution of its own; the bounds are read, not guessed:
 
     python3 .ci/lowest.py keras tensorflow jax numpy ml_dtypes   # -> keras==3.10.0 tensorflow==2.20.0 ...

@@ -19,6 +19,9 @@ from helpers import (
     small_inputs,
 )
 
+# The whole registry built at the lowest declared Keras, TensorFlow, JAX and NumPy too (.ci/run).
+pytestmark = pytest.mark.lowest
+
 MODELS = kerasreg.list_models()
 PLACEMENTS = kerasreg.list_placements()
 MATRIX = api_cases(MODELS, PLACEMENTS)
