@@ -16,8 +16,8 @@ did:
   non-partitionable threefry (faster on one CPU), unless
   `JAX_THREEFRY_PARTITIONABLE` is set: a seed then draws the same numbers in
   every process of a run, whatever was imported first;
-- the JAX persistent compilation cache, in `$KERASREG_CACHE_DIR/jax`
-  (default `~/.cache/kerasreg/jax`): a rerun of an architecture (another
+- the JAX persistent compilation cache, in `$KERASREG_CACHE_DIR/jax/<jax version>`
+  (default `~/.cache/kerasreg/jax/<jax version>`): a rerun of an architecture (another
   seed, a resumed run, a study worker) loads its compiled steps instead of
   compiling them again. `KERASREG_CACHE_DIR=off` turns it off; a cache
   folder the user chose (`JAX_COMPILATION_CACHE_DIR` or
@@ -35,6 +35,7 @@ Keras's function is put back once no thread is inside it.
 
 import contextlib
 import functools
+import importlib.metadata
 import os
 import pathlib
 import sys
@@ -75,7 +76,7 @@ def cache_dir():
     Example:
 
     >>> cache_dir()  # doctest: +SKIP
-    PosixPath('/home/me/.cache/kerasreg/jax')
+    PosixPath('/home/me/.cache/kerasreg/jax/0.10.2')
     """
     if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         return pathlib.Path(os.environ["JAX_COMPILATION_CACHE_DIR"])
@@ -83,7 +84,8 @@ def cache_dir():
     if root.lower() in ("off", "0", "none", "false"):
         return None
     root = pathlib.Path(root).expanduser() if root else pathlib.Path.home() / ".cache" / "kerasreg"
-    return root / "jax"
+    # One folder per JAX release: JAX 0.4.34 crashed (SIGSEGV) reading a cache folder a newer JAX had written to.
+    return root / "jax" / importlib.metadata.version("jax")
 
 
 def _cache_settings(jax):

@@ -1,11 +1,12 @@
 """Training backends: the choice, the process boundaries, and the same guarantees on JAX and TensorFlow.
 
 Tests marked `parity` (here and in test_training, test_callbacks,
-test_mc_dropout and test_export) run in this session on its backend (JAX
+test_mc_dropout, test_export and test_reliability) run in this session on its backend (JAX
 by default), and `test_parity_checks_pass_on_tensorflow` runs all of them
 again in one pytest subprocess with `KERAS_BACKEND=tensorflow`.
 """
 
+import importlib.metadata
 import json
 import os
 import pathlib
@@ -101,7 +102,7 @@ def test_import_picks_jax_unless_told_otherwise(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "jax jax"
-    assert lines[1] == str(tmp_path / "jax")
+    assert lines[1] == str(tmp_path / "jax" / importlib.metadata.version("jax"))  # one folder per JAX release
 
 
 # Rate 0.2: Keras's own mask draw inside kerasreg's work too, so only the threefry variant differs.
