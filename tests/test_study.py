@@ -134,7 +134,8 @@ def test_rerun_after_kill_skips_exported_runs(tmp_path):
     config = tmp_path / "three.toml"
     config.write_text('placements = ["none", "dropout", "bn_before_act"]\nseeds = [0]\nepochs = 3\n')
     out = tmp_path / "study"
-    command = [sys.executable, "-m", "kerasreg", "study", "--config", str(config), "--out", str(out), "--resume"]
+    command = [sys.executable, "-m", "kerasreg", "study", "--config", str(config), "--out", str(out), "--resume",
+               "--workers", "1"]
     env = dict(os.environ)
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     first = out / "runs" / "mlp-none-nodrop-seed0" / "manifest.json"
@@ -146,7 +147,7 @@ def test_rerun_after_kill_skips_exported_runs(tmp_path):
     assert proc.returncode == -signal.SIGKILL, "the study finished before it could be killed"
     assert first.exists() and not (out / "report.md").exists()
     created = json.loads(first.read_text())["created"]
-    # Parallel workers may finish another run in the moment before the kill.
+    # The worker may finish another run in the moment before the kill.
     exported = len(list((out / "runs").glob("*/manifest.json")))
     assert 1 <= exported < 3
 
