@@ -84,7 +84,8 @@ def cache_dir():
     if root.lower() in ("off", "0", "none", "false"):
         return None
     root = pathlib.Path(root).expanduser() if root else pathlib.Path.home() / ".cache" / "kerasreg"
-    # One folder per JAX release: JAX 0.4.34 crashed (SIGSEGV) reading a cache folder a newer JAX had written to.
+    # One folder per JAX release: a release cannot use another's entries (its version is part of every key), and
+    # each release's size limit then counts its own entries only.
     return root / "jax" / importlib.metadata.version("jax")
 
 
