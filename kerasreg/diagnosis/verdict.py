@@ -77,8 +77,8 @@ def _gap_sentence(diagnosis):
 
 
 def _advice(diagnosis):
-    structure, shift = diagnosis.structure, diagnosis.variance_shift
-    shift_max = max((max(r, 1.0 / r) for r in shift.values()), default=1.0)
+    structure = diagnosis.structure
+    shift_max = diagnosis.variance_shift_max or 1.0  # no BatchNorm: no shift
     re = diagnosis.reestimation or {}
     change = None
     if re.get("val_accuracy") is not None and diagnosis.clean.get("val_accuracy") is not None:
