@@ -45,6 +45,18 @@ def fresh_model(dataset, seed=0):
                                 num_classes=dataset.num_classes, seed=seed)
 
 
+def counting_writes(action):
+    """A checkpoint `fault_hook` calling `action(step, write)` at each step, `write` counting the writes from 1."""
+    writes = 0
+
+    def hook(step):
+        nonlocal writes
+        writes += step == "begin"
+        action(step, writes)
+
+    return hook
+
+
 @pytest.fixture(scope="module")
 def straight_run(mnist1d, tmp_path_factory):
     """The uninterrupted run, and a copy of its run folder at each of `KILL_POINTS` by (step, write).
@@ -54,15 +66,13 @@ def straight_run(mnist1d, tmp_path_factory):
     test_reliability.py).
     """
     run_dir, copies = tmp_path_factory.mktemp("straight"), tmp_path_factory.mktemp("killed")
-    kill_points, writes = {}, []
+    wanted, kill_points = {(step, write) for step, write, _ in KILL_POINTS}, {}
 
-    def copy_at(step):
-        if step == "begin":
-            writes.append(step)
-        if (step, len(writes)) in {(s, w) for s, w, _ in KILL_POINTS}:
-            kill_points[step, len(writes)] = shutil.copytree(run_dir, copies / f"{step}-{len(writes)}")
+    def copy_at(step, write):
+        if (step, write) in wanted:
+            kill_points[step, write] = shutil.copytree(run_dir, copies / f"{step}-{write}")
 
-    checkpoint.fault_hook = copy_at
+    checkpoint.fault_hook = counting_writes(copy_at)
     try:
         result = kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=run_dir, **SETTINGS)
     finally:
@@ -80,15 +90,11 @@ def fail_at(monkeypatch):
     """`fail_at(step, write)`: raise `Fault` at `step` of the `write`-th checkpoint write."""
 
     def arm(step, write):
-        writes = []
-
-        def hook(name):
-            if name == "begin":
-                writes.append(name)
-            if name == step and len(writes) == write:
+        def fault(at_step, at_write):
+            if (at_step, at_write) == (step, write):
                 raise Fault(f"{step} of write {write}")
 
-        monkeypatch.setattr(checkpoint, "fault_hook", hook)
+        monkeypatch.setattr(checkpoint, "fault_hook", counting_writes(fault))
 
     return arm
 
