@@ -169,11 +169,18 @@ def _shutdown_pools():
         pool.shutdown(wait=True)
 
 
+def _in_folder(folder, fn, *args, **kwargs):
+    os.chdir(folder)
+    return fn(*args, **kwargs)
+
+
 def call_on(backend, fn, *args, **kwargs):
     """Return `fn(*args, **kwargs)` computed in this process's worker on Keras backend `backend`.
 
     The worker is started on first use and kept for later calls (its
-    imports are paid once). `fn` must be importable by name.
+    imports are paid once), and runs each call in the caller's current
+    folder, so relative paths mean what they mean here. `fn` must be
+    importable by name.
 
     Raises:
         WorkerDied: the worker ended before answering (it is replaced at the
@@ -192,7 +199,7 @@ def call_on(backend, fn, *args, **kwargs):
                 multiprocessing.util.Finalize(None, _shutdown_pools, exitpriority=100)
             pool = _POOLS[backend] = Pool(1, backend=backend)
     try:
-        return pool.submit(fn, *args, **kwargs).result()
+        return pool.submit(_in_folder, os.getcwd(), fn, *args, **kwargs).result()
     except (KeyboardInterrupt, SystemExit):
         # Interrupted while the worker works: stop it before the caller removes what it was writing.
         with _POOLS_LOCK:

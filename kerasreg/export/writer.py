@@ -282,11 +282,9 @@ def _write_export(tmp, name, model, config, result, fold_bn):
     else:
         # Another backend's SavedModel would go through jax2tf and not convert
         # to TFLite: TensorFlow writes it from the `.keras` file just saved.
-        # The worker keeps the current folder it started in: a relative `tmp` would name another folder there.
-        here = tmp.absolute()
         checked, folded = _processes.call_on(
-            "tensorflow", _saved_models_from_file, str(here / MODEL_FILE), str(here / SAVED_MODEL),
-            str(here / SAVED_MODEL_FOLDED) if fold_bn else None, _custom_modules(model), probe, expected)
+            "tensorflow", _saved_models_from_file, str(tmp / MODEL_FILE), str(tmp / SAVED_MODEL),
+            str(tmp / SAVED_MODEL_FOLDED) if fold_bn else None, _custom_modules(model), probe, expected)
     if result is not None:
         history = result.history
     else:
