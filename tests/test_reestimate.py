@@ -113,3 +113,19 @@ def test_the_one_pass_over_a_graph_gives_the_statistics_of_one_pass_per_layer(mo
     for a, b in zip(one_pass.get_weights(), per_layer.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert not np.allclose(one_pass.get_weights()[-3], model.get_weights()[-3])  # statistics did change
+
+
+def test_large_rows_are_measured_in_chunks_with_the_statistics_of_all_rows():
+    from kerasreg.training.evaluator import rows_per_chunk
+
+    x = np.random.default_rng(2).normal(size=(150, 64, 64, 4)).astype("float32")
+    assert rows_per_chunk(x, 1000) == 64  # three chunks, the last one padded
+    inputs = keras.Input(x.shape[1:])
+    h = keras.layers.BatchNormalization()(keras.layers.Conv2D(3, 3)(inputs))
+    h = keras.layers.BatchNormalization()(keras.layers.Dropout(0.5)(keras.layers.Conv2D(2, 3, strides=2)(h)))
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(h)))
+    fixed = kerasreg.reestimate_batch_norm(model, x)
+    for layer in [layer for layer in fixed.layers if isinstance(layer, keras.layers.BatchNormalization)]:
+        measured = _bn_inputs(fixed, layer, x).reshape(-1, layer.moving_mean.shape[0])
+        np.testing.assert_allclose(np.asarray(layer.moving_mean), measured.mean(axis=0), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(layer.moving_variance), measured.var(axis=0), rtol=1e-3, atol=1e-5)

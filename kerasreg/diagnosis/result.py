@@ -23,6 +23,7 @@ from kerasreg.diagnosis import measure, render
 from kerasreg.diagnosis.inputs import check_model, resolve_data
 from kerasreg.diagnosis.structure import Structure, find_structure
 from kerasreg.diagnosis.verdict import verdict
+from kerasreg.training.evaluator import rows_per_chunk
 from kerasreg.training.reestimate import copy_model
 from kerasreg.training.variance_shift import largest_shift
 
@@ -182,10 +183,12 @@ def diagnose(
     work = copy_model(model)
     instruments = measure.Instruments.on(work, splits)
     task = check_model(work, splits, outputs=instruments.outputs)
-    measure.compile_for(instruments, task, splits, seed=seed, batch_size=max(batch_size, 256))
+    # Inference batches of 256 rows (or the training batch, if larger); fewer when the rows are large.
+    inference_batch = rows_per_chunk(splits.train[0], max(batch_size, 256))
+    measure.compile_for(instruments, task, splits, seed=seed, batch_size=inference_batch)
     clean = measure.clean_metrics(instruments, splits)
     shift = instruments.variance_shift()
-    mc = (measure.mc_spread(work, splits, samples=mc_samples, seed=seed, batch_size=max(batch_size, 256))
+    mc = (measure.mc_spread(work, splits, samples=mc_samples, seed=seed, batch_size=inference_batch)
           if mc_samples else None)
     # Re-estimation replaces the copy's BN statistics, so it follows every measure that reads the trained ones.
     reestimation = measure.reestimation(instruments, splits) if structure.batch_norm_layers else None

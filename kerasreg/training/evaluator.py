@@ -95,6 +95,28 @@ def compile_inference(model, body, *, training=False):
     return traced
 
 
+# Bytes of inputs per chunk for inference over large rows: a conv net's activations are many times its input,
+# and in chunks this small they are not slowed by memory traffic (MobileNetV2 at 96x96x3 re-estimates its BN
+# statistics 1.6x faster in chunks of 32 rows than of 1,000).
+CHUNK_BYTES = 4 * 2**20
+
+
+def rows_per_chunk(x, most):
+    """Rows of `x` to run through a model at once in inference: `most`, or fewer for large rows.
+
+    Chunks hold about `CHUNK_BYTES` (4 MiB) of inputs, and at least one row;
+    inference results do not depend on the chunk size.
+
+    Example:
+
+    >>> import numpy as np
+    >>> rows_per_chunk(np.zeros((10, 40), "float32"), 1000), rows_per_chunk(np.zeros((10, 96, 96, 3), "float32"), 1000)
+    (1000, 37)
+    """
+    row_bytes = max(1, np.asarray(x[:1]).nbytes)
+    return max(1, min(most, CHUNK_BYTES // row_bytes))
+
+
 def num_rows(data, argument):
     """Number of examples in `(x, y)` arrays, an array, or a finite `tf.data.Dataset`.
 

@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike
 
 from kerasreg import _checks
 from kerasreg.models.graph import graph_of, nodes_in_order
+from kerasreg.training.evaluator import rows_per_chunk
 from kerasreg.training.variance_shift import (
     VARIANCE_SHIFT_BATCH,
     VarianceShiftMonitor,
@@ -289,7 +290,9 @@ def reestimate_batch_norm(
         model: keras.Model. A trained model.
         data: a kerasreg `Dataset` (its train split is used), a tuple `(x, y)`,
             or an array `x` of training inputs.
-        batch_size: int. Examples per forward pass. Defaults to `1000`.
+        batch_size: int. Examples per forward pass, at most: large inputs go
+            in smaller chunks (`rows_per_chunk`, about 4 MiB of inputs each).
+            The statistics do not depend on it. Defaults to `1000`.
         copy: bool. Work on a copy (`keras.models.clone_model` plus the trained
             weights) and leave `model` untouched; `False` updates `model` in
             place. Defaults to `True`.
@@ -308,6 +311,7 @@ def reestimate_batch_norm(
     """
     _checks.positive_int(batch_size, "batch_size")
     x = _inputs_of(data)
+    batch_size = rows_per_chunk(x, batch_size)
     target = copy_model(model) if copy else model
     if _reestimate_in_one_pass(target, x, batch_size):
         return target
