@@ -97,7 +97,8 @@ def test_batch_norm_inside_a_nested_model_is_reestimated_too(trained):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_the_one_pass_over_a_graph_gives_the_statistics_of_one_pass_per_layer(monkeypatch):
+@pytest.mark.parametrize("batch_size", [50, 10])  # 3 chunks per stage, run op by op; 13, compiled on JAX
+def test_the_one_pass_over_a_graph_gives_the_statistics_of_one_pass_per_layer(monkeypatch, batch_size):
     from kerasreg.training import reestimate
 
     x = keras.Input((6,))
@@ -107,9 +108,9 @@ def test_the_one_pass_over_a_graph_gives_the_statistics_of_one_pass_per_layer(mo
     out = keras.layers.Dense(3)(keras.layers.BatchNormalization()(keras.layers.Add()([a, b])))
     model = keras.Model(x, out)
     data = np.random.default_rng(1).normal(size=(130, 6)).astype("float32")
-    one_pass = reestimate.reestimate_batch_norm(model, data, batch_size=50)
+    one_pass = reestimate.reestimate_batch_norm(model, data, batch_size=batch_size)
     monkeypatch.setattr(reestimate, "_reestimate_in_one_pass", lambda *args: False)
-    per_layer = reestimate.reestimate_batch_norm(model, data, batch_size=50)
+    per_layer = reestimate.reestimate_batch_norm(model, data, batch_size=batch_size)
     for a, b in zip(one_pass.get_weights(), per_layer.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert not np.allclose(one_pass.get_weights()[-3], model.get_weights()[-3])  # statistics did change
