@@ -70,12 +70,15 @@ def cluster(tmp_path_factory):
                         f"--ray-client-server-port={_free_port()}"], open(logs / "head.log", "w"))
     workers = []
 
-    def start_worker():
-        workers.append(_start_node([f"--address={address}"], open(logs / f"worker{len(workers)}.log", "w")))
+    def wait_for_nodes(count):
         deadline = time.monotonic() + 120
-        while _alive_nodes(address) < 2:
+        while _alive_nodes(address) < count:
             assert time.monotonic() < deadline, (logs / "head.log").read_text()[-2000:]
             time.sleep(1)
+
+    def start_worker():
+        workers.append(_start_node([f"--address={address}"], open(logs / f"worker{len(workers)}.log", "w")))
+        wait_for_nodes(2)
         return workers[-1]
 
     try:
@@ -87,6 +90,10 @@ def cluster(tmp_path_factory):
             except OSError:
                 assert head.poll() is None and time.monotonic() < deadline, (logs / "head.log").read_text()
                 time.sleep(0.5)
+        # The head's GCS listens before its raylet is up. Nodes on one machine share the session's socket folder,
+        # and a worker node started in that gap takes the head's plasma socket: the head's raylet aborts (Ray 2.6:
+        # "bind: Address already in use").
+        wait_for_nodes(1)
         start_worker()
         yield address, start_worker, workers
     finally:
@@ -138,6 +145,8 @@ def test_killing_the_worker_node_mid_study_retries_its_runs_elsewhere(cluster, l
         while not list((out / "runs").glob("*/manifest.json")):
             assert study.poll() is None and time.monotonic() < deadline, study.stdout.read()
             time.sleep(0.2)
+        # The study's driver must attach to the head, not to the node killed here: Ray 2.54 and later prefer the head
+        # among the nodes of one host; older releases pick either (a Broken pipe here when it is this one).
         os.killpg(workers[-1].pid, signal.SIGKILL)
         output, _ = study.communicate(timeout=600)
     finally:
