@@ -132,7 +132,7 @@ def _cli(*args, **popen):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
 
 
-def test_train_cli_end_to_end_with_toml_config_and_flag_override(tmp_path):
+def test_train_cli_end_to_end_with_toml_config_and_flag_override(tmp_path, capsys):
     config = tmp_path / "run.toml"
     config.write_text('placement = "dropout"\nwidths = [16]\nepochs = 5\ndropout_rate = 0.3\n')
     proc = _cli("train", "--config", str(config), "--epochs", "2", "--seed", "1", "--out", str(tmp_path / "out"))
@@ -147,9 +147,11 @@ def test_train_cli_end_to_end_with_toml_config_and_flag_override(tmp_path):
     assert manifest["training"]["epochs"] == 2
     assert not (tmp_path / "out" / runs.WORK_DIR / name).exists()
 
-    again = _cli("train", "--config", str(config), "--epochs", "2", "--seed", "1", "--out", str(tmp_path / "out"))
-    _, err = again.communicate(timeout=300)
-    assert again.returncode == 2 and name in err and "overwrite" in err
+    # The same command again, in this process (the refusal needs no process start of its own).
+    assert cli.main(["train", "--config", str(config), "--epochs", "2", "--seed", "1",
+                     "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert name in err and "overwrite" in err
 
 
 @pytest.mark.parametrize("args, message", [
