@@ -129,18 +129,27 @@ print(json.dumps({"changed": changed, "same_flags": first == "nothing" or flags 
 """
 
 
-@pytest.mark.parametrize("first", ["nothing", "jax,tensorflow"])
-def test_import_kerasreg_changes_no_environment_variable_but_the_backend_and_no_jax_or_tensorflow_flag(first):
+def _import_changes(code, first):
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
-    result = subprocess.run([sys.executable, "-c", IMPORT_CHANGES, first], env=env, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code, first], env=env, capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode == 0, result.stderr
-    answer = json.loads(result.stdout.splitlines()[-1])
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def flags_without_kerasreg():
+    """JAX's and TensorFlow's flags in a process that never imports kerasreg (the same whatever it imports first)."""
+    return _import_changes(IMPORT_CHANGES.replace("import kerasreg\n", ""), "jax,tensorflow")["flags"]
+
+
+@pytest.mark.parametrize("first", ["nothing", "jax,tensorflow"])
+def test_import_kerasreg_changes_no_environment_variable_but_the_backend_and_no_jax_or_tensorflow_flag(
+        first, flags_without_kerasreg):
+    answer = _import_changes(IMPORT_CHANGES, first)
     assert answer["changed"] == ["KERAS_BACKEND"]
     assert answer["same_flags"]
-    plain = subprocess.run([sys.executable, "-c", IMPORT_CHANGES.replace("import kerasreg\n", ""), first],
-                           env=env, capture_output=True, text=True, timeout=120)
-    assert json.loads(plain.stdout.splitlines()[-1])["flags"] == answer["flags"]  # as without kerasreg
+    assert answer["flags"] == flags_without_kerasreg  # as without kerasreg
 
 
 def test_filtered_stderr_drops_cxx_log_lines_and_keeps_the_rest(capfd):
