@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import kerasreg
-from helpers import APIS, assert_placement_order, build_small, model_case, small_inputs
+from helpers import APIS, assert_placement_order, build_small, small_inputs
 from kerasreg.models import zoo
 
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -55,21 +55,6 @@ def test_unknown_model_suggests_the_closest_and_lists_all():
     with pytest.raises(ValueError, match=r"Unknown model 'cnn_2d'\. Did you mean 'cnn2d'\?") as info:
         kerasreg.model_options("cnn_2d")
     assert f"Valid model names: {', '.join(kerasreg.list_models())}." in str(info.value)
-
-
-# Residual architectures are functional-only; test_factory checks that Sequential raises.
-@pytest.mark.parametrize(
-    "name,api", [(m, api) for m in kerasreg.list_models() for api in APIS
-                 if api == "functional" or model_case(m).sequential],
-)
-def test_every_model_trains_one_compiled_step(name, api):
-    model = build_small(name, api=api, seed=0)
-    x, y = small_inputs(name, batch=8), np.arange(8) % 3
-    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    before = model.get_weights()
-    loss, accuracy = model.train_on_batch(x, y)
-    assert np.isfinite(loss) and 0 <= accuracy <= 1
-    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
 
 
 def test_registering_a_taken_model_name_raises_and_keeps_the_original():
