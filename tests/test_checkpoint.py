@@ -6,6 +6,7 @@ never continue silently from a mixed state.
 
 import json
 import shutil
+import threading
 
 import keras
 import numpy as np
@@ -123,6 +124,45 @@ def test_a_kill_at_every_step_of_the_checkpoint_write_resumes_to_the_uninterrupt
     assert training.RunDir(run_dir).completed_epochs() == resumes_from
     resumed = kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=run_dir, resume=True, **SETTINGS)
     assert_same_run(resumed, uninterrupted)
+
+
+def test_the_next_epoch_trains_while_the_last_checkpoint_is_written(mnist1d, tmp_path, monkeypatch):
+    next_epoch, waited = threading.Event(), []
+
+    def hold_the_first_write(step, write):
+        if (step, write) == ("written", 1):
+            waited.append(next_epoch.wait(timeout=60))  # a write in the training thread would wait in vain
+
+    monkeypatch.setattr(checkpoint, "fault_hook", counting_writes(hold_the_first_write))
+    signal = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epoch == 1 and next_epoch.set())
+    kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=tmp_path / "run", callbacks=[signal], **SETTINGS)
+    assert waited == [True]
+    assert training.RunDir(tmp_path / "run").completed_epochs() == 0  # a finished run keeps no checkpoint
+
+
+def test_an_error_ending_training_waits_for_the_checkpoint_in_flight(mnist1d, tmp_path, monkeypatch):
+    raised, returned, landed_after_return = threading.Event(), threading.Event(), []
+
+    def hold_the_second_write(step, write):
+        if (step, write) == ("written", 2):
+            raised.wait(timeout=60)
+            # train() must not return while this write is held; a second is ample for one that does not wait.
+            landed_after_return.append(returned.wait(timeout=1))
+
+    def fail_in_the_third_epoch(epoch, logs):
+        if epoch == 2:
+            raised.set()
+            raise Fault("third epoch")
+
+    monkeypatch.setattr(checkpoint, "fault_hook", counting_writes(hold_the_second_write))
+    failing = keras.callbacks.LambdaCallback(on_epoch_begin=fail_in_the_third_epoch)
+    with pytest.raises(Fault):
+        kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=tmp_path / "run", callbacks=[failing], **SETTINGS)
+    returned.set()
+    assert landed_after_return == [False]
+    assert training.RunDir(tmp_path / "run").completed_epochs() == 2
+    assert sorted(path.name for path in (tmp_path / "run" / "backup").iterdir()) == [
+        "checkpoint-a.bin", "checkpoint-b.bin"]
 
 
 @pytest.mark.parametrize("damage", ["empty", "truncated", "flipped byte"])

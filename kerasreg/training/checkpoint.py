@@ -17,10 +17,16 @@ header describing every array, then the arrays' raw bytes). Loading verifies bot
 checks that the arrays fit the model, and takes the newest valid slot; a
 slot it had to skip is named in a message.
 
+`write_behind` reads the state at once and leaves the file to a background
+thread, one write at a time in the order asked: training goes on while the
+last epoch's checkpoint reaches the disk (each write waits for two fsyncs and
+a rename, as long as a small model's epoch when the disk is busy).
+
 Only backend-neutral Keras calls are used (`variable.numpy()`,
 `variable.assign`), so the same file works on every Keras backend.
 """
 
+import concurrent.futures
 import hashlib
 import json
 import pathlib
@@ -140,6 +146,12 @@ def _dtype(name):
         return np.dtype(getattr(ml_dtypes, name))
 
 
+def _encoded(directory, model, epoch, callbacks, stopped):
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    return _encode(model, epoch, [c for c in callbacks if is_resumable(c)], stopped)
+
+
 def write(directory, model, epoch, slot, *, callbacks=(), stopped=False):
     """Write a checkpoint of `model` after `epoch` completed epochs into `slot`, atomically.
 
@@ -154,10 +166,45 @@ def write(directory, model, epoch, slot, *, callbacks=(), stopped=False):
 
     >>> write("/tmp/run/backup", model, epoch=3, slot="b")  # doctest: +SKIP
     """
-    directory = pathlib.Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    data = _encode(model, epoch, [c for c in callbacks if is_resumable(c)], stopped)
-    write_atomic(slot_path(directory, slot), data, step=_step)
+    write_atomic(slot_path(directory, slot), _encoded(directory, model, epoch, callbacks, stopped), step=_step)
+
+
+# One thread per process writes every checkpoint: writes never overlap or reorder, and the interpreter waits for
+# a pending one before it exits.
+_writer = None
+
+
+def write_behind(directory, model, epoch, slot, *, callbacks=(), stopped=False):
+    """Read the checkpoint's state now and `write` it from a background thread; returns the write's future.
+
+    The model, optimizer, seed and callback states are copied before this
+    returns, so training can go on at once. Writes run one at a time in the
+    order they were asked for; `future.result()` waits for the file to be on
+    disk and raises the write's error (an `OSError` naming the file).
+
+    Example:
+
+    >>> write_behind("/tmp/run/backup", model, epoch=3, slot="b").result()  # doctest: +SKIP
+    """
+    global _writer
+    data = _encoded(directory, model, epoch, callbacks, stopped)
+    if _writer is None:
+        _writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="kerasreg-checkpoint")
+    return _writer.submit(write_atomic, slot_path(directory, slot), data, step=_step)
+
+
+def wait_for_writes():
+    """Block until every write asked of `write_behind` so far has ended; each error stays with its future.
+
+    Training that stops on an error calls it, so that no checkpoint lands
+    after the caller has moved on (released the run's lock, started over).
+
+    Example:
+
+    >>> wait_for_writes()
+    """
+    if _writer is not None:
+        _writer.submit(int).result()
 
 
 def _decode(path):

@@ -241,6 +241,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
     checkpoint never claims an epoch whose log lines are missing. An epoch
     whose loss is not finite is not checkpointed (the run is failing).
 
+    Each epoch's checkpoint is written while the next epoch trains
+    (`checkpoint.write_behind`); the next epoch's end, and the end of
+    training, wait for it and raise its error. So a kill finds the
+    checkpoint of the last epoch or of the one before it on disk, and a
+    resumed run repeats at most those epochs, with the same numbers.
+
     Args:
         directory: path. Where the two slots live.
         resume_from: dict or None. A checkpoint from `checkpoint.read_latest`
@@ -262,16 +268,26 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.resume_from = resume_from
         self.resumable = [c for c in callbacks if checkpoint.is_resumable(c)]
         self._latest_slot = resume_from["slot"] if resume_from else None
+        self._pending = None
 
     def on_train_begin(self, logs=None):
         if self.resume_from is not None:
             checkpoint.restore(self.resume_from, self.model, self.resumable)
 
     def on_epoch_end(self, epoch, logs=None):
+        self._wait()
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(loss):
             return
         slot = checkpoint.SLOTS[1] if self._latest_slot == checkpoint.SLOTS[0] else checkpoint.SLOTS[0]
-        checkpoint.write(self.directory, self.model, epoch + 1, slot, callbacks=self.resumable,
-                         stopped=self.model.stop_training)
+        self._pending = checkpoint.write_behind(self.directory, self.model, epoch + 1, slot,
+                                                callbacks=self.resumable, stopped=self.model.stop_training)
         self._latest_slot = slot
+
+    def on_train_end(self, logs=None):
+        self._wait()
+
+    def _wait(self):
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from kerasreg import _backend, _checks
 from kerasreg._files import naming
-from kerasreg.training import defaults
+from kerasreg.training import checkpoint, defaults
 from kerasreg.training.epoch_callbacks import DivergenceGuard, EpochProgress, EpochSeeds, EpochTimer
 from kerasreg.training.gap import OverfittingGap
 from kerasreg.training.inputs import check_model_and_data, warn_unless_probabilities
@@ -329,6 +329,7 @@ def train(
         if run_dir:
             run_dir.finish(model, val_metrics=result.val_metrics, test_metrics=result.test_metrics, gaps=result.gaps)
     except BaseException:
+        checkpoint.wait_for_writes()
         if owned:
             tracked.end("FAILED")
         raise
