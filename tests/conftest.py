@@ -32,3 +32,26 @@ import pytest  # noqa: E402
 def data_dir():
     """The session's dataset folder, the same as `$KERASREG_DATA_DIR`."""
     return _SESSION_DATA_DIR
+
+
+@pytest.fixture(scope="module")
+def quick_compile():
+    """Compile with XLA's optimizations off for one test module, and in the processes it starts.
+
+    The suite's models are tiny: for a file that builds and trains many of them for an epoch or two, compiling
+    costs more than running, and XLA's optimization passes are most of the compile time (test_factory's matrix
+    takes less than half as long without them). Files whose models train many epochs run slower without them, so
+    a module opts in with `pytestmark = pytest.mark.usefixtures("quick_compile")`. The flag is part of JAX's
+    compilation-cache key, so cached programs of either kind never mix.
+    """
+    import jax
+
+    previous = jax.config.values["jax_disable_most_optimizations"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")  # read by the subprocesses the module starts
+        jax.config.update("jax_disable_most_optimizations", True)
+        try:
+            yield
+        finally:
+            jax.config.update("jax_disable_most_optimizations", previous)
+

@@ -6,6 +6,9 @@ import pytest
 
 import kerasreg
 
+# Many tiny models, each compiled for a step or two (conftest.py).
+pytestmark = pytest.mark.usefixtures("quick_compile")
+
 L = keras.layers
 
 

@@ -19,8 +19,9 @@ from helpers import (
     small_inputs,
 )
 
-# The whole registry built at the lowest declared Keras, TensorFlow, JAX and NumPy too (.ci/run).
-pytestmark = pytest.mark.lowest
+# The whole registry built at the lowest declared Keras, TensorFlow, JAX and NumPy too (.ci/run). Each case compiles
+# a tiny model for a step or two: quick_compile (conftest.py) halves the file's time.
+pytestmark = [pytest.mark.lowest, pytest.mark.usefixtures("quick_compile")]
 
 MODELS = kerasreg.list_models()
 PLACEMENTS = kerasreg.list_placements()

@@ -10,6 +10,9 @@ import kerasreg
 from helpers import APIS, assert_placement_order, build_small, model_case, small_inputs
 from kerasreg.models.placements import Placement
 
+# Many tiny models, each compiled for a step or two (conftest.py).
+pytestmark = pytest.mark.usefixtures("quick_compile")
+
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 # The built-in table of DESIGN.md: name -> (block, dropout scope, implied dropout kind).
