@@ -43,10 +43,21 @@ def _die_with_parent():
         ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
+def _exit_without_teardown():
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def _start_worker(initializer, initargs):
+    import atexit
     import signal
 
     _die_with_parent()
+    # A spawned worker ends through a normal interpreter exit, and tearing an interpreter down once TensorFlow or
+    # JAX is loaded takes about a second. Registered before they load, this runs after their exit handlers and
+    # ends the process there; a pool's worker that gets this far exits with 0 anyway (killed, it never does).
+    atexit.register(_exit_without_teardown)
     # Ctrl-C reaches the whole process group: the process that started this worker decides, and stops it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if initializer is not None:

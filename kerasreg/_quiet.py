@@ -55,6 +55,12 @@ def filtered_stderr(noise=NOISE):
     >>> with filtered_stderr():
     ...     import tensorflow  # doctest: +SKIP
     """
+    if os.name == "posix":
+        # multiprocessing's resource tracker lives as long as this process: started with the pipe as its stderr,
+        # it would keep the pipe open and the filter would wait for it at the end.
+        from multiprocessing import resource_tracker
+
+        resource_tracker.ensure_running()
     sys.stderr.flush()
     saved = os.dup(2)
     read_end, write_end = os.pipe()
