@@ -55,3 +55,18 @@ def quick_compile():
         finally:
             jax.config.update("jax_disable_most_optimizations", previous)
 
+
+# The files that take longest, longest first (seconds per file in a full run, Nov 2026). Two workers take whole files
+# (`--dist loadfile`) in collection order (`--no-loadscope-reorder`; xdist's own order is by number of tests, which
+# started test_ray's few long tests last and left one worker idle for their tail), so these start first and the
+# many short files fill the end.
+_LONGEST_FIRST = (
+    "test_ray.py", "test_reliability.py", "test_backends.py", "test_factory.py", "test_docs.py",
+    "test_tracking.py", "test_tuning.py", "test_notebooks.py", "test_startup.py", "test_data_import.py",
+    "test_study.py", "test_tuning_distributed.py", "test_export.py", "test_locks.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
