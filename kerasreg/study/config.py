@@ -210,10 +210,15 @@ class StudyConfig:
             except (ValueError, FileNotFoundError) as exc:
                 raise ValueError(f"Invalid value in {source} for field `{field}`: {exc}") from None
         dataset = load_dataset(self.dataset, data_dir=self.data_dir)
+        built = set()
         for config in self.runs():
+            kwargs = config.model_kwargs()
+            key = (config.model, repr(sorted(kwargs.items())))
+            if key in built:  # the seeds of a grid point build the same network
+                continue
+            built.add(key)
             try:
-                build_model(config.model, input_shape=dataset.input_shape,
-                                    num_classes=dataset.num_classes, **config.model_kwargs())
+                build_model(config.model, input_shape=dataset.input_shape, num_classes=dataset.num_classes, **kwargs)
             except ValueError as exc:
                 raise ValueError(
                     f"Invalid combination of models, placements, dropouts and norms in {source}: "
