@@ -21,6 +21,9 @@ from kerasreg.training import (  # noqa: E402
     VarianceShiftMonitor,
 )
 
+# Many tiny models, each compiled for a step or two (conftest.py).
+pytestmark = pytest.mark.usefixtures("quick_compile")
+
 NUM_FEATURES = 20
 NUM_CLASSES = 4
 GAP_KEYS = (

@@ -12,6 +12,9 @@ from kerasreg import _checks
 from kerasreg.models import kinds
 from kerasreg.models.kinds import Uout
 
+# Many tiny models, each compiled for a step or two (conftest.py).
+pytestmark = pytest.mark.usefixtures("quick_compile")
+
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
