@@ -9,6 +9,9 @@ import pytest
 import kerasreg
 from kerasreg.training import reestimation_metrics, variance_shift_max
 
+# Many tiny models, each compiled for a step or two (conftest.py).
+pytestmark = pytest.mark.usefixtures("quick_compile")
+
 
 @pytest.fixture(scope="module")
 def trained():
