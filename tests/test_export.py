@@ -18,6 +18,9 @@ from kerasreg.training import train
 
 from helpers import run_python
 
+# Runs of an epoch or two, here and in the processes started: compiling is most of their time (conftest.py).
+pytestmark = pytest.mark.usefixtures("quick_compile")
+
 
 def _randomize_batch_norm(model, seed=0):
     """Give every BN statistics far from the identity, so folding mistakes show."""

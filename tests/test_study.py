@@ -15,6 +15,9 @@ import kerasreg
 from kerasreg import cli
 from kerasreg.analysis import report
 
+# Runs of an epoch or two, here and in the processes started: compiling is most of their time (conftest.py).
+pytestmark = pytest.mark.usefixtures("quick_compile")
+
 TINY = 'placements = ["none", "dropout"]\nseeds = [0]\nepochs = 2\nmodels = ["mlp"]\n'
 
 
