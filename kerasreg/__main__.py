@@ -1,5 +1,5 @@
 """`python -m kerasreg` is the same as the `kerasreg` command."""
 
-from kerasreg.cli import main
+from kerasreg._command import run
 
-raise SystemExit(main())
+raise SystemExit(run())
