@@ -16,6 +16,9 @@ import kerasreg
 from kerasreg import cli
 from kerasreg.tuning import PlacementHyperModel, TuneConfig, get_objective, search_space, tune
 
+# Runs of an epoch or two, here and in the processes started: compiling is most of their time (conftest.py).
+pytestmark = pytest.mark.usefixtures("quick_compile")
+
 TUNE_TOML = """model = "mlp"
 placements = ["bn_before_act", "bn_act_drop", "dropout"]
 rates = [0.1, 0.3]
