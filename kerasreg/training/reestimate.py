@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from numpy.typing import ArrayLike
 
-from kerasreg import _checks
+from kerasreg import _backend, _checks
 from kerasreg.models.graph import graph_of, nodes_in_order
 from kerasreg.training.evaluator import rows_per_chunk
 from kerasreg.training.variance_shift import (
@@ -344,6 +344,7 @@ def variance_shift_max(model, x):
     return largest_shift(monitor.variance_shift())
 
 
+@_backend.with_jax_settings  # its compiled passes are found in the compilation cache, as training's are
 def reestimation_metrics(model, dataset, *, batch_size=1000):
     """Test accuracy and variance shift after re-estimating BatchNorm statistics (on a copy).
 
