@@ -11,6 +11,9 @@ import pytest
 import kerasreg
 from kerasreg import cli
 
+# Runs of an epoch or two, here and in the processes started: compiling is most of their time (conftest.py).
+pytestmark = pytest.mark.usefixtures("quick_compile")
+
 L = keras.layers
 
 
