@@ -12,6 +12,9 @@ import pytest
 import kerasreg
 from kerasreg import cli, runs, training
 
+# Runs of an epoch or two, here and in the processes started: compiling is most of their time (conftest.py).
+pytestmark = pytest.mark.usefixtures("quick_compile")
+
 
 @pytest.fixture(scope="module")
 def mnist1d():
