@@ -7,6 +7,9 @@ import pytest
 import kerasreg
 from kerasreg.analysis.mc_dropout import mc_dropout_model
 
+# Models trained for an epoch or two: compiling is most of their time (conftest.py).
+pytestmark = pytest.mark.usefixtures("quick_compile")
+
 
 def _odd_batch_norm(model, seed=0):
     """Moving statistics far from any batch's own, so BN's mode shows in the outputs."""
