@@ -12,6 +12,9 @@ import pytest
 import kerasreg
 from kerasreg.models import placements
 
+# The pages' examples train for a few epochs each: compiling is most of their time (conftest.py).
+pytestmark = pytest.mark.usefixtures("quick_compile")
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 # Every page whose ```python blocks run: the README and the site, but not the generated reference.
