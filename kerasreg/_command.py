@@ -10,8 +10,6 @@ Python (a test, a notebook) exits as any program does.
 """
 
 import atexit
-import os
-import sys
 
 _exit_code = None
 
@@ -19,12 +17,10 @@ _exit_code = None
 def _end_process():
     if _exit_code is None:  # main() raised: the normal exit reports it
         return
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # closed, or a reader that went away
-            pass
-    os._exit(_exit_code)
+    # Imported here: with it comes multiprocessing, whose own exit handler must be registered after this one.
+    from kerasreg._processes import exit_without_teardown
+
+    exit_without_teardown(_exit_code)
 
 
 def run():

@@ -43,10 +43,23 @@ def _die_with_parent():
         ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
-def _exit_without_teardown():
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+def exit_without_teardown(code=0):
+    """End this process with `code` once stdout and stderr are flushed, skipping the interpreter's teardown.
+
+    Registered as a process's first exit handler (they run last registered
+    first), it runs after all the others.
+
+    Example:
+
+    >>> import atexit
+    >>> atexit.register(exit_without_teardown)  # doctest: +SKIP
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed, or a reader that went away
+            pass
+    os._exit(code)
 
 
 def _start_worker(initializer, initargs):
@@ -57,7 +70,7 @@ def _start_worker(initializer, initargs):
     # A spawned worker ends through a normal interpreter exit, and tearing an interpreter down once TensorFlow or
     # JAX is loaded takes about a second. Registered before they load, this runs after their exit handlers and
     # ends the process there; a pool's worker that gets this far exits with 0 anyway (killed, it never does).
-    atexit.register(_exit_without_teardown)
+    atexit.register(exit_without_teardown)
     # Ctrl-C reaches the whole process group: the process that started this worker decides, and stops it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if initializer is not None:
