@@ -89,11 +89,40 @@ def cache_dir():
     return root / "jax" / importlib.metadata.version("jax")
 
 
+# Cache folders this process has checked for entries a killed process left unfinished.
+_checked_caches = set()
+
+
+def _drop_unfinished_entries(path):
+    """Delete the entries of JAX cache folder `path` that have no access-time file beside them.
+
+    JAX writes an entry's `-cache` file, then its `-atime` file, under the
+    folder's `.lockfile`; a process killed between the two leaves an entry
+    that breaks the cache for good: before every write JAX reads the access
+    time of every entry, so each later write fails and nothing new is cached.
+    Under the same lock no write is half done, so such an entry is a leftover.
+    """
+    import filelock
+
+    if path in _checked_caches or not path.is_dir():
+        return
+    _checked_caches.add(path)
+    try:
+        with filelock.FileLock(path / ".lockfile", timeout=10):
+            names = set(os.listdir(path))
+            for name in names:
+                if name.endswith("-cache") and name.removesuffix("-cache") + "-atime" not in names:
+                    (path / name).unlink(missing_ok=True)
+    except (filelock.Timeout, OSError):
+        pass  # a busy or read-only cache folder is JAX's to report when it writes
+
+
 def _cache_settings(jax):
     """The JAX options that turn on kerasreg's compilation cache, or {} when it is off or the user chose one."""
     path = cache_dir()
     if path is None or jax.config.jax_compilation_cache_dir:
         return {}
+    _drop_unfinished_entries(path)
     return {
         "jax_compilation_cache_dir": str(path),
         # JAX caches only compilations slower than 1 s by default; a small

@@ -157,6 +157,23 @@ def test_a_users_jax_draws_and_settings_are_unchanged_after_kerasreg_trains(tmp_
     assert jax.random.uniform(jax.random.key(0), (8,)).tolist() == before
 
 
+@pytest.mark.skipif(BACKEND != "jax", reason="JAX's compilation cache")
+def test_a_cache_entry_left_unfinished_by_a_killed_process_does_not_stop_later_runs_caching(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERASREG_CACHE_DIR", str(tmp_path))
+    folder = _backend.cache_dir()
+    folder.mkdir(parents=True)
+    # What a process killed between writing an entry and its access time leaves.
+    unfinished = folder / ("jit_train_step-" + "0" * 64 + "-cache")
+    unfinished.write_bytes(b"half")
+    data = kerasreg.load_dataset("mnist1d")
+    model = kerasreg.build_model("mlp", widths=(8,), input_shape=data.input_shape, num_classes=10, seed=0)
+    kerasreg.train(model, data, epochs=1, verbose=0)
+    assert not unfinished.exists()
+    written = sorted(p.name for p in folder.glob("jit_train_step-*-cache"))
+    assert written, "the run's train step was not cached"
+    assert all((folder / name.replace("-cache", "-atime")).exists() for name in written)
+
+
 @pytest.mark.skipif(BACKEND != "jax", reason="JAX's dropout masks")
 def test_kerasreg_draws_masks_at_rate_one_half_from_8_bits_by_seed_and_other_threads_draw_kerass():
     import threading
