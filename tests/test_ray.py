@@ -9,11 +9,13 @@ machine) and can SIGKILL the worker node's whole process group.
 import json
 import os
 import pathlib
+import queue
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -50,14 +52,59 @@ def _alive_nodes(address):
     return int(counts[-1]) if counts else 0
 
 
+_PROBE = """
+import sys, ray
+ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
+for question in sys.stdin:
+    if question.strip() == "nodes":
+        answer = sum(node["Alive"] for node in ray.nodes())
+    else:
+        answer = ray.available_resources().get("CPU", 0)
+    print("answer:", answer, flush=True)
+"""
+
+
+class _Probe:
+    """One process connected to the cluster as a driver, answering how many nodes are alive and how many CPUs idle.
+
+    Asking a fresh process each time imports Ray and connects again: seconds of CPU per question, taken from the
+    nodes under test.
+    """
+
+    def __init__(self, address):
+        self.process = subprocess.Popen([sys.executable, "-c", _PROBE, address], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                        start_new_session=True)
+        self.answers = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        # Some Ray releases echo raylet log lines on stdout: answers are the marked lines.
+        for line in self.process.stdout:
+            if line.startswith("answer: "):
+                self.answers.put(float(line.split()[1]))
+        self.answers.put(None)
+
+    def ask(self, question):
+        self.process.stdin.write(question + "\n")
+        self.process.stdin.flush()
+        answer = self.answers.get(timeout=120)
+        assert answer is not None, "the cluster probe ended"
+        return answer
+
+    def alive_nodes(self):
+        return int(self.ask("nodes"))
+
+    def idle_cpus(self):
+        return self.ask("cpus")
+
+
 def _stop(process):
+    # The whole session is the test's: SIGKILL ends every process of it at once, where `ray start --block` takes
+    # about 30 s to stop a node gracefully on SIGTERM.
     if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -69,12 +116,13 @@ def cluster(tmp_path_factory):
     head = _start_node(["--head", f"--port={port}", "--include-dashboard=false",
                         f"--ray-client-server-port={_free_port()}"], open(logs / "head.log", "w"))
     workers = []
+    probes = []
 
     def wait_for_nodes(count):
         deadline = time.monotonic() + 120
-        while _alive_nodes(address) < count:
+        while (probes[0].alive_nodes() if probes else _alive_nodes(address)) < count:
             assert time.monotonic() < deadline, (logs / "head.log").read_text()[-2000:]
-            time.sleep(1)
+            time.sleep(0.5 if probes else 1)
 
     def start_worker():
         workers.append(_start_node([f"--address={address}"], open(logs / f"worker{len(workers)}.log", "w")))
@@ -94,10 +142,11 @@ def cluster(tmp_path_factory):
         # and a worker node started in that gap takes the head's plasma socket: the head's raylet aborts (Ray 2.6:
         # "bind: Address already in use").
         wait_for_nodes(1)
+        probes.append(_Probe(address))  # the head's raylet is up: a driver can attach to it
         start_worker()
-        yield address, start_worker, workers
+        yield address, start_worker, workers, probes[0]
     finally:
-        for process in [*workers, head]:
+        for process in [*workers, *(probe.process for probe in probes), head]:
             _stop(process)
 
 
@@ -119,7 +168,7 @@ def local_metrics(tmp_path_factory):
 
 
 def test_a_study_on_the_cluster_gives_the_local_executors_metrics(cluster, local_metrics, tmp_path):
-    address, _, _ = cluster
+    address, _, _, _ = cluster
     out = tmp_path / "study"
     report = kerasreg.run_study(kerasreg.StudyConfig(**GRID), out, executor="ray", address=address, verbose=0)
     assert not report.failures
@@ -131,7 +180,7 @@ def test_a_study_on_the_cluster_gives_the_local_executors_metrics(cluster, local
 
 
 def test_killing_the_worker_node_mid_study_retries_its_runs_elsewhere(cluster, local_metrics, tmp_path):
-    address, start_worker, workers = cluster
+    address, start_worker, workers, _ = cluster
     config = tmp_path / "tiny.toml"
     config.write_text("\n".join(f"{k} = {json.dumps(v)}" for k, v in GRID.items()) + "\n")
     out = tmp_path / "study"
@@ -158,16 +207,8 @@ def test_killing_the_worker_node_mid_study_retries_its_runs_elsewhere(cluster, l
     start_worker()  # leave the cluster as the module found it
 
 
-def _idle_cpus(address):
-    code = ("import ray; ray.init(address=%r, logging_level='ERROR', log_to_driver=False);"
-            "print('idle cpus:', ray.available_resources().get('CPU', 0))" % address)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    counts = re.findall(r"^idle cpus: ([\d.]+)$", done.stdout, flags=re.M) if done.returncode == 0 else []
-    return float(counts[-1]) if counts else 0.0
-
-
 def test_ctrl_c_to_a_ray_study_says_one_line_frees_the_cluster_and_leaves_nothing_behind(cluster, tmp_path):
-    address, _, _ = cluster
+    address, _, _, probe = cluster
     config = tmp_path / "long.toml"
     config.write_text('placements = ["none", "dropout"]\nseeds = [0]\nepochs = 500\nmodels = ["mlp"]\n')
     out = tmp_path / "study"
@@ -177,9 +218,9 @@ def test_ctrl_c_to_a_ray_study_says_one_line_frees_the_cluster_and_leaves_nothin
                              stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
-        while _idle_cpus(address) > 0:  # both one-CPU nodes are training a run
+        while probe.idle_cpus() > 0:  # both one-CPU nodes are training a run
             assert study.poll() is None and time.monotonic() < deadline, study.communicate()
-            time.sleep(1)
+            time.sleep(0.5)
         os.killpg(study.pid, signal.SIGINT)
         _, err = study.communicate(timeout=120)
     finally:
@@ -190,9 +231,9 @@ def test_ctrl_c_to_a_ray_study_says_one_line_frees_the_cluster_and_leaves_nothin
                                             "half-written. Run the same command with --resume to continue."), err
     assert "Traceback" not in err
     deadline = time.monotonic() + 60
-    while _idle_cpus(address) < 2:  # the runs' tasks end with the driver that owned them
+    while probe.idle_cpus() < 2:  # the runs' tasks end with the driver that owned them
         assert time.monotonic() < deadline, "the cluster kept training the interrupted study's runs"
-        time.sleep(1)
+        time.sleep(0.5)
     assert not list((out / "runs").glob(".*.tmp-*")) and not list(out.glob(".lock*"))
 
 
@@ -235,7 +276,7 @@ def test_a_node_lacking_an_imported_dataset_receives_it_from_the_driver(cluster,
 
     from kerasreg.data.fingerprint import import_record
 
-    address, _, _ = cluster
+    address, _, _, _ = cluster
     iris = pathlib.Path(sklearn.__file__).parent / "datasets" / "data" / "iris.csv"
     kerasreg.import_dataset("ray_iris", iris, data_dir=tmp_path / "driver-data")
     # The nodes were started with the session's data directory, which lacks it; the driver uses its own.
