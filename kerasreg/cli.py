@@ -166,6 +166,18 @@ def cmd_study(args):
 
 
 def _study(args, out):
+    from kerasreg.study import workers
+
+    if not args.config and args.executor != "ray" and (args.workers is None or args.workers > 1):
+        # A preset's workers, started before this process imports the training code: they import it meanwhile.
+        workers.start_early(args.workers, args.backend)
+    try:
+        return _run_study(args, out)
+    finally:
+        workers.stop_early()
+
+
+def _run_study(args, out):
     from kerasreg import study
 
     config = study.StudyConfig.preset(args.preset)

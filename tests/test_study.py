@@ -94,6 +94,39 @@ def poison_norm(channels, *, bn_preset, name):
     return Poison(name=name)
 
 
+def test_workers_started_early_are_the_ones_the_study_trains_on_and_unused_ones_are_stopped(tmp_path, monkeypatch):
+    import multiprocessing
+
+    from kerasreg.study import workers
+
+    started = []
+    start = workers.start
+    monkeypatch.setattr(workers, "start", lambda *key: started.append(key) or start(*key))
+    backend = keras.backend.backend()
+    workers.start_early(2, backend)
+    config = kerasreg.StudyConfig(placements=["none", "dropout"], seeds=[0], epochs=2, models=["mlp"])
+    study = kerasreg.run_study(config, tmp_path / "study", workers=2, verbose=0)
+    assert not study.failures and len(list((tmp_path / "study" / "runs").glob("*/manifest.json"))) == 2
+    assert started == [(2, backend)], "the study started workers of its own"
+
+    def still_alive(processes):
+        # Killed processes are reaped by the pool's own thread too: is_alive() may say so a moment late.
+        deadline = time.monotonic() + 60
+        while any(p.is_alive() for p in processes) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return [p for p in processes if p.is_alive()]
+
+    before = multiprocessing.active_children()
+    workers.start_early(2, backend)
+    waiting = [p for p in multiprocessing.active_children() if p not in before]
+    assert len(waiting) == 2
+    workers.stop_early()  # e.g. the study's settings asked for other workers
+    assert still_alive(waiting) == []
+    with pytest.raises(ValueError, match="placements"):  # a grid refused after its workers started
+        kerasreg.run_study(kerasreg.StudyConfig(placements=["bn_befor_act"]), tmp_path / "bad", workers=2)
+    assert still_alive([p for p in multiprocessing.active_children() if p not in before]) == []
+
+
 @pytest.mark.filterwarnings("ignore:Model 'mlp' does not output probabilities")  # its NaN outputs are not
 def test_failed_run_is_reported_and_the_rest_complete(tmp_path):
     config = kerasreg.StudyConfig(placements=["bn_before_act"], norms=["batch", "poison_norm"], seeds=[0], epochs=2)

@@ -5,5 +5,5 @@ The one list of what the package exports: type checkers read it, and
 """
 
 from kerasreg.study.config import PRESETS as PRESETS, StudyConfig as StudyConfig
-from kerasreg.study.executors import default_workers as default_workers
+from kerasreg.study.workers import default_workers as default_workers
 from kerasreg.study.runner import FAILURES as FAILURES, RUNS_DIR as RUNS_DIR, run_study as run_study

@@ -1,4 +1,4 @@
-"""Executors: where the runs of a study train. One interface: `executor.map(configs, work_root, resume)`.
+"""Executors: where the runs of a study train. One interface: `start()`, `map(configs, work_root, resume)`, `close()`.
 
 Both executors are shared-nothing: a worker trains one run in a run
 directory of its own and returns `RunArtifacts` (or the error); the driver
@@ -18,17 +18,17 @@ gives the same metrics whichever executor, process or node trained it.
 """
 
 import concurrent.futures
-import contextlib
 import dataclasses
 import os
-import queue
 import shutil
 import tempfile
 import time
 
-from kerasreg import _backend, _checks, _network, _processes
+from kerasreg import _backend, _checks, _network
 from kerasreg.runs import train_in
+from kerasreg.study import workers
 from kerasreg.study.artifacts import pack
+from kerasreg.study.workers import default_workers
 
 EXECUTORS = ("local", "ray")
 # A Ray task whose node dies is retried this many times (on other nodes).
@@ -74,41 +74,6 @@ def train_to_artifacts(config, work_dir, resume):
         return RunOutcome(name, error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - start)
 
 
-def _init_worker(core_sets, threads):
-    """Give this worker its own cores and bound TensorFlow's thread pools to them.
-
-    Two workers whose thread pools share all cores keep evicting each
-    other: measured here, two `resnet_small` runs side by side took 0.56 s
-    per epoch each on shared cores and about 0.45 s each on one core apiece.
-    """
-    cores = None
-    if core_sets is not None:
-        with contextlib.suppress(queue.Empty):  # more workers than sets: this one shares the cores
-            cores = core_sets.get_nowait()
-    if cores is not None:
-        os.sched_setaffinity(0, cores)
-    import tensorflow as tf
-
-    threads = len(cores) if cores is not None else threads
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
-
-
-def _worker_core_sets(workers):
-    """Disjoint sets of this process's cores, one per worker; None when there are fewer cores than workers.
-
-    The sets are equal (a remainder core stays free): a run's numbers depend
-    on its thread count, so every run of a study must get the same one.
-    """
-    if not hasattr(os, "sched_getaffinity"):
-        return None
-    cores = sorted(os.sched_getaffinity(0))
-    if workers > len(cores):
-        return None
-    size = len(cores) // workers
-    return [cores[i * size:(i + 1) * size] for i in range(workers)]
-
-
 class LocalExecutor:
     """Train in this process (`workers=1`) or in `workers` spawned processes on this machine.
 
@@ -133,27 +98,39 @@ class LocalExecutor:
     def __init__(self, workers=None, backend=None):
         self.workers = _checks.positive_int(default_workers() if workers is None else workers, "workers")
         self.backend = _backend.check_backend(backend or _backend.backend())
+        self._pool = None
 
     def describe(self):
         """One line saying where runs train."""
         return f"local ({self.workers} worker{'s' if self.workers > 1 else ''})"
 
+    def _in_process(self):
+        return self.workers == 1 and self.backend == _backend.backend()
+
+    def start(self):
+        """Start the worker processes now, so they import while this process prepares the runs.
+
+        `map` uses them; `close` stops them if `map` never does.
+        """
+        if self._pool is None and not self._in_process():
+            self._pool = workers.take(self.workers, self.backend)
+
+    def close(self):
+        """Stop workers `start` started that `map` did not use."""
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool = None
+
     def map(self, configs, work_root, resume):
         """Yield a `RunOutcome` per config as runs finish; run directories are `work_root/<name>`."""
         jobs = [(config, os.path.join(work_root, config.run_name()), resume) for config in configs]
-        if self.workers == 1 and self.backend == _backend.backend():
+        if self._in_process():
             for job in jobs:
                 yield train_to_artifacts(*job)
             return
-        core_sets = _worker_core_sets(self.workers)
-        core_queue = None
-        threads = max(1, (os.cpu_count() or 1) // self.workers)
-        if core_sets is not None:
-            core_queue = _processes.SPAWN.Queue()
-            for cores in core_sets:
-                core_queue.put(cores)
-        with _processes.Pool(self.workers, backend=self.backend, initializer=_init_worker,
-                             initargs=(core_queue, threads)) as pool:
+        self.start()
+        pool, self._pool = self._pool, None
+        with pool:
             futures = [pool.submit(train_to_artifacts, *job) for job in jobs]
             for future in concurrent.futures.as_completed(futures):
                 yield future.result()
@@ -261,6 +238,12 @@ class RayExecutor:
         """One line saying where runs train."""
         return f"ray ({self.address or 'a local Ray instance'})"
 
+    def start(self):
+        """Nothing to start ahead: the cluster's workers are running (`map` connects to them)."""
+
+    def close(self):
+        """Nothing to stop: `map` disconnects from the cluster when it ends."""
+
     def map(self, configs, work_root, resume):
         """Yield a `RunOutcome` per config as tasks finish (`work_root` and `resume` stay on the driver)."""
         import ray
@@ -301,14 +284,3 @@ def make_executor(executor="local", *, workers=None, address=None, backend=None)
     if address is not None:
         raise ValueError("`address` applies to the ray executor. Pass executor='ray' with it.")
     return LocalExecutor(workers, backend)
-
-
-def default_workers():
-    """Parallel training processes used when none are asked for: one per core, at most 4.
-
-    Example:
-
-    >>> 1 <= default_workers() <= 4
-    True
-    """
-    return max(1, min(4, os.cpu_count() or 1))

@@ -146,8 +146,12 @@ def run_study(
     with study_lock(out):  # before validating: a second study is refused at once
         runner = make_executor(executor or config.executor, workers=workers, address=address or config.address,
                                backend=config.backend)
-        config.validate()
-        study_report = _run_grid(config, out, runner, resume, verbose)
+        runner.start()  # the workers import while the grid is validated and ordered
+        try:
+            config.validate()
+            study_report = _run_grid(config, out, runner, resume, verbose)
+        finally:
+            runner.close()
         if mlflow is not None:
             from kerasreg.study.tracking import log_study
 
