@@ -26,9 +26,8 @@ import time
 
 from kerasreg import _backend, _checks, _network
 from kerasreg.runs import train_in
-from kerasreg.study import workers
 from kerasreg.study.artifacts import pack
-from kerasreg.study.workers import default_workers
+from kerasreg.study.workers import default_workers, take
 
 EXECUTORS = ("local", "ray")
 # A Ray task whose node dies is retried this many times (on other nodes).
@@ -113,7 +112,7 @@ class LocalExecutor:
         `map` uses them; `close` stops them if `map` never does.
         """
         if self._pool is None and not self._in_process():
-            self._pool = workers.take(self.workers, self.backend)
+            self._pool = take(self.workers, self.backend)
 
     def close(self):
         """Stop workers `start` started that `map` did not use."""
