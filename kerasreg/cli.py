@@ -322,7 +322,7 @@ def make_parser():
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("study", help="run a placements x rates x seeds grid and write a report")
-    p.add_argument("--preset", default="quick", help="quick (default: mlp and a deep resnet, 6.5-7.5 min on 2 cores) or full")
+    p.add_argument("--preset", default="quick", help="quick (default: mlp and a deep resnet, under 7 min on 2 cores) or full")
     p.add_argument("--config", default=None, help="TOML study file; keys it leaves out come from the preset")
     p.add_argument("--out", default=None, help="study folder (default studies/<preset or config name>)")
     p.add_argument("--executor", default=None, choices=("local", "ray"),
