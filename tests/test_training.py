@@ -1,9 +1,6 @@
 """train(): honest gaps, determinism, divergence and the train CLI (a kill and resume: test_reliability.py)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -130,17 +127,12 @@ def test_bad_train_arguments_fail_before_training(mnist1d, kwargs, match):
     assert not model.compiled  # never compiled, so never trained
 
 
-def _cli(*args, **popen):
-    return subprocess.Popen([sys.executable, "-m", "kerasreg", *args], env=dict(os.environ), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
-
-
-def test_train_cli_end_to_end_with_toml_config_and_flag_override(tmp_path, capsys):
+def test_train_cli_end_to_end_with_toml_config_and_flag_override(tmp_path, capfd):
     config = tmp_path / "run.toml"
     config.write_text('placement = "dropout"\nwidths = [16]\nepochs = 5\ndropout_rate = 0.3\n')
-    proc = _cli("train", "--config", str(config), "--epochs", "2", "--seed", "1", "--out", str(tmp_path / "out"))
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
+    args = ["train", "--config", str(config), "--epochs", "2", "--seed", "1", "--out", str(tmp_path / "out")]
+    assert cli.main(args) == 0
+    out, err = capfd.readouterr()
     name = "mlp-dropout-standard0.3-seed1"
     assert f"Exported {tmp_path / 'out' / name}" in out
     progress = [line for line in err.splitlines() if line.startswith("epoch ")]
@@ -150,10 +142,8 @@ def test_train_cli_end_to_end_with_toml_config_and_flag_override(tmp_path, capsy
     assert manifest["training"]["epochs"] == 2
     assert not (tmp_path / "out" / runs.WORK_DIR / name).exists()
 
-    # The same command again, in this process (the refusal needs no process start of its own).
-    assert cli.main(["train", "--config", str(config), "--epochs", "2", "--seed", "1",
-                     "--out", str(tmp_path / "out")]) == 2
-    err = capsys.readouterr().err
+    assert cli.main(args) == 2  # the same command again
+    err = capfd.readouterr().err
     assert name in err and "overwrite" in err
 
 
