@@ -56,6 +56,15 @@ def quick_compile():
             jax.config.update("jax_disable_most_optimizations", previous)
 
 
+@pytest.fixture(autouse=True)
+def _registrations_end_with_the_test(monkeypatch):
+    """Models, placements and layer kinds a test registers are gone after it: no test sees another's."""
+    from kerasreg.models import kinds, placements, zoo
+
+    for registry in (zoo._MODELS, placements._PLACEMENTS, kinds._DROPOUTS, kinds._NORMS):
+        monkeypatch.setattr(registry, "_items", dict(registry._items))
+
+
 # The files that take longest, longest first (seconds per file in a full run, Nov 2026). Two workers take whole files
 # (`--dist loadfile`) in collection order (`--no-loadscope-reorder`; xdist's own order is by number of tests, which
 # started test_ray's few long tests last and left one worker idle for their tail), so these start first and the
