@@ -4,7 +4,6 @@ import dataclasses
 import inspect
 
 import pytest
-from helpers import run_python
 
 import kerasreg
 from kerasreg import cli
@@ -71,56 +70,36 @@ def test_recorded_placement_decides_dropout_for_names_and_recorded_blocks(record
     assert ("standard0.3" in name) is uses_dropout
 
 
-def test_a_registered_models_options_work_in_the_cli():
-    code = """
-import sys
-import kerasreg
-from kerasreg import cli
+def test_a_registered_models_options_work_in_the_cli(capsys):
+    @kerasreg.register_model
+    def wide(blocks, *, input_shape, width=8, depth=1):
+        """Wide blocks."""
+        layers = blocks.flatten(input_shape)
+        for i in range(depth):
+            layers += blocks.dense(f"block{i + 1}", width)
+        return layers
 
-@kerasreg.register_model
-def wide(blocks, *, input_shape, width=8, depth=1):
-    '''Wide blocks.'''
-    layers = blocks.flatten(input_shape)
-    for i in range(depth):
-        layers += blocks.dense(f"block{i + 1}", width)
-    return layers
-
-sys.exit(cli.main(["build", "wide", "--input-shape", "6", "--num-classes", "3",
-                   "--width", "5", "--depth", "2", "--placement", "none"]))
-"""
-    out = run_python(code).stdout
-    assert "Dense(5) > ReLU  x2 > Dense(3)" in out
+    assert cli.main(["build", "wide", "--input-shape", "6", "--num-classes", "3", "--width", "5", "--depth", "2",
+                     "--placement", "none"]) == 0
+    assert "Dense(5) > ReLU  x2 > Dense(3)" in capsys.readouterr().out
 
 
 def test_a_run_config_takes_the_options_of_a_model_registered_after_import():
-    code = """
-import kerasreg
-from kerasreg.runs import RunConfig
+    RunConfig(epochs=1)  # the class is in use before the model exists
 
-@kerasreg.register_model
-def deep_wide(blocks, *, input_shape, breadth=8, layers_count=1):
-    '''Wide blocks.'''
-    layers = blocks.flatten(input_shape)
-    for i in range(layers_count):
-        layers += blocks.dense(f"block{i + 1}", breadth)
-    return layers
+    @kerasreg.register_model
+    def deep_wide(blocks, *, input_shape, breadth=8, layers_count=1):
+        """Wide blocks."""
+        layers = blocks.flatten(input_shape)
+        for i in range(layers_count):
+            layers += blocks.dense(f"block{i + 1}", breadth)
+        return layers
 
-config = RunConfig(model="deep_wide", breadth="5", layers_count=2, epochs=1)
-print(config.breadth, config.layers_count, config.options)
-print(sorted(config.model_kwargs().items()))
-print(RunConfig.from_dict({"model": "deep_wide", "breadth": 4}).breadth)
-try:
-    RunConfig(model="deep_wide", bredth=4)
-except TypeError as exc:
-    print("TypeError", exc)
-try:
-    RunConfig.from_dict({"model": "deep_wide", "bredth": 4})
-except ValueError as exc:
-    print("ValueError", "'bredth'" in str(exc) and "breadth" in str(exc))
-"""
-    lines = run_python(code).stdout.splitlines()
-    assert lines[0] == "5 2 {'breadth': 5, 'layers_count': 2}"
-    assert "('breadth', 5)" in lines[1] and "('layers_count', 2)" in lines[1]
-    assert lines[2] == "4"
-    assert lines[3].startswith("TypeError") and "'bredth'" in lines[3]
-    assert lines[4] == "ValueError True"
+    config = RunConfig(model="deep_wide", breadth="5", layers_count=2, epochs=1)
+    assert (config.breadth, config.layers_count, config.options) == (5, 2, {"breadth": 5, "layers_count": 2})
+    assert config.model_kwargs()["breadth"] == 5 and config.model_kwargs()["layers_count"] == 2
+    assert RunConfig.from_dict({"model": "deep_wide", "breadth": 4}).breadth == 4
+    with pytest.raises(TypeError, match="'bredth'"):
+        RunConfig(model="deep_wide", bredth=4)
+    with pytest.raises(ValueError, match="'bredth'.*breadth"):
+        RunConfig.from_dict({"model": "deep_wide", "bredth": 4})
