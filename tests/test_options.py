@@ -70,15 +70,16 @@ def test_recorded_placement_decides_dropout_for_names_and_recorded_blocks(record
     assert ("standard0.3" in name) is uses_dropout
 
 
-def test_a_registered_models_options_work_in_the_cli(capsys):
-    @kerasreg.register_model
-    def wide(blocks, *, input_shape, width=8, depth=1):
-        """Wide blocks."""
-        layers = blocks.flatten(input_shape)
-        for i in range(depth):
-            layers += blocks.dense(f"block{i + 1}", width)
-        return layers
+def wide(blocks, *, input_shape, width=8, depth=1):
+    """Wide blocks: a model of the user's, registered by the tests that use it."""
+    layers = blocks.flatten(input_shape)
+    for i in range(depth):
+        layers += blocks.dense(f"block{i + 1}", width)
+    return layers
 
+
+def test_a_registered_models_options_work_in_the_cli(capsys):
+    kerasreg.register_model(wide)
     assert cli.main(["build", "wide", "--input-shape", "6", "--num-classes", "3", "--width", "5", "--depth", "2",
                      "--placement", "none"]) == 0
     assert "Dense(5) > ReLU  x2 > Dense(3)" in capsys.readouterr().out
@@ -86,20 +87,12 @@ def test_a_registered_models_options_work_in_the_cli(capsys):
 
 def test_a_run_config_takes_the_options_of_a_model_registered_after_import():
     RunConfig(epochs=1)  # the class is in use before the model exists
-
-    @kerasreg.register_model
-    def deep_wide(blocks, *, input_shape, breadth=8, layers_count=1):
-        """Wide blocks."""
-        layers = blocks.flatten(input_shape)
-        for i in range(layers_count):
-            layers += blocks.dense(f"block{i + 1}", breadth)
-        return layers
-
-    config = RunConfig(model="deep_wide", breadth="5", layers_count=2, epochs=1)
-    assert (config.breadth, config.layers_count, config.options) == (5, 2, {"breadth": 5, "layers_count": 2})
-    assert config.model_kwargs()["breadth"] == 5 and config.model_kwargs()["layers_count"] == 2
-    assert RunConfig.from_dict({"model": "deep_wide", "breadth": 4}).breadth == 4
-    with pytest.raises(TypeError, match="'bredth'"):
-        RunConfig(model="deep_wide", bredth=4)
-    with pytest.raises(ValueError, match="'bredth'.*breadth"):
-        RunConfig.from_dict({"model": "deep_wide", "bredth": 4})
+    kerasreg.register_model(wide)
+    config = RunConfig(model="wide", width="5", depth=2, epochs=1)
+    assert (config.width, config.depth, config.options) == (5, 2, {"width": 5, "depth": 2})
+    assert config.model_kwargs()["width"] == 5 and config.model_kwargs()["depth"] == 2
+    assert RunConfig.from_dict({"model": "wide", "width": 4}).width == 4
+    with pytest.raises(TypeError, match="'widht'"):
+        RunConfig(model="wide", widht=4)
+    with pytest.raises(ValueError, match="'widht'.*width"):
+        RunConfig.from_dict({"model": "wide", "widht": 4})
