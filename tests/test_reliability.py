@@ -216,11 +216,17 @@ sys.exit(cli.main(sys.argv[2:]))
 """
 
 
+def _size_limited(limit, command):
+    # JAX writes a compilation-cache entry in place: one cut short by the limit would stay truncated in the cache the
+    # suite's processes share, and every later process compiling the same step would warn on reading it.
+    return run_python(SIZE_LIMITED, limit, *command, check=False, env={"KERASREG_CACHE_DIR": "off"})
+
+
 def test_a_file_size_limit_hit_while_checkpointing_names_the_file(tmp_path):
     kerasreg.load_dataset("mnist1d")  # prepared beforehand (its record file is over the limit too)
     # The checkpoint (weights and Adam's two moments, ~2 MB) is the run's first file over 300 kB.
     command = ["train", "--widths", "400,400", "--epochs", "2", "--quiet", "--out", tmp_path, "--name", "run"]
-    limited = run_python(SIZE_LIMITED, 300_000, *command, check=False)
+    limited = _size_limited(300_000, command)
     assert limited.returncode == 2, limited.stderr
     checkpoint = tmp_path / ".work" / "run" / "backup" / "checkpoint-a.bin"
     assert f"kerasreg train: error: cannot write {checkpoint}: File too large; the file-size limit was reached" \
@@ -233,7 +239,7 @@ def test_a_file_size_limit_hit_inside_the_export_worker_names_the_savedmodel(tmp
     # A two-unit MLP: its checkpoint and model.keras (~35 kB) fit under 45 kB, the SavedModel's graph
     # (~56 kB), written by the TensorFlow export worker, does not.
     command = ["train", "--widths", "2", "--epochs", "1", "--quiet", "--out", tmp_path, "--name", "run"]
-    limited = run_python(SIZE_LIMITED, 45_000, *command, check=False)
+    limited = _size_limited(45_000, command)
     assert limited.returncode == 2, limited.stderr
     assert re.search(r"kerasreg train: error: cannot write \S+/\.run\.tmp-[^/]+/saved_model\S*: File too large",
                      limited.stderr), limited.stderr
@@ -243,7 +249,7 @@ def test_a_file_size_limit_hit_inside_the_export_worker_names_the_savedmodel(tmp
 
 def test_a_file_size_limit_hit_while_preparing_the_dataset_names_its_folder(tmp_path):
     command = ["train", "--epochs", "1", "--quiet", "--out", tmp_path / "out", "--data-dir", tmp_path / "data"]
-    limited = run_python(SIZE_LIMITED, 300_000, *command, check=False)
+    limited = _size_limited(300_000, command)
     assert limited.returncode == 2, limited.stderr
     assert f"cannot write {tmp_path / 'data' / 'mnist1d'}: File too large" in limited.stderr
 
