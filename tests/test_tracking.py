@@ -36,7 +36,9 @@ def server(tmp_path_factory):
     log = open(root / "server.log", "w")
     proc = subprocess.Popen([script, "server", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
                              "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1",
-                             "--port", str(port), "--workers", "1"], stdout=log, stderr=subprocess.STDOUT)
+                             "--port", str(port), "--workers", "1"], stdout=log, stderr=subprocess.STDOUT,
+                            # No job runner: its seven consumer processes serve features kerasreg does not use.
+                            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
     try:
         deadline = time.monotonic() + 240
         while True:
