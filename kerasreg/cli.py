@@ -459,11 +459,16 @@ def main(argv=None):
     run that failed on its own (diverged), a study with failed runs, or an
     unexpected error (add `--debug`, anywhere, for the traceback).
 
+    Called with a list (from Python: a notebook, a test), it keeps the
+    worker process it exports through for the next call, as `kerasreg.train`
+    does; run as the program (`argv=None`), it ends it before returning.
+
     Example:
 
     >>> main(["list"])  # doctest: +SKIP
     0
     """
+    as_program = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [arg for arg in argv if arg != "--debug"]
@@ -471,8 +476,10 @@ def main(argv=None):
     with contextlib.ExitStack() as stack:
         if not debug:
             stack.enter_context(_quiet.filtered_stderr())
-        # Workers end before the filter does, so it passes on all they wrote.
-        stack.callback(_processes.shutdown)
+        if as_program:
+            # Workers end before the filter does, so it passes on all they wrote before the process exits. A
+            # worker kept by a call from Python writes through the filter's thread for as long as it lives.
+            stack.callback(_processes.shutdown)
         return _run(args, debug)
 
 

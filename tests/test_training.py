@@ -1,6 +1,7 @@
 """train(): honest gaps, determinism, divergence and the train CLI (a kill and resume: test_reliability.py)."""
 
 import json
+import multiprocessing
 
 import keras
 import numpy as np
@@ -145,6 +146,15 @@ def test_train_cli_end_to_end_with_toml_config_and_flag_override(tmp_path, capfd
     assert cli.main(args) == 2  # the same command again
     err = capfd.readouterr().err
     assert name in err and "overwrite" in err
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="a JAX run exports through a TensorFlow worker")
+def test_the_train_command_called_from_python_keeps_its_export_worker_for_the_next_call(tmp_path):
+    args = ["train", "--widths", "8", "--epochs", "1", "--quiet"]
+    assert cli.main([*args, "--out", str(tmp_path / "first")]) == 0
+    workers = {child.pid for child in multiprocessing.active_children()}
+    assert cli.main([*args, "--out", str(tmp_path / "second")]) == 0
+    assert workers and {child.pid for child in multiprocessing.active_children()} == workers
 
 
 @pytest.mark.parametrize("args, message", [
