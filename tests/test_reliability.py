@@ -220,7 +220,8 @@ def _size_limited(limit, command):
     # JAX writes a compilation-cache entry in place: one cut short by the limit would stay truncated in the cache the
     # suite's processes share, and every later process compiling the same step would warn on reading it. Without
     # the cache each compiles afresh: quickly, with XLA's optimizations off, for runs that end within two epochs.
-    return run_python(SIZE_LIMITED, limit, *command, check=False, env={"KERASREG_CACHE_DIR": "off", "JAX_DISABLE_MOST_OPTIMIZATIONS": "1"})
+    return run_python(SIZE_LIMITED, limit, *command, check=False,
+                      env={"KERASREG_CACHE_DIR": "off", "JAX_DISABLE_MOST_OPTIMIZATIONS": "1"})
 
 
 def test_a_file_size_limit_hit_while_checkpointing_names_the_file(tmp_path):
