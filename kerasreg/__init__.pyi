@@ -26,6 +26,7 @@ from kerasreg.diagnosis.result import Diagnosis as Diagnosis, diagnose as diagno
 from kerasreg.diagnosis.move import move_dropout as move_dropout
 from kerasreg.diagnosis.structure import find_structure as find_structure
 from kerasreg.export.fold_bn import fold_batch_norm as fold_batch_norm
+from kerasreg.export.graph_ops import UnsafeSavedModelError as UnsafeSavedModelError
 from kerasreg.export.layout import (
     ExportExistsError as ExportExistsError,
     ExportIntegrityError as ExportIntegrityError,

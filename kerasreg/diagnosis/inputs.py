@@ -7,14 +7,14 @@ anything is measured.
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
 
 import keras
 import numpy as np
 
 from kerasreg import _checks
-from kerasreg.export.layout import MANIFEST, MODEL_FILE
+from kerasreg.export.layout import MANIFEST, MODEL_FILE, NotAnExportError
+from kerasreg.export.reader import verify_export
 from kerasreg.models import factory as _factory  # noqa: F401  (registers kerasreg's Keras classes for load_model)
 
 
@@ -59,6 +59,9 @@ class Task:
 def load_model_file(path, *, safe_mode=True):
     """Load a `.keras` file (or the `model.keras` of a kerasreg export folder) for diagnosis.
 
+    An export is verified first, exactly as `kerasreg.load` verifies it:
+    every checksum, and the ops of its SavedModels.
+
     Args:
         path: str or path-like. A `.keras` file, or an export folder.
         safe_mode: bool. Keras's safe mode: refuses to run the Python code
@@ -68,6 +71,9 @@ def load_model_file(path, *, safe_mode=True):
         Tuple `(model, manifest)`: the `keras.Model`, and the export's manifest
         dict when the file is part of a kerasreg export, else None.
 
+    Raises:
+        ExportIntegrityError: the export failed verification.
+
     Example:
 
     >>> model, manifest = load_model_file("saved_models/mlp-bn_act_drop/model.keras")  # doctest: +SKIP
@@ -75,8 +81,15 @@ def load_model_file(path, *, safe_mode=True):
     import kerasreg.models.uout  # noqa: F401  (registers Uout with Keras before loading)
 
     path = pathlib.Path(path)
+    manifest = None
     if path.is_dir():
+        manifest = verify_export(path)
         path = path / MODEL_FILE
+    elif (path.parent / MANIFEST).is_file():
+        try:
+            manifest = verify_export(path.parent)
+        except NotAnExportError:
+            pass  # another tool's manifest.json beside a plain `.keras` file
     if not path.is_file():
         raise FileNotFoundError(f"No model file at {str(path)!r}: pass a `.keras` file or a kerasreg export folder.")
     if path.suffix != ".keras":
@@ -91,8 +104,6 @@ def load_model_file(path, *, safe_mode=True):
                 "file, load it knowingly: `model = keras.saving.load_model(path, safe_mode=False)` and pass the "
                 "model to `kerasreg.diagnose`, or add `--unsafe-load` to `kerasreg diagnose`.") from None
         raise ValueError(f"Could not load {str(path)!r}: {exc}") from None
-    manifest_path = path.parent / MANIFEST
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
     return model, manifest
 
 

@@ -5,6 +5,7 @@ The one list of what the package exports: type checkers read it, and
 """
 
 from kerasreg.export.fold_bn import fold_batch_norm as fold_batch_norm
+from kerasreg.export.graph_ops import UnsafeSavedModelError as UnsafeSavedModelError
 from kerasreg.export.layout import (
     INPUT_NAME as INPUT_NAME,
     MANIFEST as MANIFEST,

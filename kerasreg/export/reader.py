@@ -28,6 +28,7 @@ from kerasreg.export.layout import (
     sha256,
     walk_export,
 )
+from kerasreg.export.graph_ops import check_saved_model
 from kerasreg.models import factory as _factory  # noqa: F401  (registers kerasreg's Keras classes for load_model)
 from kerasreg.training import read_history
 
@@ -63,7 +64,12 @@ def _read_manifest(path):
 
 
 def verify_export(path: str | os.PathLike) -> dict[str, Any]:
-    """Check every checksum of an export and return its manifest.
+    """Check every checksum of an export and the ops of its SavedModels, and return its manifest.
+
+    Verification proves that the files are the ones the manifest lists and
+    that the SavedModels hold only inference ops; it does not prove who made
+    the export (the checksums are not a signature), and `model.keras` is
+    loaded later with Keras's safe mode on.
 
     Args:
         path: str or path. The export folder.
@@ -80,6 +86,10 @@ def verify_export(path: str | os.PathLike) -> dict[str, Any]:
             file is missing, changed or not listed; the message names every
             such problem. No file outside the export is ever opened, so the
             message never depends on one.
+        UnsafeSavedModelError: a SavedModel of the export holds an op outside
+            `kerasreg.export.graph_ops.INFERENCE_OPS` (one that could read or
+            write files, use the network or start processes); nothing of it
+            was run.
 
     Example:
 
@@ -118,6 +128,9 @@ def verify_export(path: str | os.PathLike) -> dict[str, Any]:
         raise ExportIntegrityError(
             f"Export {path} failed verification: {'; '.join(problems)}. Re-export the run."
         )
+    for directory in (SAVED_MODEL, SAVED_MODEL_FOLDED):
+        if (path / directory).is_dir():
+            check_saved_model(path / directory)
     return manifest
 
 
