@@ -1,6 +1,7 @@
 """`kerasreg.diagnose` and `kerasreg diagnose` on models kerasreg did not build, and on its own exports."""
 
 import json
+import zipfile
 
 import keras
 import numpy as np
@@ -156,3 +157,32 @@ def test_the_cli_never_overwrites_a_report_and_explains_a_lambda_layer(fitted, t
     assert cli.main(["diagnose", str(tmp_path / "lambda.keras"), "--dataset", "mnist1d"]) == 2
     err = capsys.readouterr().err
     assert "contains a Lambda layer" in err and "safe_mode=False" in err and "--unsafe-load" in err
+
+
+def _rewrite_keras_file(source, target, member, change):
+    """Copy the `.keras` zip `source` to `target` with `change(bytes) -> bytes` applied to one member."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for item in old.infolist():
+            data = old.read(item)
+            new.writestr(item, change(data) if item.filename == member else data)
+
+
+def test_the_cli_refuses_an_output_path_that_is_a_file_before_measuring(fitted, tmp_path, capsys, monkeypatch):
+    fitted.save(tmp_path / "plain.keras")
+    (tmp_path / "taken").write_text("not a folder")
+    monkeypatch.setattr(kerasreg, "diagnose", lambda *a, **k: pytest.fail("measured before checking --out"))
+    assert cli.main(["diagnose", str(tmp_path / "plain.keras"), "--dataset", "mnist1d",
+                     "--out", str(tmp_path / "taken" / "report")]) == 2
+    assert f"cannot write {tmp_path / 'taken'}: Not a directory" in capsys.readouterr().err
+
+
+def test_the_cli_names_a_keras_file_with_corrupted_weights_or_an_unknown_class(fitted, tmp_path, capsys):
+    fitted.save(tmp_path / "plain.keras")
+    _rewrite_keras_file(tmp_path / "plain.keras", tmp_path / "weights.keras", "model.weights.h5",
+                        lambda data: data[:64] + b"\0" * (len(data) - 64))
+    unknown = lambda data: data.replace(b'"BatchNormalization"', b'"NoSuchNormalization"')  # noqa: E731
+    _rewrite_keras_file(tmp_path / "plain.keras", tmp_path / "unknown.keras", "config.json", unknown)
+    for name in ("weights.keras", "unknown.keras"):
+        assert cli.main(["diagnose", str(tmp_path / name), "--dataset", "mnist1d"]) == 2
+        err = capsys.readouterr().err
+        assert f"Could not load {str(tmp_path / name)!r}" in err and "unexpected error" not in err, err

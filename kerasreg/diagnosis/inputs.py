@@ -104,6 +104,9 @@ def load_model_file(path, *, safe_mode=True):
                 "file, load it knowingly: `model = keras.saving.load_model(path, safe_mode=False)` and pass the "
                 "model to `kerasreg.diagnose`, or add `--unsafe-load` to `kerasreg diagnose`.") from None
         raise ValueError(f"Could not load {str(path)!r}: {exc}") from None
+    except Exception as exc:  # Keras raises what its parts raise: TypeError for an unknown class, h5py's OSError...
+        raise ValueError(f"Could not load {str(path)!r} ({type(exc).__name__}: {exc}); save the model again "
+                         "with `model.save(path)` from the code that defines its classes.") from None
     return model, manifest
 
 

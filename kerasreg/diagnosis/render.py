@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import errno
 import html
 import io
 import json
@@ -153,7 +154,12 @@ def _jsonable(value):
 
 
 def check_target(out, *, overwrite=False):
-    """`out` as a Path, or FileExistsError when it already holds a diagnosis and `overwrite` is False.
+    """`out` as a Path, refused before anything is measured when the diagnosis could not be written there.
+
+    Raises:
+        NotADirectoryError: `out`, or a folder above it, is a file.
+        PermissionError: the nearest existing folder is not writable.
+        FileExistsError: `out` already holds a diagnosis and `overwrite` is False.
 
     Example:
 
@@ -161,6 +167,11 @@ def check_target(out, *, overwrite=False):
     'fresh_folder'
     """
     out = pathlib.Path(out)
+    nearest = next((p for p in (out, *out.parents) if p.exists()), pathlib.Path("."))
+    if not nearest.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(nearest))
+    if not os.access(nearest, os.W_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(nearest))
     existing = [name for name in FILES if (out / name).exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{str(out)!r} already holds a diagnosis ({', '.join(existing)}); choose another "
