@@ -1,8 +1,8 @@
 """The one registry idiom used for models, placements, dropout kinds and norm kinds.
 
 A registry maps snake_case names to objects, refuses duplicates (as
-torchvision does) and answers unknown names with the closest match and the
-full list of valid names (as timm does).
+torchvision does) and answers unknown names with the full list of valid
+names and the closest match (`difflib.get_close_matches`).
 """
 
 import difflib

@@ -57,7 +57,7 @@ def seeded():
 
 
 def mlp(order="bn_act_drop", *, width=32, blocks=1, rate=0.3, momentum=0.99, l2=None):
-    """A small MLP whose blocks follow one of the placements of DESIGN.md."""
+    """A small MLP whose blocks follow one of the built-in placements."""
     tokens = {
         "bn_act_drop": ("norm", "act", "drop"),
         "drop_before_bn": ("act", "drop", "norm"),

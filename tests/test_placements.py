@@ -15,7 +15,7 @@ pytestmark = pytest.mark.usefixtures("quick_compile")
 
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9_]*$")
 
-# The built-in table of DESIGN.md: name -> (block, dropout scope, implied dropout kind).
+# The docs' placement table: name -> (block, dropout scope, implied dropout kind).
 BUILT_INS = {
     "none": ("weight act", "every_block", None),
     "dropout": ("weight act drop", "every_block", None),

@@ -227,7 +227,7 @@ def list_placements(filter: str = "*") -> list[str]:
 
 
 _LI_2019 = "Li et al., CVPR 2019"
-# The placements kerasreg ships, in the order of the DESIGN table.
+# The placements kerasreg ships, in the order of the docs' placement table (docs/guide/placements.md).
 BUILT_INS = (
     Placement("none", "weight act", description="Baseline without regularisation."),
     Placement("dropout", "weight act drop", description="Classic dropout after each activation.",
