@@ -11,8 +11,9 @@ from kerasreg.models.options import architecture_kwargs, architecture_options
 from kerasreg.models.zoo import list_models, model_options
 from kerasreg.models.placements import BUILT_INS
 from kerasreg.runs import RunConfig, check_known_keys, read_toml
-from kerasreg.study.executors import EXECUTORS
 from kerasreg.training import defaults, make_optimizer
+
+EXECUTORS = ("local", "ray")
 
 
 # Fields an arm may set; the others (dataset, split, ...) are shared by all arms so that seeds pair across them.

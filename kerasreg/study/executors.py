@@ -27,9 +27,9 @@ import time
 from kerasreg import _backend, _checks, _network
 from kerasreg.runs import train_in
 from kerasreg.study.artifacts import pack
+from kerasreg.study.config import EXECUTORS
 from kerasreg.study.workers import default_workers, take
 
-EXECUTORS = ("local", "ray")
 # A Ray task whose node dies is retried this many times (on other nodes).
 RAY_NODE_RETRIES = 3
 

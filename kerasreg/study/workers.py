@@ -47,7 +47,8 @@ def _init_worker(core_sets, threads):
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     # The first run's code, imported now: a worker started early is ready when its first run arrives.
-    import kerasreg.study.executors  # noqa: F401
+    import kerasreg.runs  # noqa: F401
+    import kerasreg.study.artifacts  # noqa: F401
 
 
 def _worker_core_sets(workers):
