@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from kerasreg import _checks
 from kerasreg.data.builders import source
+from kerasreg.data.defaults import VALIDATION_SPLIT
 
 SPLITS = ("train", "val", "test")
 
@@ -78,7 +79,7 @@ class Dataset:
     source_sha256: str | None = dataclasses.field(default=None, repr=False)
 
     @classmethod
-    def from_arrays(cls, x_train, y_train, x_test=None, y_test=None, *, validation_split=0.1, seed=0,
+    def from_arrays(cls, x_train, y_train, x_test=None, y_test=None, *, validation_split=VALIDATION_SPLIT, seed=0,
                     name=None, test_split=0.2):
         """Make a `Dataset` from numpy arrays in memory, split as `load_dataset` splits.
 

@@ -30,6 +30,7 @@ import tensorflow_datasets as tfds
 from kerasreg import _checks
 from kerasreg._files import os_error_from_text
 from kerasreg._locks import Lock
+from kerasreg.data.defaults import VALIDATION_SPLIT
 from kerasreg.data.builders import BUILTINS
 from kerasreg.data.dataset import Dataset, carve_validation, float_inputs
 from kerasreg.data.fingerprint import check_source, import_record
@@ -98,7 +99,7 @@ def load_dataset(
     name: str,
     *,
     data_dir: str | os.PathLike | None = None,
-    validation_split: float = 0.1,
+    validation_split: float = VALIDATION_SPLIT,
     seed: int = 0,
     download: bool = False,
     standardize: bool = False,

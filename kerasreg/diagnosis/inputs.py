@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from kerasreg import _checks
+from kerasreg.data.defaults import VALIDATION_SPLIT
 from kerasreg.export.layout import MANIFEST, MODEL_FILE, NotAnExportError
 from kerasreg.export.reader import verify_export
 from kerasreg.models import factory as _factory  # noqa: F401  (registers kerasreg's Keras classes for load_model)
@@ -128,7 +129,7 @@ def resolve_data(data, *, test=False, manifest=None, data_dir=None):
         recorded = (manifest or {}).get("dataset") or {}
         kwargs = {}
         if recorded.get("name") == data:
-            kwargs = {"validation_split": recorded.get("validation_split", 0.1), "seed": recorded.get("split_seed", 0),
+            kwargs = {"validation_split": recorded.get("validation_split", VALIDATION_SPLIT), "seed": recorded.get("split_seed", 0),
                       "standardize": bool(recorded.get("standardize"))}
         data = load_dataset(data, data_dir=data_dir, **kwargs)
     if hasattr(data, "as_numpy"):

@@ -5,6 +5,7 @@ import functools
 import pathlib
 import tomllib
 
+from kerasreg.data.defaults import VALIDATION_SPLIT
 from kerasreg.export import run_name
 from kerasreg.models.options import BUILD_OPTIONS, architecture_kwargs, architecture_options
 from kerasreg.models.zoo import list_models
@@ -95,7 +96,7 @@ class RunConfig(_ModelFields):
 
     dataset: str = "mnist1d"
     data_dir: str = None
-    validation_split: float = 0.1
+    validation_split: float = VALIDATION_SPLIT
     epochs: int = defaults.EPOCHS
     batch_size: int = defaults.BATCH_SIZE
     optimizer: str = defaults.OPTIMIZER

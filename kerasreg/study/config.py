@@ -6,6 +6,7 @@ import dataclasses
 from kerasreg import _backend, _checks
 from kerasreg._text import plural
 from kerasreg.data import check_validation_split, load_dataset
+from kerasreg.data.defaults import VALIDATION_SPLIT
 from kerasreg.models import build_model, get_dropout_kind, get_model_fn, get_norm_kind, get_placement, kinds
 from kerasreg.models.options import architecture_kwargs, architecture_options
 from kerasreg.models.zoo import list_models, model_options
@@ -87,7 +88,7 @@ class StudyConfig:
     batch_size: int = defaults.BATCH_SIZE
     learning_rate: float = defaults.LEARNING_RATE
     optimizer: str = defaults.OPTIMIZER
-    validation_split: float = 0.1
+    validation_split: float = VALIDATION_SPLIT
     patience: int = None
     options: dict = None
     arms: list = None

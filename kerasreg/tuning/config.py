@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from kerasreg import _checks
+from kerasreg.data.defaults import VALIDATION_SPLIT
 from kerasreg.runs import check_known_keys, read_toml
 from kerasreg.training import make_optimizer
 
@@ -47,7 +48,7 @@ class TuneConfig:
     options: dict = None
     dataset: str = "mnist1d"
     data_dir: str = None
-    validation_split: float = 0.1
+    validation_split: float = VALIDATION_SPLIT
     epochs: int = 20
     batch_size: int = 100
     optimizer: str = "adam"
