@@ -179,20 +179,6 @@ _POOLS = {}
 _POOLS_LOCK = threading.Lock()
 
 
-def _shutdown_pools():
-    """Stop this process's `call_on` workers.
-
-    A spawned process joins its children as it exits, before the standard
-    library would tell a pool's idle workers to stop: a worker that had used
-    `call_on` (a JAX run exporting through TensorFlow) would wait for ever.
-    """
-    with _POOLS_LOCK:
-        pools = list(_POOLS.values())
-        _POOLS.clear()
-    for pool in pools:
-        pool.shutdown(wait=True)
-
-
 def _in_folder(folder, fn, *args, **kwargs):
     os.chdir(folder)
     return fn(*args, **kwargs)
@@ -220,7 +206,7 @@ def call_on(backend, fn, *args, **kwargs):
         pool = _POOLS.get(backend)
         if pool is None:
             if not _POOLS:  # before multiprocessing closes its queues (priority 10) and joins children at exit
-                multiprocessing.util.Finalize(None, _shutdown_pools, exitpriority=100)
+                multiprocessing.util.Finalize(None, shutdown, exitpriority=100)
             pool = _POOLS[backend] = Pool(1, backend=backend)
     try:
         return pool.submit(_in_folder, os.getcwd(), fn, *args, **kwargs).result()
@@ -247,6 +233,11 @@ def call_on(backend, fn, *args, **kwargs):
 
 def shutdown():
     """End the workers started by `call_on` (they are started again when needed).
+
+    A spawned process joins its children as it exits, before the standard
+    library would tell a pool's idle workers to stop: so a spawned process
+    that used `call_on` (a JAX run exporting through TensorFlow) calls this
+    at exit, or it would wait for ever.
 
     Example:
 
