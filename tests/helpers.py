@@ -6,11 +6,21 @@ and reads a built model's block structure from its layers.
 
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+
+
+def default_sigint():
+    """Give the child Python's own Ctrl-C handling (`preexec_fn=`), whatever the suite was started with.
+
+    A suite started by `nohup`, `cmd &` or many CI runners has SIGINT ignored, and a
+    child inherits that: its Python then never raises KeyboardInterrupt.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_python(code, *args, timeout=120, env=None, check=True):
@@ -38,7 +48,7 @@ def run_python(code, *args, timeout=120, env=None, check=True):
     child_env.update(env or {})
     result = subprocess.run(
         [sys.executable, "-c", code, *map(str, args)],
-        capture_output=True, text=True, timeout=timeout, env=child_env,
+        capture_output=True, text=True, timeout=timeout, env=child_env, preexec_fn=default_sigint,
     )
     if check and result.returncode != 0:
         pytest.fail(

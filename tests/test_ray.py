@@ -19,6 +19,7 @@ import threading
 import time
 
 import pytest
+from helpers import default_sigint
 
 import kerasreg
 
@@ -215,7 +216,7 @@ def test_ctrl_c_to_a_ray_study_says_one_line_frees_the_cluster_and_leaves_nothin
     study = subprocess.Popen([sys.executable, "-m", "kerasreg", "study", "--config", str(config), "--out", str(out),
                               "--executor", "ray", "--address", address],
                              env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+                             stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=default_sigint)
     try:
         deadline = time.monotonic() + 300
         while probe.idle_cpus() > 0:  # both one-CPU nodes are training a run

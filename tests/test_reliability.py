@@ -19,7 +19,7 @@ import warnings
 import keras
 import numpy as np
 import pytest
-from helpers import run_python
+from helpers import default_sigint, run_python
 
 import kerasreg
 from kerasreg import cli
@@ -269,7 +269,7 @@ def _interrupt_once_training(command, folder, pattern, signum):
     """Start `command` in a process group of its own (as a terminal does), signal the group once a run has
     finished an epoch (`folder.glob(pattern)`); returns the process and its stderr."""
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=default_sigint)
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None and not list(folder.glob(pattern)):
@@ -283,6 +283,14 @@ def _interrupt_once_training(command, folder, pattern, signum):
     return proc, err
 
 
+@pytest.fixture
+def sigint_ignored():
+    """The test process ignores SIGINT while the test runs, as a suite started by `nohup` or `cmd &` does."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _lines(text):
     return [line for line in text.splitlines() if line.strip()]
 
@@ -294,7 +302,7 @@ def _interrupted(command, name):
 
 @pytest.mark.parametrize("signum, code, name", [(signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 143, "SIGTERM")])
 def test_an_interrupted_study_stops_its_workers_says_one_line_and_leaves_nothing_behind(
-        tmp_path, signum, code, name):
+        tmp_path, signum, code, name, sigint_ignored):
     study = tmp_path / "study.toml"
     study.write_text('placements = ["none", "dropout", "bn_before_act"]\nseeds = [0]\nepochs = 200\n'
                      "options = {widths = [16]}\n")
@@ -311,7 +319,8 @@ def test_an_interrupted_study_stops_its_workers_says_one_line_and_leaves_nothing
 
 
 @pytest.mark.parametrize("signum, code, name", [(signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 143, "SIGTERM")])
-def test_an_interrupted_train_says_one_line_releases_its_lock_and_keeps_its_work(tmp_path, signum, code, name):
+def test_an_interrupted_train_says_one_line_releases_its_lock_and_keeps_its_work(tmp_path, signum, code, name,
+                                                                                 sigint_ignored):
     kerasreg.load_dataset("mnist1d")  # prepared beforehand: its one progress line is not the interrupt's
     out = tmp_path / "out"
     command = [sys.executable, "-m", "kerasreg", "train", "--widths", "16", "--epochs", "400", "--quiet",
@@ -337,7 +346,7 @@ sys.exit(cli.main(sys.argv[1:]))
 """
 
 
-def test_ctrl_c_swallowed_inside_a_garbage_collection_callback_still_interrupts(tmp_path):
+def test_ctrl_c_swallowed_inside_a_garbage_collection_callback_still_interrupts(tmp_path, sigint_ignored):
     command = ["train", "--widths", "2", "--epochs", "400", "--quiet", "--out", tmp_path, "--name", "run"]
     done = run_python(INTERRUPTED_INSIDE_GC, *command, check=False)
     assert done.returncode == 130, done.stderr
