@@ -6,7 +6,6 @@ and reads a built model's block structure from its layers.
 
 import dataclasses
 import os
-import signal
 import subprocess
 import sys
 
@@ -14,13 +13,24 @@ import numpy as np
 import pytest
 
 
-def default_sigint():
-    """Give the child Python's own Ctrl-C handling (`preexec_fn=`), whatever the suite was started with.
+_EXEC_WITH_DEFAULT_SIGINT = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                             "os.execv(sys.argv[1], sys.argv[1:])")
+
+
+def with_default_sigint(command):
+    """`command`, started so that it has the default Ctrl-C handling whatever the suite was started with.
 
     A suite started by `nohup`, `cmd &` or many CI runners has SIGINT ignored, and a
-    child inherits that: its Python then never raises KeyboardInterrupt.
+    child inherits that: its Python then never raises KeyboardInterrupt. A small
+    Python resets it and execs `command` (a `preexec_fn` would run Python in a
+    forked copy of a multithreaded JAX process).
+
+    Example:
+
+    >>> with_default_sigint(["kerasreg", "train"])[-2:]
+    ['kerasreg', 'train']
     """
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    return [sys.executable, "-c", _EXEC_WITH_DEFAULT_SIGINT, *map(str, command)]
 
 
 def run_python(code, *args, timeout=120, env=None, check=True):
@@ -47,8 +57,8 @@ def run_python(code, *args, timeout=120, env=None, check=True):
     child_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     child_env.update(env or {})
     result = subprocess.run(
-        [sys.executable, "-c", code, *map(str, args)],
-        capture_output=True, text=True, timeout=timeout, env=child_env, preexec_fn=default_sigint,
+        with_default_sigint([sys.executable, "-c", code, *args]),
+        capture_output=True, text=True, timeout=timeout, env=child_env,
     )
     if check and result.returncode != 0:
         pytest.fail(

@@ -19,7 +19,7 @@ import threading
 import time
 
 import pytest
-from helpers import default_sigint
+from helpers import with_default_sigint
 
 import kerasreg
 
@@ -213,10 +213,10 @@ def test_ctrl_c_to_a_ray_study_says_one_line_frees_the_cluster_and_leaves_nothin
     config = tmp_path / "long.toml"
     config.write_text('placements = ["none", "dropout"]\nseeds = [0]\nepochs = 500\nmodels = ["mlp"]\n')
     out = tmp_path / "study"
-    study = subprocess.Popen([sys.executable, "-m", "kerasreg", "study", "--config", str(config), "--out", str(out),
-                              "--executor", "ray", "--address", address],
+    study = subprocess.Popen(with_default_sigint([sys.executable, "-m", "kerasreg", "study", "--config", str(config),
+                                                  "--out", str(out), "--executor", "ray", "--address", address]),
                              env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=default_sigint)
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
         while probe.idle_cpus() > 0:  # both one-CPU nodes are training a run

@@ -19,7 +19,7 @@ import warnings
 import keras
 import numpy as np
 import pytest
-from helpers import default_sigint, run_python
+from helpers import run_python, with_default_sigint
 
 import kerasreg
 from kerasreg import cli
@@ -268,8 +268,8 @@ def test_a_data_directory_under_a_regular_file_is_named(tmp_path, capsys):
 def _interrupt_once_training(command, folder, pattern, signum):
     """Start `command` in a process group of its own (as a terminal does), signal the group once a run has
     finished an epoch (`folder.glob(pattern)`); returns the process and its stderr."""
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, preexec_fn=default_sigint)
+    proc = subprocess.Popen(with_default_sigint(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None and not list(folder.glob(pattern)):

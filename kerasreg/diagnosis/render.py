@@ -13,6 +13,7 @@ import pathlib
 
 from kerasreg.analysis.plots import new_figure
 from kerasreg._files import write_atomic
+from kerasreg._json import jsonable
 
 FILES = ("diagnose.md", "diagnose.html", "diagnose.json")
 
@@ -143,16 +144,6 @@ def html_page(diagnosis):
     return "".join(parts) + "</body></html>\n"
 
 
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    return value
-
-
 def check_target(out, *, overwrite=False):
     """`out` as a Path, refused before anything is measured when the diagnosis could not be written there.
 
@@ -195,7 +186,7 @@ def write(diagnosis, out, *, overwrite=False):
     out = check_target(out, overwrite=overwrite)
     os.makedirs(out, exist_ok=True)
     texts = {"diagnose.md": markdown(diagnosis), "diagnose.html": html_page(diagnosis),
-             "diagnose.json": json.dumps(_jsonable(diagnosis.to_dict()), indent=2, allow_nan=False) + "\n"}
+             "diagnose.json": json.dumps(jsonable(diagnosis.to_dict()), indent=2, allow_nan=False) + "\n"}
     for name, text in texts.items():
         write_atomic(out / name, text)
     return [out / name for name in FILES]

@@ -19,7 +19,6 @@ import csv
 import datetime
 import importlib
 import json
-import math
 import os
 import pathlib
 import platform
@@ -32,6 +31,7 @@ import tensorflow as tf
 
 from kerasreg import _processes
 from kerasreg._files import fsync_dir, naming, os_error_from_text, write_atomic
+from kerasreg._json import jsonable
 from kerasreg._version import __version__
 from kerasreg.export.fold_bn import fold_batch_norm, has_graph
 from kerasreg.export.layout import (
@@ -124,25 +124,6 @@ def _csv_value(value):
     return "" if value is None else repr(float(value)) if isinstance(value, (float, np.floating)) else value
 
 
-def _jsonable(value):
-    """Plain JSON types; NaN and inf become null (strict JSON has neither)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, pathlib.PurePath):
-        return str(value)
-    return repr(value)
-
-
 def _metrics(result):
     if result is None:
         return None
@@ -191,7 +172,7 @@ def _manifest(name, model, config, result, input_shape, dtype, folded, checked):
         training["started"] = None if result.started is None else datetime.datetime.fromtimestamp(
             result.started, datetime.timezone.utc).isoformat(timespec="milliseconds")
         training["seconds"] = result.seconds
-    return _jsonable({
+    return jsonable({
         "schema": SCHEMA,
         "name": name,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
