@@ -9,7 +9,7 @@ import difflib
 import fnmatch
 import re
 
-_SNAKE_CASE = re.compile(r"^[a-z][a-z0-9_]*$")
+_SNAKE_CASE = re.compile(r"[a-z][a-z0-9_]*")
 
 
 def unknown_name_error(kind, name, choices):
@@ -45,7 +45,7 @@ class Registry:
 
     def add(self, name, item):
         """Register `item` under `name`; a taken or non-snake_case name raises."""
-        if not isinstance(name, str) or not _SNAKE_CASE.match(name):
+        if not isinstance(name, str) or not _SNAKE_CASE.fullmatch(name):
             raise ValueError(
                 f"Invalid {self.kind} name {name!r}. Expected snake_case: "
                 "lowercase letters, digits and underscores, starting with a letter."

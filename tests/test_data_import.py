@@ -241,6 +241,7 @@ def test_a_bad_row_found_mid_write_leaves_an_earlier_import_in_place(tmp_path):
     ("digits", r"'digits' is taken by a kerasreg built-in"),
     ("mnist", r"'mnist' is taken by the TFDS catalog"),
     ("Bad-Name", r"Invalid value received for argument `name`"),
+    ("wine\n", r"Received: name='wine\\n'"),
 ])
 def test_taken_or_invalid_names_are_refused(tmp_path, capsys, name, message):
     code, _, err = import_cli(capsys, name, SKLEARN_DATA / "iris.csv", "--data-dir", tmp_path)

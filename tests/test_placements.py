@@ -139,7 +139,7 @@ def test_registering_a_taken_name_raises_and_keeps_the_original():
     assert kerasreg.get_placement("ic").block == ("weight", "act", "norm", "drop")
 
 
-@pytest.mark.parametrize("name", ["CamelCase", "with-dash", "1st", "", "trailing space "])
+@pytest.mark.parametrize("name", ["CamelCase", "with-dash", "1st", "", "trailing space ", "trailing_newline\n"])
 def test_registering_a_non_snake_case_name_raises(name):
     with pytest.raises(ValueError, match=r"Invalid placement name .* Expected snake_case"):
         kerasreg.register_placement(Placement(name, "weight act", description="x"))

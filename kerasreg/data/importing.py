@@ -38,7 +38,7 @@ from kerasreg.data.source_images import open_images
 from kerasreg.data.writing import features_of, write_source
 
 VERSION = "1.0.0"
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,7 +237,7 @@ def staging_folder(name, data_dir):
 
 
 def _check_name(name):
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise _checks.invalid("name", "a dataset name of lowercase letters, digits and _, starting "
                               "with a letter (e.g. 'wine')", name)
     if name in BUILTINS:
