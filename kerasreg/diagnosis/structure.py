@@ -16,6 +16,7 @@ import dataclasses
 
 import keras
 
+from kerasreg import _checks
 from kerasreg.analysis.mc_dropout import DROPOUT_LAYERS
 from kerasreg.models.graph import graph_of, nodes_in_order
 from kerasreg.models.placements import get_placement, list_placements
@@ -273,6 +274,9 @@ def find_structure(model: keras.Model) -> Structure:
     >>> [path.text() for path in find_structure(model).paths]
     ['drop -> relu -> bn']
     """
+    if not isinstance(model, keras.Model):
+        raise _checks.invalid("model", "a keras.Model (Sequential or functional)",
+                              received=f"model={model!r} of type {type(model).__name__}")
     graph = graph_of(model)
     if graph is None:
         raise ValueError(
