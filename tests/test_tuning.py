@@ -167,6 +167,10 @@ def test_a_tune_folder_is_never_started_over_and_resumes_only_with_its_settings(
     config.write_text(TUNE_TOML.replace("max_trials = 3", "max_trials = 1").replace("best = 2", "best = 1"))
     out = tmp_path / "tune"
     args = ["tune", "--config", str(config), "--out", str(out), "--quiet"]
+    for not_a_search in (out, tmp_path):  # missing, and a folder that holds no search
+        assert cli.main(["tune", "--config", str(config), "--out", str(not_a_search), "--quiet", "--resume"]) == 2
+        assert f"Cannot resume a search in {not_a_search}: it holds no search" in capsys.readouterr().err
+    assert not out.exists()
     assert cli.main(args) == 0
     capsys.readouterr()
     assert cli.main(args) == 2

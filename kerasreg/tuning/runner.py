@@ -178,6 +178,9 @@ def tune(
             out.mkdir(parents=True, exist_ok=True)
             make_tuner(config, hypermodel, objective, out).search(dataset, **search)
             return None
+        if resume and not (out / TUNE_FILE).is_file():  # checked before the folder is made: nothing left behind
+            raise ValueError(f"Cannot resume a search in {out}: it holds no search ({TUNE_FILE} is missing). "
+                             "Pass the folder of an earlier search, or start a new one without resume (`--resume`).")
         record = _record(config, hypermodel.space)
         out.mkdir(parents=True, exist_ok=True)
         with Lock(out / LOCK, f"Search {str(out)!r}", advice="Wait for it to finish, or give this search another --out."):
