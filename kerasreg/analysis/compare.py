@@ -42,6 +42,7 @@ import tensorflow as tf
 
 from kerasreg import _checks
 from kerasreg._files import write_atomic
+from kerasreg._text import plural
 from kerasreg.analysis import plots
 from kerasreg.export import MANIFEST, SAVED_MODEL, load
 from kerasreg.models.placements import recorded_placement, trains_with_dropout
@@ -320,7 +321,7 @@ class Comparison:
     def _header(self, dataset, rows):
         direction = COLUMNS[self.sort][1]
         order = "best first" if direction else "A to Z"
-        runs = "1 run" if len(rows) == 1 else f"{len(rows)} runs"
+        runs = plural(len(rows), "run")
         return f"dataset: {dataset} ({runs}, sorted by {self.sort}, {order})"
 
     def format_table(self):

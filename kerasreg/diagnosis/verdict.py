@@ -11,6 +11,8 @@ measurable.
 
 from __future__ import annotations
 
+from kerasreg._text import plural
+
 # Deep-arm cost of each placement against BatchNorm alone, in accuracy points (quick study, 0.2).
 STUDY_COST = {"drop_before_bn": 3.5, "bn_act_drop": 2.6}
 # A variance shift below this (either direction) is within measurement noise on a few hundred rows.
@@ -18,10 +20,6 @@ SHIFT_NOTICEABLE = 1.1
 # A change of re-estimated validation accuracy below this many points is reported as none.
 POINTS_NOTICEABLE = 0.5
 _SHOWN_PATHS = 3
-
-
-def _count(n, noun):
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _points(value):
@@ -42,8 +40,8 @@ def _structure_sentence(structure):
     shown = ", ".join(path.text() for path in paths[:_SHOWN_PATHS]) + (", ..." if len(paths) > _SHOWN_PATHS else "")
     placement = next((p.placement for p in paths if p.placement), None)
     match = f"; the blocks match kerasreg's `{placement}` placement" if placement else ""
-    return (f"Dropout feeds BatchNorm on {_count(len(paths), 'path')} ({shown}) out of "
-            f"{_count(len(structure.batch_norm_layers), 'BatchNormalization layer')}{match}.")
+    return (f"Dropout feeds BatchNorm on {plural(len(paths), 'path')} ({shown}) out of "
+            f"{plural(len(structure.batch_norm_layers), 'BatchNormalization layer')}{match}.")
 
 
 def _shift_sentence(shift):
