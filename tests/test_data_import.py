@@ -86,6 +86,13 @@ def test_string_labels_become_sorted_class_names(tmp_path):
     assert by_weight == {1.5: 2, 2.5: 0, 0.5: 2, 3.5: 1, 1.0: 0}
 
 
+def test_a_csv_whose_header_starts_with_a_utf8_bom_keeps_its_label_column(tmp_path):
+    csv = tmp_path / "bom.csv"
+    csv.write_bytes(b"\xef\xbb\xbfkind,weight\npear,1.5\napple,2.5\npear,0.5\nfig,3.5\napple,1.0\n")
+    imported = kerasreg.import_dataset("bom", csv, label="kind", test_split=0.2, data_dir=tmp_path / "d")
+    assert imported.class_names == ("apple", "fig", "pear") and imported.input_shape == (1,)
+
+
 @pytest.mark.parametrize("variant", ["quoted fields", "blank lines", "windows line ends"])
 def test_a_csv_whose_newlines_do_not_count_its_rows_imports_the_same_split(tmp_path, variant):
     rows = [f"{i / 4},{i % 3}" for i in range(40)]

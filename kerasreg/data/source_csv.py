@@ -154,7 +154,7 @@ def _check_present(values, start, where, path, columns):
 
 def _layout(path, name):
     """`(columns, rows to skip, class names or None)`, from the first two rows."""
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:
         rows = csv.reader(f)
         header = next(rows, None)
         first = next(rows, None)
@@ -222,7 +222,7 @@ def _is_number(value):
 
 def _row_length_message(path, columns, strict=True):
     """Name the first line whose field count differs from the header's (only ever run on a bad file)."""
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:
         for line, row in enumerate(csv.reader(f), start=1):
             if line > 1 and row and len(row) != len(columns):
                 return (
