@@ -86,6 +86,15 @@ def test_string_labels_become_sorted_class_names(tmp_path):
     assert by_weight == {1.5: 2, 2.5: 0, 0.5: 2, 3.5: 1, 1.0: 0}
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "latin-1"])
+def test_a_csv_that_is_not_utf8_exits_2_naming_the_file(tmp_path, capsys, encoding):
+    csv = tmp_path / "fruit.csv"
+    csv.write_bytes("kind,weight\npéar,1.5\napple,2.5\n".encode(encoding))
+    code, _, err = import_cli(capsys, "fruit", csv, "--label", "kind", "--data-dir", tmp_path / "d")
+    assert code == 2 and "fruit.csv is not UTF-8 text" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_a_csv_whose_header_starts_with_a_utf8_bom_keeps_its_label_column(tmp_path):
     csv = tmp_path / "bom.csv"
     csv.write_bytes(b"\xef\xbb\xbfkind,weight\npear,1.5\napple,2.5\npear,0.5\nfig,3.5\napple,1.0\n")
