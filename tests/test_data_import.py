@@ -86,6 +86,16 @@ def test_string_labels_become_sorted_class_names(tmp_path):
     assert by_weight == {1.5: 2, 2.5: 0, 0.5: 2, 3.5: 1, 1.0: 0}
 
 
+@pytest.mark.parametrize("present, missing", [("x_test", "y_test"), ("y_test", "x_test")])
+def test_an_npz_with_half_a_test_split_exits_2_naming_the_missing_key(tmp_path, capsys, present, missing):
+    arrays = {"x_train": np.zeros((4, 2), np.float32), "y_train": np.array([0, 1, 0, 1]),
+              "x_test": np.zeros((2, 2), np.float32), "y_test": np.array([0, 1])}
+    del arrays[missing]
+    np.savez(tmp_path / "half.npz", **arrays)
+    code, _, err = import_cli(capsys, "half", tmp_path / "half.npz", "--data-dir", tmp_path / "d")
+    assert code == 2 and "half.npz" in err and f"no `{missing}`" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize("encoding", ["utf-16", "latin-1"])
 def test_a_csv_that_is_not_utf8_exits_2_naming_the_file(tmp_path, capsys, encoding):
     csv = tmp_path / "fruit.csv"
