@@ -86,6 +86,32 @@ def test_string_labels_become_sorted_class_names(tmp_path):
     assert by_weight == {1.5: 2, 2.5: 0, 0.5: 2, 3.5: 1, 1.0: 0}
 
 
+@pytest.mark.parametrize("present, missing", [("x_test", "y_test"), ("y_test", "x_test")])
+def test_an_npz_with_half_a_test_split_exits_2_naming_the_missing_key(tmp_path, capsys, present, missing):
+    arrays = {"x_train": np.zeros((4, 2), np.float32), "y_train": np.array([0, 1, 0, 1]),
+              "x_test": np.zeros((2, 2), np.float32), "y_test": np.array([0, 1])}
+    del arrays[missing]
+    np.savez(tmp_path / "half.npz", **arrays)
+    code, _, err = import_cli(capsys, "half", tmp_path / "half.npz", "--data-dir", tmp_path / "d")
+    assert code == 2 and "half.npz" in err and f"no `{missing}`" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "latin-1"])
+def test_a_csv_that_is_not_utf8_exits_2_naming_the_file(tmp_path, capsys, encoding):
+    csv = tmp_path / "fruit.csv"
+    csv.write_bytes("kind,weight\npéar,1.5\napple,2.5\n".encode(encoding))
+    code, _, err = import_cli(capsys, "fruit", csv, "--label", "kind", "--data-dir", tmp_path / "d")
+    assert code == 2 and "fruit.csv is not UTF-8 text" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_csv_whose_header_starts_with_a_utf8_bom_keeps_its_label_column(tmp_path):
+    csv = tmp_path / "bom.csv"
+    csv.write_bytes(b"\xef\xbb\xbfkind,weight\npear,1.5\napple,2.5\npear,0.5\nfig,3.5\napple,1.0\n")
+    imported = kerasreg.import_dataset("bom", csv, label="kind", test_split=0.2, data_dir=tmp_path / "d")
+    assert imported.class_names == ("apple", "fig", "pear") and imported.input_shape == (1,)
+
+
 @pytest.mark.parametrize("variant", ["quoted fields", "blank lines", "windows line ends"])
 def test_a_csv_whose_newlines_do_not_count_its_rows_imports_the_same_split(tmp_path, variant):
     rows = [f"{i / 4},{i % 3}" for i in range(40)]

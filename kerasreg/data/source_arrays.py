@@ -38,6 +38,10 @@ def open_npz(path, *, test_split=0.2, seed=0):
             f"{path} holds arrays {sorted(headers)}; expected `x_train`, `y_train` (and optionally "
             "`x_test`, `y_test`), or `x`, `y`."
         )
+    if keys == _LAYOUTS[0] and len({"x_test", "y_test"} & set(headers)) == 1:
+        present, missing = ("x_test", "y_test") if "x_test" in headers else ("y_test", "x_test")
+        # Half a test split would otherwise be dropped without a word.
+        raise ValueError(f"{path} holds `{present}` but no `{missing}`; save both test arrays, or neither.")
     has_test = keys == _LAYOUTS[0] and {"x_test", "y_test"} <= set(headers)
     pairs = [("x_train", "y_train"), ("x_test", "y_test")] if has_test else [keys[:2]]
     shapes = set()

@@ -154,10 +154,14 @@ def _check_present(values, start, where, path, columns):
 
 def _layout(path, name):
     """`(columns, rows to skip, class names or None)`, from the first two rows."""
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = csv.reader(f)
-        header = next(rows, None)
-        first = next(rows, None)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = csv.reader(f)
+            header = next(rows, None)
+            first = next(rows, None)
+    except UnicodeDecodeError:
+        # The codec's own message names a byte offset but not the file.
+        raise ValueError(f"{name} is not UTF-8 text; save it as UTF-8 (CSV UTF-8) and import it again.") from None
     if not header:
         raise ValueError(f"{name} is empty.")
     if first is None:
@@ -222,7 +226,7 @@ def _is_number(value):
 
 def _row_length_message(path, columns, strict=True):
     """Name the first line whose field count differs from the header's (only ever run on a bad file)."""
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:
         for line, row in enumerate(csv.reader(f), start=1):
             if line > 1 and row and len(row) != len(columns):
                 return (
