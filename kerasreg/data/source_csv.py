@@ -10,6 +10,7 @@ is `n_samples, n_features, class names...`, the label is the last column,
 and the class names come from that row.
 """
 
+import collections
 import csv
 import os
 
@@ -171,7 +172,7 @@ def _layout(path, name):
         columns = [f"feature_{i}" for i in range(num_features)] + ["label"]
         return columns, 1, [name.strip() for name in header[2:]] or None
     columns = [column.strip() for column in header]
-    duplicates = sorted({c for c in columns if columns.count(c) > 1})
+    duplicates = sorted(c for c, n in collections.Counter(columns).items() if n > 1)
     if duplicates or "" in columns:
         raise ValueError(f"{name} has blank or repeated column names in its header: {duplicates or ['']}.")
     return columns, 1, None
