@@ -146,6 +146,17 @@ def test_image_folder_is_resized_and_keeps_rgb_or_grayscale(tmp_path):
                   for i in range(10)) == stored
 
 
+def test_hidden_files_and_folders_are_skipped_and_said(tmp_path, capsys):
+    pics = make_image_folder(tmp_path / "pics", classes=("a", "b"), per_class=3)
+    make_image_folder(pics / ".ipynb_checkpoints", classes=("a",), per_class=2)  # a notebook's autosave
+    (pics / "a" / ".0.png").write_bytes((pics / "a" / "0.png").read_bytes())
+    imported = kerasreg.import_dataset("hidden_pics", pics, data_dir=tmp_path / "d", test_split=0.5)
+    assert imported.class_names == ("a", "b") and sum(imported.sizes.values()) == 6
+    err = capsys.readouterr().err
+    assert f"kerasreg: skipped hidden .ipynb_checkpoints in {pics}" in err
+    assert f"kerasreg: skipped hidden .0.png in {pics / 'a'}" in err
+
+
 def test_image_folder_with_train_and_test_folders_keeps_them(tmp_path):
     make_image_folder(tmp_path / "pics" / "train", per_class=4, seed=1)
     make_image_folder(tmp_path / "pics" / "test", per_class=2, seed=2)

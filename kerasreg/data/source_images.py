@@ -10,6 +10,7 @@ chunk.
 """
 
 import os
+import sys
 
 import numpy as np
 
@@ -72,12 +73,21 @@ def _split_folders(root):
     return {"all": root}
 
 
+def _skip_hidden(entries, folder):
+    """`entries` without hidden ones (`.ipynb_checkpoints`, `.DS_Store`), which are said on stderr, not imported."""
+    entries = sorted(entries, key=lambda e: e.name)
+    hidden = [e.name for e in entries if e.name.startswith(".")]
+    if hidden:
+        print(f"kerasreg: skipped hidden {', '.join(hidden)} in {folder}", file=sys.stderr, flush=True)
+    return [e for e in entries if not e.name.startswith(".")]
+
+
 def _class_files(folder):
     per_class = {}
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+    for entry in _skip_hidden(os.scandir(folder), folder):
         if not entry.is_dir():
             continue
-        names = sorted(f.name for f in os.scandir(entry.path)
+        names = sorted(f.name for f in _skip_hidden(os.scandir(entry.path), entry.path)
                        if f.is_file() and f.name.lower().endswith(IMAGE_EXTENSIONS))
         if not names:
             raise ValueError(
