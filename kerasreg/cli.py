@@ -298,7 +298,8 @@ def make_parser():
     add_model_flags(p)
     p.add_argument("--dataset", default=None, help="dataset name (default mnist1d)")
     p.add_argument("--data-dir", default=None, help="TFDS data directory (default $KERASREG_DATA_DIR or ~/tensorflow_datasets)")
-    p.add_argument("--validation-split", type=float, default=None, help=f"fraction of train held out (default {VALIDATION_SPLIT})")
+    p.add_argument("--validation-split", type=float, default=None,
+                   help=f"fraction of train held out (default {VALIDATION_SPLIT})")
     p.add_argument("--epochs", type=int, default=None, help=f"default {defaults.EPOCHS}")
     p.add_argument("--patience", type=int, default=None,
                    help="stop once validation loss has not improved for this many epochs (watched from epoch "

@@ -94,7 +94,8 @@ def test_a_bad_target_is_refused():
         kerasreg.move_dropout(_drop_before_bn("sequential"), to="tail")
 
 
-@pytest.mark.parametrize("model, received", [("model", "model='model' of type str"), (None, "model=None of type NoneType")])
+@pytest.mark.parametrize("model, received", [("model", "model='model' of type str"),
+                                             (None, "model=None of type NoneType")])
 def test_something_that_is_not_a_model_is_refused_naming_the_argument(model, received):
     for call in (kerasreg.move_dropout, kerasreg.find_structure):
         with pytest.raises(ValueError, match=rf"argument `model`. Expected a keras.Model .* Received: {received}"):

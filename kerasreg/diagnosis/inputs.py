@@ -129,8 +129,8 @@ def resolve_data(data, *, test=False, manifest=None, data_dir=None):
         recorded = (manifest or {}).get("dataset") or {}
         kwargs = {}
         if recorded.get("name") == data:
-            kwargs = {"validation_split": recorded.get("validation_split", VALIDATION_SPLIT), "seed": recorded.get("split_seed", 0),
-                      "standardize": bool(recorded.get("standardize"))}
+            kwargs = {"validation_split": recorded.get("validation_split", VALIDATION_SPLIT),
+                      "seed": recorded.get("split_seed", 0), "standardize": bool(recorded.get("standardize"))}
         data = load_dataset(data, data_dir=data_dir, **kwargs)
     if hasattr(data, "as_numpy"):
         return Splits(data.name, data.as_numpy("train"), data.as_numpy("val"),

@@ -50,7 +50,7 @@ CHECKPOINT_OPS = frozenset({
 
 
 class UnsafeSavedModelError(ExportIntegrityError):
-    """An export's SavedModel holds an op outside the inference allow-list (it could run file, network or process ops)."""
+    """An export's SavedModel holds an op outside the inference allow-list (a file, network or process op, say)."""
 
 
 def _called_functions(node_defs):

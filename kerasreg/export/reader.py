@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerasreg.export.graph_ops import check_saved_model
 from kerasreg.export.layout import (
     HISTORY,
     INPUT_NAME,
@@ -28,7 +29,6 @@ from kerasreg.export.layout import (
     sha256,
     walk_export,
 )
-from kerasreg.export.graph_ops import check_saved_model
 from kerasreg.models import factory as _factory  # noqa: F401  (registers kerasreg's Keras classes for load_model)
 from kerasreg.training import read_history
 
