@@ -144,7 +144,7 @@ def test_placement_study_writes_report_and_shows_plots(tmp_path, data_dir):
     for label in ("mlp / none", "mlp / bn_act_drop / standard 0.2", "mlp / head_dropout / standard 0.2"):
         assert label in markdown
     # The notebook displayed the ranking and the findings.
-    assert "## Ranking" in text and "## Findings" in text and "Best test accuracy" in text
+    assert "## Ranking" in text and "## Findings" in text and "against none" in text
     exports = sorted(p.parent.name for p in report.parent.glob("runs/*/manifest.json"))
     assert len(exports) == 6
     # The report's PNGs and the gap-curve figure were shown inline.

@@ -39,11 +39,15 @@ def test_report_states_the_answer_first_then_ranking_findings_figures_and_runs(s
     assert sections == ["## Answer", "## Ranking", "## Findings", "## Figures", "## Per-run results"]
     answer = markdown.split("## Answer", 1)[1].split("## Ranking", 1)[0]
     best = report.summaries[0]
-    assert f"best is **{best.config['placement']}" in answer
-    assert "Holm p =" in answer and "Takeaway (mlp):" in answer
+    assert f"a description, not a test: **{best.label}**" in answer
     items = answer.strip().splitlines()
     assert items[:len(report.answer)] == [f"- {line}" for line in report.answer]
-    assert items[len(report.answer)] == f"- {report.headline[0]}", "the short answer, then each architecture's best"
+    family = items[len(report.answer)]
+    assert family == f"- {report.headline[0]}", "the short answer, then the family before its results"
+    assert family.startswith("- Contrasts fixed before any run") and "mlp bn_before_act vs bn_act_drop" in family
+    findings = markdown.split("## Findings", 1)[1].split("## Figures", 1)[0]
+    assert findings.strip().startswith("- mlp, test accuracy, against bn_before_act: ")
+    assert (out / "answer.json").exists() and str(out / "answer.json") in map(str, report.files)
     html = (out / "report.html").read_text()
     positions = [html.index(f"<h2>{name}</h2>") for name in ("Answer", "Ranking", "Findings", "Figures",
                                                                 "Per-run results")]
@@ -162,7 +166,7 @@ def test_html_report_renders_in_chromium(study, browser):
     assert first == "Answer"
     answer_bottom = browser.execute_script("return document.getElementById('answer').getBoundingClientRect().bottom;")
     assert answer_bottom < browser.execute_script("return window.innerHeight;"), "the answer is on the first screen"
-    assert report.headline[0].split("**")[1] in browser.find_element("id", "answer").text
+    assert report.headline[-1].split("**")[1] in browser.find_element("id", "answer").text
     errors = [entry for entry in browser.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
     assert errors == []
     height = browser.execute_script("return document.documentElement.scrollHeight;")
@@ -177,27 +181,23 @@ def test_html_report_renders_in_chromium(study, browser):
 def _rows(accuracies):
     """Rows of one architecture: {placement: [accuracy per seed]}, with the seeds' shared offsets."""
     return [{"run": f"{placement}-{seed}", "architecture": "mlp", "placement": placement,
-             "dropout": "standard" if placement != "none" else "none",
-             "dropout_rate": 0.2 if placement != "none" else 0.0, "norm": "batch", "seed": seed,
-             "test_accuracy": value, "clean_gap": 0.1 + 0.01 * seed}
+             "dropout": "standard", "dropout_rate": 0.0 if placement == "bn_before_act" else 0.2, "norm": "batch",
+             "seed": seed, "test_accuracy": value, "clean_gap": 0.1 + 0.01 * seed}
             for placement, values in accuracies.items() for seed, value in enumerate(values)]
 
 
-def test_headline_says_use_the_best_when_paired_tests_separate_it_from_every_other():
+def test_findings_compare_every_configuration_with_the_fixed_reference_not_the_best():
     offsets = [0.0, 0.03, -0.02, 0.01, 0.04]  # shared by seed: pairing removes them
     rows = _rows({"ic": [0.70 + o + 0.001 * i for i, o in enumerate(offsets)],
-                  "dropout": [0.64 + o for o in offsets], "none": [0.60 + o - 0.001 * i for i, o in enumerate(offsets)]})
-    first, takeaway = report.headline(report.summarize(rows), rows)
-    assert first.startswith("**mlp**: best is **ic / standard 0.2**")
-    assert "runner-up, dropout / standard 0.2: +6." in first and "distinguishable with 5 seeds" in first
-    assert takeaway == "Takeaway (mlp): use ic / standard 0.2; it beats every other configuration measured, beyond seed noise."
-
-
-def test_headline_says_the_ranking_is_not_evidence_when_seeds_disagree():
-    rows = _rows({"ic": [0.70, 0.60, 0.71, 0.59], "dropout": [0.61, 0.69, 0.60, 0.68]})
-    first, takeaway = report.headline(report.summarize(rows), rows)
-    assert "not distinguishable with 4 seeds" in first
-    assert "the ranking alone is not evidence" in takeaway
+                  "bn_before_act": [0.64 + o for o in offsets],
+                  "dropout": [0.64 + o - 0.001 * i for i, o in enumerate(offsets)]})
+    config = kerasreg.StudyConfig(placements=["bn_before_act", "ic", "dropout"], seeds=list(range(5)))
+    analysis = report.analyse(report.summarize(rows), rows, config.contrast_arms())
+    assert analysis.headline[-1].startswith("Best test accuracy (mlp), a description, not a test: **mlp / ic")
+    first = analysis.findings[0]
+    assert first.startswith("mlp, test accuracy, against bn_before_act: separated: ic / standard 0.2 (+6.")
+    assert "level within ±1.0 points: dropout / standard 0.2 (-0.2 points, 97.5% CI" in first
+    assert "clean gap, against bn_before_act" in " ".join(analysis.findings)
 
 
 def test_report_numbers_are_the_trained_models_and_each_savedmodel_was_checked_against_them(study):

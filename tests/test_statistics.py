@@ -1,9 +1,8 @@
-"""Paired statistics: the design is paired by seed, and the tests give known answers on constructed data."""
+"""Paired statistics against a fixed reference: paired by seed, each decision read off its interval."""
 
 import numpy as np
 import pytest
 from scipy import stats
-from statsmodels.stats.power import TTestPower
 
 import kerasreg
 from kerasreg.analysis import statistics
@@ -37,19 +36,19 @@ def test_configurations_of_one_seed_share_split_and_data_order():
 def test_pairing_separates_a_small_consistent_difference_that_seed_noise_hides():
     rng = np.random.default_rng(0)
     seed_effect = rng.normal(0, 0.03, size=5)  # split-to-split variation shared by both configurations
-    best = 0.70 + seed_effect + rng.normal(0, 0.001, size=5)
-    other = best - 0.01 + rng.normal(0, 0.001, size=5)
-    (c,) = statistics.paired_comparisons(_rows({"ic": list(best), "none": list(other)}))
-    assert (c.group, c.best, c.other, c.n_pairs, c.test) == ("mlp", "ic / standard 0.2", "none / standard 0.2", 5,
-                                                              "paired t-test")
-    assert c.mean_difference == pytest.approx(np.mean(best - other))
-    assert c.ci_low < 0.01 < c.ci_high and c.ci_low > 0
-    assert c.p_value == pytest.approx(stats.ttest_rel(best, other).pvalue)
-    assert c.distinguishable
-    assert stats.ttest_ind(best, other, equal_var=False).pvalue > 0.05, "an unpaired test would miss it"
+    reference = 0.70 + seed_effect + rng.normal(0, 0.001, size=5)
+    other = reference + 0.01 + rng.normal(0, 0.001, size=5)
+    (c,) = statistics.paired_comparisons(_rows({"none": list(reference), "ic": list(other)}),
+                                         reference="none / standard 0.2")
+    assert (c.group, c.reference, c.other, c.n_pairs) == ("mlp", "none / standard 0.2", "ic / standard 0.2", 5)
+    assert c.mean_difference == pytest.approx(np.mean(other - reference))
+    assert 0 < c.ci_low < 0.01 < c.ci_high
+    assert c.p_value == pytest.approx(stats.ttest_rel(other, reference).pvalue)
+    assert c.distinguishable and c.confidence == 0.95
+    assert stats.ttest_ind(other, reference, equal_var=False).pvalue > 0.05, "an unpaired test would miss it"
 
 
-def test_holm_adjusts_over_every_comparison_of_every_metric_and_group():
+def test_every_interval_is_at_the_bonferroni_level_of_the_whole_family_and_makes_the_decision():
     rng = np.random.default_rng(1)
     mlp = {"a": list(0.8 + rng.normal(0, 0.01, 4)), "b": list(0.78 + rng.normal(0, 0.01, 4)),
            "c": list(0.75 + rng.normal(0, 0.01, 4))}
@@ -57,115 +56,88 @@ def test_holm_adjusts_over_every_comparison_of_every_metric_and_group():
     rows = _rows(mlp) + _rows(resnet, architecture="resnet_small")
     for row in rows:
         row["clean_gap"] = rng.normal(0.05, 0.02)
-    comparisons = statistics.paired_comparisons(rows, ("test_accuracy", "clean_gap"))
+    comparisons = statistics.paired_comparisons(rows, ("test_accuracy", "clean_gap"), reference="a / standard 0.2")
     assert len(comparisons) == 6  # (2 + 1) per metric
-    raw = np.array([c.p_value for c in comparisons])
-    order = np.argsort(raw)
-    expected = np.empty_like(raw)
-    expected[order] = np.minimum(1, np.maximum.accumulate(raw[order] * (len(raw) - np.arange(len(raw)))))
-    np.testing.assert_allclose([c.p_holm for c in comparisons], expected)
-    assert all(c.distinguishable == (c.p_holm < 0.05) for c in comparisons)
+    assert {c.confidence for c in comparisons} == {1 - 0.05 / 6}
+    for c in comparisons:
+        values = mlp if c.group == "mlp" else resnet
+        if c.metric == "test_accuracy":
+            d = np.array(values[c.other[0]]) - np.array(values["a"])
+            low, high = stats.ttest_1samp(d, 0).confidence_interval(1 - 0.05 / 6)
+            assert (c.ci_low, c.ci_high) == (pytest.approx(low), pytest.approx(high))
+        assert c.distinguishable == (c.ci_low > 0 or c.ci_high < 0) == (c.p_adjusted < 0.05)
+        assert c.p_adjusted == pytest.approx(min(1, 6 * c.p_value))
+    assert any(c.distinguishable for c in comparisons) and not all(c.distinguishable for c in comparisons)
 
 
-def test_lower_is_better_metrics_pick_the_smallest_as_best():
-    (c,) = statistics.paired_comparisons(_rows({"ic": [0.02, 0.03, 0.025], "none": [0.2, 0.25, 0.22]},
-                                               metric="clean_gap"), "clean_gap")
-    assert c.best.startswith("ic") and c.mean_difference < 0
-
-
-def test_noise_is_called_not_distinguishable_with_an_estimate_of_the_seeds_needed():
+def test_noise_is_not_separated_and_says_how_many_seeds_would_decide_it():
     rng = np.random.default_rng(2)
-    best = 0.66 + rng.normal(0, 0.01, 5)
-    other = best - 0.003 + rng.normal(0, 0.008, 5)
-    (c,) = statistics.paired_comparisons(_rows({"ic": list(best), "none": list(other)}))
-    assert not c.distinguishable
-    d = best - other
-    effect = abs(d.mean()) / d.std(ddof=1)
-    power = TTestPower()
-    assert c.seeds_needed > 5
-    assert power.power(effect, c.seeds_needed, 0.05) >= 0.8 > power.power(effect, c.seeds_needed - 1, 0.05)
+    reference = 0.66 + rng.normal(0, 0.01, 5)
+    other = reference + 0.003 + rng.normal(0, 0.008, 5)
+    (c,) = statistics.paired_comparisons(_rows({"ic": list(reference), "none": list(other)}),
+                                         reference="ic / standard 0.2")
+    assert c.decision == "not separated" and not c.level
+    d = other - reference
+    half = [stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / np.sqrt(n) for n in (c.seeds_needed - 1, c.seeds_needed)]
+    assert c.seeds_needed > 5 and half[1] < abs(d.mean()) <= half[0]
     sentence = statistics.describe_comparison(c)
-    assert "not distinguishable with 5 seeds" in sentence and f"about {c.seeds_needed} seeds" in sentence
+    assert "not separated with 5 seeds" in sentence and f"about {c.seeds_needed} seeds would decide it" in sentence
     (line,) = statistics.comparison_findings([c])
-    assert "not distinguishable from it with 5 seeds" in line and "separated" not in line
+    assert "not separated with 5 seeds: none / standard 0.2" in line and "separated:" not in line
 
 
-def test_a_large_difference_is_reported_as_separated_with_its_interval():
-    comparisons = statistics.paired_comparisons(_rows({"uout": [0.98, 0.985, 0.99],
-                                                       "drop_before_bn": [0.90, 0.91, 0.93]},
-                                                      architecture="resnet_small"))
-    (line,) = statistics.comparison_findings(comparisons)
-    assert line.startswith("resnet_small, test accuracy: best uout")
-    assert "separated from it" in line and "drop_before_bn" in line and "+7.2 points" in line  # mean of 0.08, 0.075, 0.06
-
-
-def test_wilcoxon_is_available_and_named():
-    rows = _rows({"a": [0.9 + 0.01 * i for i in range(8)], "b": [0.85 + 0.011 * i for i in range(8)]})
-    (c,) = statistics.paired_comparisons(rows, test="wilcoxon")
-    assert c.test == "Wilcoxon signed-rank test"
-    assert c.p_value == pytest.approx(stats.wilcoxon([0.05 - 0.001 * i for i in range(8)]).pvalue)
+def test_level_needs_the_whole_interval_inside_the_margin():
+    base = [0.98, 0.97, 0.985, 0.975, 0.99]
+    rows = _rows({"ref": base, "close": [v + 0.001 * (-1) ** i for i, v in enumerate(base)],
+                  "behind": [v - 0.02 + 0.002 * (-1) ** i for i, v in enumerate(base)],
+                  "vague": [v + 0.004 + 0.012 * (-1) ** i for i, v in enumerate(base)]})
+    found = {c.other.split(" ")[0]: c for c in
+             statistics.paired_comparisons(rows, reference="ref / standard 0.2", margin=0.01)}
+    assert found["close"].decision == "level" and -0.01 < found["close"].ci_low < found["close"].ci_high < 0.01
+    assert found["behind"].decision == "separated", "a 2-point deficit is never level"
+    assert found["vague"].decision == "not separated" and found["vague"].ci_high > 0.01
+    assert "level within ±1.0 points (5 seeds)" in statistics.describe_comparison(found["close"])
+    without = statistics.paired_comparisons(rows, reference="ref / standard 0.2")
+    assert not any(c.level for c in without), "no margin, no level"
 
 
 def test_one_seed_is_not_testable():
-    (c,) = statistics.paired_comparisons(_rows({"a": [0.9], "b": [0.8]}))
-    assert c.n_pairs == 1 and not c.distinguishable and c.test == "none" and c.seeds_needed is None
+    (c,) = statistics.paired_comparisons(_rows({"a": [0.9], "b": [0.8]}), reference="a / standard 0.2")
+    assert c.n_pairs == 1 and c.decision == "not testable" and c.seeds_needed is None
     assert "not testable" in statistics.describe_comparison(c)
 
 
 def test_only_seeds_both_configurations_completed_are_paired():
     rows = _rows({"a": [0.9, 0.91, 0.92], "b": [0.8, 0.81]})
-    (c,) = statistics.paired_comparisons(rows)
+    (c,) = statistics.paired_comparisons(rows, reference="a / standard 0.2")
     assert c.n_pairs == 2
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"test": "welch"}, "test"),
     ({"alpha": 1.5}, "alpha"),
-    ({"metric": "mystery"}, "higher_is_better"),
+    ({"reference": "c / standard 0.2"}, r"reference 'c / standard 0.2' has no measured run in group 'mlp'\. "
+                                        r"Configurations there: a / standard 0.2, b / standard 0.2"),
 ])
 def test_bad_arguments_are_rejected_by_name(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        statistics.paired_comparisons(_rows({"a": [0.9, 0.91], "b": [0.8, 0.81]}), **kwargs)
+        statistics.paired_comparisons(_rows({"a": [0.9, 0.91], "b": [0.8, 0.81]}),
+                                      **{"reference": "a / standard 0.2", **kwargs})
 
 
 def test_two_runs_of_one_configuration_with_one_seed_are_rejected():
     rows = _rows({"a": [0.9, 0.91], "b": [0.8, 0.81]})
     with pytest.raises(ValueError, match="share seed 0"):
-        statistics.paired_comparisons(rows + rows[:1])
+        statistics.paired_comparisons(rows + rows[:1], reference="a / standard 0.2")
 
 
-def test_report_findings_use_the_paired_tests_per_architecture():
-    from kerasreg.analysis import report
-
-    mlp = _rows({"bn_before_act": [0.66, 0.65, 0.67], "bn_act_drop": [0.655, 0.652, 0.668]})
-    deep = _rows({"uout": [0.98, 0.985, 0.99], "drop_before_bn": [0.90, 0.91, 0.93]}, architecture="resnet_small")
-    rows = [{**row, "clean_gap": 0.05, "reported_gap": 0.04, "variance_shift_max": None, "train_time": 1.0}
-            for row in mlp + deep]
-    lines = report.findings(report.summarize(rows), rows)
-    text = "\n".join(lines)
-    assert "Best test accuracy (mlp)" in text and "Best test accuracy (resnet_small)" in text
-    assert "not distinguishable from it with 3 seeds: bn_act_drop" in text
-    assert "separated from it (paired, Holm-corrected): drop_before_bn" in text
-    assert any(line.startswith("Does BatchNorm reduce the need for dropout (mlp)?") for line in lines)
-
-
-def test_report_findings_quote_the_reestimation_gain_paired_by_seed():
-    from kerasreg.analysis import report
-
-    rows = _rows({"drop_before_bn": [0.90, 0.91, 0.92], "uout": [0.98, 0.985, 0.99]}, architecture="resnet_small")
-    for row in rows:
-        gain = 0.05 if row["placement"] == "drop_before_bn" else 0.0
-        row.update(test_accuracy_reestimated=row["test_accuracy"] + gain + 0.002 * row["seed"], clean_gap=0.05,
-                   reported_gap=0.04, variance_shift_max=None, train_time=1.0)
-    text = "\n".join(report.findings(report.summarize(rows), rows))
-    assert "resnet_small / drop_before_bn / standard 0.2 +5.2 points" in text
-    assert "resnet_small / uout / standard 0.2 +0.2 points" in text
-
-
-def test_identical_differences_use_a_sign_test_that_needs_enough_seeds():
-    (two,) = statistics.paired_comparisons(_rows({"a": [0.96, 0.962], "b": [0.953, 0.955]}))
-    assert two.test.startswith("sign test") and two.p_value == pytest.approx(0.5) and not two.distinguishable
-    assert two.seeds_needed == 6  # 2 / 2**6 < 0.05 <= 2 / 2**5
+def test_identical_differences_use_the_sign_tests_interval():
+    (two,) = statistics.paired_comparisons(_rows({"a": [0.953, 0.955], "b": [0.96, 0.962]}),
+                                           reference="a / standard 0.2")
+    assert (two.ci_low, two.ci_high) == (-np.inf, np.inf) and two.decision == "not separated"
+    assert two.seeds_needed == 6  # 2 / 2**6 <= 0.05 < 2 / 2**5
+    assert "unbounded" in statistics.describe_comparison(two)
     seven = [0.9 + 0.01 * i for i in range(7)]
-    (c,) = statistics.paired_comparisons(_rows({"a": [v + 0.007 for v in seven], "b": seven}))  # float noise
+    (c,) = statistics.paired_comparisons(_rows({"a": seven, "b": [v + 0.007 for v in seven]}),
+                                         reference="a / standard 0.2")  # float noise
     assert c.p_value == pytest.approx(2 / 2 ** 7) and c.distinguishable
+    assert c.ci_low == pytest.approx(0.007) and c.ci_high == pytest.approx(0.007)

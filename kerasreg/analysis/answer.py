@@ -1,13 +1,16 @@
 """The study's answer in a few short lines: where Dropout and BatchNorm should go, per architecture.
 
-Read from the report's Holm family (per architecture, the best configuration
-against every other one, paired by seed; `report.paired_family`): what
-costs test accuracy beyond seed noise and by how much, what is level with
-the best, and what to do. The rule of what to do follows the placements'
-structure: dropout that feeds a normalisation layer in every block shifts
-the variance BatchNorm learns (Li et al., "Understanding the Disharmony
-between Dropout and Batch Normalization by Variance Shift", CVPR 2019);
-dropout after the last BatchNorm, or variance-stable Uout, does not.
+Read from each arm's fixed contrasts (`kerasreg.analysis.contrasts`): the
+reference (BatchNorm alone unless the study file names another) against
+every other configuration, paired by seed, each decision read off an
+interval at the arm's Bonferroni level. A line names what is level with the
+reference (inside the equivalence margin), what is separated from it and by
+how much, what neither test decided, and what to do. The rule of what to do
+follows the placements' structure: dropout that feeds a normalisation layer
+in every block shifts the variance BatchNorm learns (Li et al.,
+"Understanding the Disharmony between Dropout and Batch Normalization by
+Variance Shift", CVPR 2019); dropout after the last BatchNorm, or
+variance-stable Uout, does not.
 """
 
 import math
@@ -32,24 +35,28 @@ def dropout_feeds_norm(config):
     >>> dropout_feeds_norm({"placement": "head_dropout", "dropout": "standard", "dropout_rate": 0.5})
     False
     """
-    placement = _placement(config)
+    placement = get_placement(config["placement"])
     return (trains_with_dropout(config) and placement.uses_norm and "drop" in placement.block
             and "uout" not in (config.get("dropout"), placement.dropout_kind))
-
-
-def _placement(config):
-    return get_placement(config["placement"])
 
 
 def _points(value):
     return f"{100 * value:+.1f}" if math.isfinite(value) else "n/a"
 
 
-def _fit(head, items, tail=""):
-    """`head` + as many comma-separated `items` as fit in `WIDTH`, then `+N more`."""
+def _fit(head, groups, tail=""):
+    """`head` + as many items of `groups` as fit in `WIDTH`, then `+N more`.
+
+    `groups` is a list of `(prefix, items)`: items are comma-separated within a
+    group, groups by "; ", each led by its prefix.
+    """
+    items = [(i == 0, prefix, item) for prefix, members in groups for i, item in enumerate(members)]
     for shown in range(len(items), 0, -1):
+        text = head
+        for k, (first, prefix, item) in enumerate(items[:shown]):
+            text += ("; " if first and k else ", " if k else "") + (prefix if first else "") + item
         rest = len(items) - shown
-        text = head + ", ".join(items[:shown]) + (f", +{rest} more" if rest else "") + tail
+        text += (f", +{rest} more" if rest else "") + tail
         if len(text) <= WIDTH or shown == 1:
             return text[:WIDTH]
     return (head + tail)[:WIDTH]
@@ -62,64 +69,85 @@ def _names(members):
                       else statistics.default_label(s.config)) for s in members}
 
 
-def _advice(best, behind, configs, n_seeds):
-    costly = [configs[c.other] for c in behind]
+def _advice(reference, worse, better, decided, configs, names):
     parts = []
-    if any(dropout_feeds_norm(c) for c in costly) and not dropout_feeds_norm(best.config):
-        parts.append("keep dropout off BatchNorm's input (dropout after the last BN, or uout)")
-    if any(not trains_with_dropout(c) for c in costly) and trains_with_dropout(best.config):
-        parts.append("use dropout; where it sits matters less than having it")
+    if any(dropout_feeds_norm(configs[c.other]) for c in worse) and not dropout_feeds_norm(reference):
+        # The alternatives this arm measured: dropout that does not feed BatchNorm and is not behind the reference.
+        kept = [names[c.other] for c in decided if c not in worse and trains_with_dropout(configs[c.other])
+                and not dropout_feeds_norm(configs[c.other])]
+        behind = names[statistics.default_label(reference)]
+        parts.append("keep dropout off BatchNorm's input" + (
+            f"; {', '.join(kept)} {'is' if len(kept) == 1 else 'are'} not behind {behind} beyond noise" if kept
+            else ""))
+    if any(trains_with_dropout(configs[c.other]) for c in better) and not trains_with_dropout(reference):
+        parts.append("use dropout here; BatchNorm alone does not replace it")
     if parts:
         return "; ".join(parts) + "."
-    if behind:
-        return "use the best or a placement level with it."
-    return f"no placement is separated from the best with {plural(n_seeds, 'seed')}; run more seeds."
+    if worse or better:
+        return "prefer the reference or a configuration level with it."
+    seeds = max((c.n_pairs for c in decided), default=0)
+    return f"nothing is separated from the reference with {plural(seeds, 'seed')}; run more seeds."
 
 
-def _architecture_lines(arch, best, members, comparisons):
+def _architecture_lines(arch, members, decided):
     names = _names(members)
     configs = {statistics.default_label(s.config): s.config for s in members}
-    n_seeds = best.stat("test_accuracy")[2]
-    behind = sorted((c for c in comparisons if c.distinguishable and c.mean_difference > 0),
-                    key=lambda c: -c.mean_difference)
-    level = [c for c in comparisons if not c.distinguishable and c.n_pairs >= 2]
-    first = f"{arch}: best {names[statistics.default_label(best.config)]} {best.stat('test_accuracy')[0]:.2%}"
-    first = _fit(first + "; level with it: ", [names[c.other] for c in level], ".") if level else first + "."
-    if behind:
-        costs = _fit(f"{arch}: worse beyond noise, points (95% CI): ",
-                     [f"{names[c.other]} {_points(-c.mean_difference)} ({_points(-c.ci_high)}, "
-                      f"{_points(-c.ci_low)})" for c in behind], ".")
+    reference = decided[0].reference
+    summary = next(s for s in members if statistics.default_label(s.config) == reference)
+    best = max(members, key=lambda s: s.stat("test_accuracy")[0])
+    separated = sorted((c for c in decided if c.distinguishable), key=lambda c: c.mean_difference)
+    level = [names[c.other] for c in decided if c.level]
+    open_ = [f"{names[c.other]} {_points(c.mean_difference)}" for c in decided
+             if c.decision == statistics.NOT_SEPARATED]
+    mean, _, n = summary.stat("test_accuracy")
+    against = f"{names[reference]} {mean:.2%} ({plural(n, 'seed')}): "
+    if statistics.default_label(best.config) == reference:
+        head = f"{arch}: best is the reference, {against}"
     else:
-        costs = f"{arch}: nothing measured is behind the best beyond seed noise ({plural(n_seeds, 'seed')})."
-    return [first, costs, f"{arch}: {_advice(best, behind, configs, n_seeds)}"]
+        head = (f"{arch}: best {names[statistics.default_label(best.config)]} {best.stat('test_accuracy')[0]:.2%}; "
+                f"against {against}")
+    margin = statistics.format_difference("test_accuracy", decided[0].margin).lstrip("+")
+    groups = [(f"level (within ±{margin}): ", level), ("not separated: ", open_)]
+    first = _fit(head, [g for g in groups if g[1]], ".") if level or open_ else head + "everything is separated."
+    if separated:
+        level_text = statistics.level_text(separated[0].confidence)
+        second = _fit(f"{arch}: separated, points ({level_text} CI): ", [("", [
+            f"{names[c.other]} {_points(c.mean_difference)} ({_points(c.ci_low)}, {_points(c.ci_high)})"
+            for c in separated])], ".")
+    else:
+        seeds = max(c.n_pairs for c in decided)
+        second = f"{arch}: nothing is separated from {names[reference]} beyond seed noise ({plural(seeds, 'seed')})."
+    worse = [c for c in separated if c.mean_difference < 0]
+    better = [c for c in separated if c.mean_difference > 0]
+    return [first, second, f"{arch}: {_advice(configs[reference], worse, better, decided, configs, names)}"]
 
 
-def answer(bests, members_by_architecture, family, *, dataset=""):
+def answer(members_by_architecture, decided, *, dataset=""):
     """At most `MAX_LINES - 1` lines of at most `WIDTH` characters answering the study's question.
 
     Args:
-        bests: dict architecture -> its best `ConfigSummary`.
         members_by_architecture: dict architecture -> its `ConfigSummary` list.
-        family: the report's Holm-corrected `PairedComparison`s (best vs every other).
+        decided: the test-accuracy `PairedComparison`s of the arms' fixed contrasts
+            (`kerasreg.analysis.contrasts.decide_arm`).
         dataset: str. Named in the first line. Defaults to `""`.
 
     Example:
 
-    >>> answer({}, {}, [])
+    >>> answer({}, [])
     ['Where should Dropout and BatchNorm go? No completed runs to answer it.']
     """
-    if not bests:
+    by_arch = {}
+    for c in decided:
+        by_arch.setdefault(c.group, []).append(c)
+    shown = [arch for arch in members_by_architecture if str(arch) in by_arch]
+    if not shown:
         return [f"{QUESTION} No completed runs to answer it."]
-    seeds = max(best.stat("test_accuracy")[2] for best in bests.values())
     on = f" {dataset}," if dataset else ""
-    lines = [f"{QUESTION}{on} {plural(seeds, 'seed')}, paired by seed, Holm-corrected:"]
+    lines = [f"{QUESTION}{on} paired by seed, each claim's family-wise error at most {statistics.ALPHA:.0%}:"]
     room = MAX_LINES - 2  # the question above, the report's path below
-    shown = list(bests.items())
-    if 3 * len(shown) > room:
-        shown = shown[:(room - 1) // 3]  # one line left to say what is not shown
-    for arch, best in shown:
-        comparisons = [c for c in family if c.group == str(arch) and c.metric == "test_accuracy"]
-        lines += _architecture_lines(arch, best, members_by_architecture[arch], comparisons)
-    if len(shown) < len(bests):
-        lines.append(f"{plural(len(bests) - len(shown), 'more architecture')} in the report.")
+    listed = shown if 3 * len(shown) <= room else shown[:(room - 1) // 3]  # one line says what is not shown
+    for arch in listed:
+        lines += _architecture_lines(arch, members_by_architecture[arch], by_arch[str(arch)])
+    if len(listed) < len(shown):
+        lines.append(f"{plural(len(shown) - len(listed), 'more architecture')} in the report.")
     return lines

@@ -6,7 +6,7 @@ dropout kind and rate, norm). For each, `report.md` and `report.html` show
 mean and 95% confidence interval (Student's t over seeds) of test
 accuracy, clean gap, reported gap, BatchNorm variance-shift ratio (Li et
 al., CVPR 2019) and training time, ranked by mean test accuracy. Findings
-compare configurations paired by seed with Holm's correction
+compare each arm's fixed contrasts paired by seed, at the Bonferroni level
 (`kerasreg.analysis.statistics`), so that differences within seed noise are
 called so.
 """
@@ -23,11 +23,10 @@ from scipy import stats
 
 from kerasreg._files import write_atomic
 from kerasreg._text import plural
-from kerasreg.analysis import answer, compare, hparams, plots, statistics
+from kerasreg.analysis import answer, compare, contrasts, hparams, plots, statistics
 from kerasreg.analysis import report_render as render
 from kerasreg.analysis.plots import CONFIG_KEYS
 from kerasreg.export import MANIFEST
-from kerasreg.models import placements
 
 METRICS = {
     # key: (label, format, higher is better)
@@ -41,6 +40,7 @@ METRICS = {
     "train_time": ("train time (s)", "{:.1f}", False),
 }
 ALPHA = 0.05
+ANSWER = "answer.json"
 
 
 @dataclasses.dataclass
@@ -69,16 +69,9 @@ def _label(row):
     text = f"{row['architecture']} / {placement}"
     if rate:
         text += f" / {dropout} {rate:g}"
-    if norm not in ("batch", None) and _has_norm_layer_slot(placement):
+    if norm not in ("batch", None) and statistics.has_norm_layer_slot(placement):
         text += f" / norm={norm}"
     return text
-
-
-def _has_norm_layer_slot(placement):
-    try:
-        return placements.get_placement(placement).uses_norm
-    except ValueError:  # registered in another process: show the norm to be safe
-        return True
 
 
 def summarize(rows):
@@ -113,104 +106,109 @@ def _cell(summary, metric):
     return text
 
 
-def _per_seed(rows, architecture, placement, metric):
-    """{seed: value} of one placement; None when several configurations (e.g. rates) share it."""
-    picked = [r for r in rows if r.get("architecture") == architecture and r.get("placement") == placement
-              and isinstance(r.get(metric), (int, float))]
-    values = {r.get("seed"): r[metric] for r in picked}
-    return values if len(values) == len(picked) else None
-
-
 def format_gain(c):
-    """`"+5.8 points (95% CI ..., distinguishable)"` for a re-estimated vs trained comparison."""
-    verdict = "distinguishable" if c.distinguishable else f"not distinguishable with {c.n_pairs} seeds"
-    interval = (f"95% CI {statistics.format_difference(c.metric, c.ci_low)} to "
-                f"{statistics.format_difference(c.metric, c.ci_high)}, " if c.n_pairs > 1 else "")
+    """`"+5.8 points (99% CI ..., separated)"` for a re-estimated vs trained comparison."""
+    verdict = "separated" if c.distinguishable else f"not separated with {plural(c.n_pairs, 'seed')}"
+    interval = f"{statistics.interval_text(c)}, " if c.n_pairs > 1 else ""
     return f"{statistics.format_difference(c.metric, c.mean_difference)} ({interval}{verdict})"
 
 
-def _remedy_comparisons(measured, rows, n_comparisons):
-    """Per configuration: test accuracy after BN re-estimation vs as trained, paired by seed."""
-    out = []
+def _remedy_comparisons(measured, rows):
+    """Per configuration: test accuracy after BN re-estimation vs as trained, paired by seed; one family."""
+    pairs = []
     for summary in measured:
         picked = [r for r in rows if all(r.get(k) == summary.config[k] for k in CONFIG_KEYS)
                   and isinstance(r.get("test_accuracy_reestimated"), (int, float))
                   and isinstance(r.get("test_accuracy"), (int, float))]
         if picked:
-            after = {r.get("seed"): r["test_accuracy_reestimated"] for r in picked}
-            before = {r.get("seed"): r["test_accuracy"] for r in picked}
-            out.append(statistics.compare_pair(("re-estimated", after), ("trained", before),
-                                               group=summary.label, n_comparisons=n_comparisons + len(measured)))
+            pairs.append((summary.label, {r.get("seed"): r["test_accuracy"] for r in picked},
+                          {r.get("seed"): r["test_accuracy_reestimated"] for r in picked}))
+    return [statistics.compare_pair(("trained", before), ("re-estimated", after), group=label,
+                                    intervals=len(pairs)) for label, before, after in pairs]
+
+
+def _planned_rows(arm, rows):
+    """The rows of the arm's configurations on its planned seeds."""
+    return [r for r in rows if r.get("seed") in arm.seeds
+            and statistics.default_label(r) in arm.labels.get(r.get("architecture"), ())]
+
+
+def _clean_gap_comparisons(arms, rows):
+    """Per arm, the same contrasts on the clean gap (planned seeds), as a family of their own."""
+    out = []
+    for arm in arms:
+        planned = _planned_rows(arm, rows)
+        measured = {r.get("architecture") for r in planned if statistics._finite(r.get("clean_gap"))}
+        references = {arch: ref for arch, ref in arm.references.items() if arch in measured}
+        if references:
+            out += statistics.paired_comparisons([r for r in planned if r.get("architecture") in references],
+                                                 "clean_gap", reference=references)
     return out
 
 
-def paired_family(summaries, rows):
-    """The report's one Holm family, corrected together; returns `(family, questions, remedies)`.
+@dataclasses.dataclass
+class Analysis:
+    """What the report says, computed once: the decided contrasts, the headline, the findings and the answer.
 
-    `family`: per architecture, the best configuration vs every other one (test
-    accuracy and clean gap); `questions`: bn_act_drop vs bn_before_act per
-    architecture; `remedies`: per configuration, test accuracy after BatchNorm
-    re-estimation vs as trained. All paired by seed.
-
-    Example:
-
-    >>> paired_family([], [])
-    ([], [], [])
+    Fields:
+        decided: list of `kerasreg.analysis.contrasts.Decided`, every arm's test-accuracy contrasts.
+        headline: list of str. The family and its rule, the seeds each configuration got, the best.
+        findings: list of str. Every finding sentence.
+        answer: list of str. The short answer (`kerasreg.analysis.answer`).
     """
-    rows = list(rows)
-    family = statistics.paired_comparisons(rows, ("test_accuracy", "clean_gap"))
-    questions = []
-    for arch in sorted({s.config["architecture"] for s in summaries}):
-        plain = _per_seed(rows, arch, "bn_before_act", "test_accuracy")
-        with_drop = _per_seed(rows, arch, "bn_act_drop", "test_accuracy")
-        if plain and with_drop:
-            questions.append(statistics.compare_pair(("bn_act_drop", with_drop), ("bn_before_act", plain),
-                                                     group=arch, n_comparisons=len(family) + 1))
-    remedies = _remedy_comparisons(summaries, rows, n_comparisons=len(family) + len(questions))
-    corrected = statistics.holm(family + questions + remedies)
-    first, second = len(family), len(family) + len(questions)
-    return corrected[:first], corrected[first:second], corrected[second:]
+
+    decided: list
+    headline: list
+    findings: list
+    answer: list
 
 
-def findings(summaries, rows=()):
-    """Sentences about the measured numbers, with paired, Holm-corrected tests (`statistics`).
+def analyse(summaries, rows, arms, *, dataset=""):
+    """Decide every arm's fixed contrasts and word the report's headline, findings and short answer.
 
-    Within each architecture the best configuration is compared with every
-    other one, paired by seed, for test accuracy and clean gap; with the
-    bn_act_drop vs bn_before_act question, these form one Holm family.
+    Args:
+        summaries: `summarize(rows)`.
+        rows: compare rows of the study's runs (`architecture, placement, ..., seed`, metrics).
+        arms: list of `kerasreg.analysis.contrasts.Arm` (`StudyConfig.contrast_arms()`).
+        dataset: str. Named in the answer's first line. Defaults to `""`.
+
+    Returns:
+        `Analysis`.
 
     Example:
 
-    >>> findings([])
-    ['No completed runs to report.']
-    """
-    return _headline_and_findings(summaries, rows)[1]
-
-
-def short_answer(summaries, rows=(), dataset=""):
-    """The study's answer in at most 7 lines under 120 characters (`kerasreg.analysis.answer`).
-
-    Example:
-
-    >>> short_answer([])
+    >>> analyse([], [], []).answer
     ['Where should Dropout and BatchNorm go? No completed runs to answer it.']
     """
-    return _headline_and_findings(summaries, rows, dataset)[2]
+    rows = list(rows)
+    measured = [s for s in summaries if s.stat("test_accuracy")[2]]
+    if not measured:
+        nothing = ["No completed runs to report."]
+        return Analysis([], nothing, nothing, answer.answer({}, []))
+    decided = [d for arm in arms for d in contrasts.decide_arm(arm, rows)]
+    tested = [d.comparison for d in decided]
+    headline = [contrasts.family_text(arms)] if arms else []
+    headline += [contrasts.seeds_text(arm, [d for d in decided if d.arm == arm.name]) for arm in arms]
+    for arch, best in _best_per_architecture(measured).items():
+        headline.append(f"Best test accuracy ({arch}), a description, not a test: **{best.label}** "
+                        f"({_cell(best, 'test_accuracy')}, {plural(best.stat('test_accuracy')[2], 'seed')}).")
+    findings = _findings(measured, tested, _clean_gap_comparisons(arms, rows), _remedy_comparisons(measured, rows))
+    short = answer.answer(plots.by_architecture(measured), tested, dataset=dataset)
+    return Analysis(decided, headline, findings, short)
 
 
-def _findings(measured, family, questions, remedies):
+def _findings(measured, tested, clean, remedies):
     lines = []
-    bests = _best_per_architecture(measured)
-    for arch in sorted(bests):
-        best = bests[arch]
-        lines.append(f"Best test accuracy ({arch}): **{best.label}** ({_cell(best, 'test_accuracy')}).")
-    if all(c.n_pairs < 2 for c in family):
+    if tested and all(c.n_pairs < 2 for c in tested):
         lines.append("With one seed per configuration, no difference can be told apart from noise.")
     else:
-        lines += statistics.comparison_findings(family)
-    for c in questions:
-        lines.append(f"Does BatchNorm reduce the need for dropout ({c.group})? Adding dropout after BatchNorm: "
-                     + statistics.describe_comparison(c))
+        lines += statistics.comparison_findings(tested)
+    for c in tested:
+        if c.reference == "bn_before_act" and c.other.startswith("bn_act_drop"):
+            lines.append(f"Does BatchNorm reduce the need for dropout ({c.group})? Adding dropout after BatchNorm: "
+                         + statistics.describe_comparison(c))
+    if clean:
+        lines += statistics.comparison_findings(clean)
     gains = [c for c in remedies if c.n_pairs]
     if gains:
         lines.append("Re-estimating BatchNorm statistics after training (train split, dropout off) changes test "
@@ -254,67 +252,6 @@ def _run_table(rows):
             ["l" if compare.COLUMNS[c][1] == 0 else "r" for c in columns])
 
 
-def headline(summaries, rows=()):
-    """The answer first: per architecture, the best configuration, whether the paired test separates it
-    from the runner-up and by how much, and a one-line takeaway.
-
-    Uses the findings' Holm family (`paired_family`), so the two never disagree.
-
-    Example:
-
-    >>> headline([])
-    ['No completed runs to report.']
-    """
-    return _headline_and_findings(summaries, rows)[0]
-
-
-def _headline(measured, family):
-    lines = []
-    for arch, best in _best_per_architecture(measured).items():
-        mine = [c for c in family if c.group == str(arch) and c.metric == "test_accuracy"]
-        line = (f"**{arch}**: best is **{statistics.default_label(best.config)}**, test accuracy "
-                f"{_cell(best, 'test_accuracy')} over {plural(best.stat('test_accuracy')[2], 'seed')}.")
-        if not mine:
-            lines.append(line + " Nothing to compare it with.")
-            continue
-        runner_up = min(mine, key=lambda c: (c.mean_difference if math.isfinite(c.mean_difference) else 1.0))
-        line += f" Its lead over the runner-up, {runner_up.other}: " + \
-            statistics.describe_comparison(runner_up).split(": ", 1)[1]
-        separated = [c for c in mine if c.distinguishable]
-        gap = [c for c in family if c.group == str(arch) and c.metric == "clean_gap"]
-        least = f" Smallest clean gap: {gap[0].best}." if gap else ""
-        lines.append(line + least)
-        lines.append(f"Takeaway ({arch}): " + _takeaway(best, runner_up, separated, mine))
-    return lines
-
-
-def _takeaway(best, runner_up, separated, comparisons):
-    name = statistics.default_label(best.config)
-    if len(separated) == len(comparisons):
-        return f"use {name}; it beats every other configuration measured, beyond seed noise."
-    tied = len(comparisons) - len(separated)
-    if separated:
-        return (f"{name} leads, but {plural(tied, 'other configuration')} {'is' if tied == 1 else 'are'} within seed noise of it; "
-                f"{plural(len(separated), 'is', 'are')} behind it beyond seed noise.")
-    if runner_up.n_pairs < 2:
-        return f"{name} ranks first, but with one seed nothing can be told apart from noise; run more seeds."
-    more = f" (about {runner_up.seeds_needed} seeds to separate it from the runner-up)" \
-        if runner_up.seeds_needed else ""
-    return (f"{name} ranks first, but no configuration is distinguishable from it with "
-            f"{runner_up.n_pairs} seeds; the ranking alone is not evidence, run more seeds{more}.")
-
-
-def _headline_and_findings(summaries, rows, dataset=""):
-    """`(headline, findings, short answer)` from one computation of the report's Holm family."""
-    measured = [s for s in summaries if s.stat("test_accuracy")[2]]
-    if not measured:
-        return ["No completed runs to report."], ["No completed runs to report."], answer.answer({}, {}, [])
-    family, questions, remedies = paired_family(measured, rows)
-    short = answer.answer(_best_per_architecture(measured), plots.by_architecture(measured), family,
-                          dataset=dataset)
-    return _headline(measured, family), _findings(measured, family, questions, remedies), short
-
-
 def _best_per_architecture(summaries):
     """architecture -> its configuration with the highest mean test accuracy, architectures in first-seen order."""
     return {arch: max(members, key=lambda s: s.stat("test_accuracy")[0])
@@ -323,7 +260,7 @@ def _best_per_architecture(summaries):
 
 @dataclasses.dataclass
 class StudyReport:
-    """What a study produced: the short answer, headline, ranked summaries, findings, failures and files."""
+    """What a study produced: the short answer, headline, ranked summaries, findings, failures, files and decisions."""
 
     summaries: list
     findings: list
@@ -331,6 +268,7 @@ class StudyReport:
     files: list
     headline: list = dataclasses.field(default_factory=list)
     answer: list = dataclasses.field(default_factory=list)
+    decided: list = dataclasses.field(default_factory=list)
 
     def markdown(self):
         """The report as Markdown (what `report.md` holds)."""
@@ -342,21 +280,22 @@ def _config_text(config):
 
 
 def busy_line(execution):
-    """How busy the workers were, from the first run's start to the last export.
+    """How busy the workers were, from the first run's start to the last export, and how many runs were added.
 
     The floor is the runs' summed worker time divided by the workers: the
     wall time no schedule can beat. Busy is that floor over the wall time.
 
     Example:
 
-    >>> busy_line({"work_seconds": 685.0, "workers": 2, "wall_seconds": 352.0})
-    'Training: 685 s of work on 2 workers, floor 342 s, wall 352 s, 97% busy.'
+    >>> busy_line({"work_seconds": 685.0, "workers": 2, "wall_seconds": 352.0, "added": 10})
+    'Training: 685 s of work on 2 workers, floor 342 s, wall 352 s, 97% busy; 10 runs added for undecided contrasts.'
     """
     work, workers, wall = execution["work_seconds"], execution["workers"], execution["wall_seconds"]
     floor = work / workers
     busy = floor / wall if wall > 0 else 0.0
+    added = f"; {plural(execution['added'], 'run')} added for undecided contrasts" if execution.get("added") else ""
     return (f"Training: {work:.0f} s of work on {plural(workers, 'worker')}, floor {floor:.0f} s, "
-            f"wall {wall:.0f} s, {busy:.0%} busy.")
+            f"wall {wall:.0f} s, {busy:.0%} busy{added}.")
 
 
 def study_time(manifests, workers=None):
@@ -443,27 +382,76 @@ def write_report(out, config, *, failures=None, execution=None):
     """
     out = pathlib.Path(out)
     failures = dict(failures or {})
-    names = {c.run_name() for c in config.runs()}
-    paths = [out / "runs" / name for name in sorted(names) if (out / "runs" / name / MANIFEST).exists()]
-    rows, histories = [], {}
-    if paths:
-        # Test metrics are the workers' one evaluation of each trained model (its SavedModel was
-        # checked against it when exported): reloading every SavedModel here would repeat that work.
-        comparison = compare.compare_exports(paths, sort="test_accuracy", data_dir=config.data_dir, evaluate=False)
-        # The report draws its own per-configuration figures; compare's per-run ones would repeat them.
-        comparison.write(out, plots=False)
-        histories = comparison.histories
-        for row in comparison.rows:
-            manifest = json.loads((pathlib.Path(row["path"]) / MANIFEST).read_text())
-            rows.append({**row, "train_time": (manifest.get("metrics") or {}).get("epoch_time_total")})
-        hparams.write_hparams(out, rows)
+    planned = read_rows(out, config.runs(), config.data_dir)[0]
+    rows, histories = read_rows(out, config.runs() + config.added_runs(planned), config.data_dir, write=True)
     summaries = summarize(rows)
-    head, lines, short = _headline_and_findings(summaries, rows, config.dataset)
+    arms = config.contrast_arms()
+    analysis = analyse(summaries, rows, arms, dataset=config.dataset)
     groups = plots.run_groups(rows, [histories.get(row["path"]) or {} for row in rows])
     figures = plots.study_figures(summaries, groups, out) if summaries else []
     title = f"kerasreg study: {config.dataset}"
-    page = render.Page(title, _config_text(config) + _execution_text(execution), short + head,
-                       _ranking_table(summaries), lines, failures, figures, _run_table(rows))
+    page = render.Page(title, _config_text(config) + _execution_text(execution), analysis.answer + analysis.headline,
+                       _ranking_table(summaries), analysis.findings, failures, figures, _run_table(rows))
+    write_atomic(out / ANSWER, json.dumps(answer_summary(config.dataset, arms, analysis.decided), indent=2) + "\n")
     write_atomic(out / "report.md", render.markdown(page))
     write_atomic(out / "report.html", render.html_page(page))
-    return StudyReport(summaries, lines, failures, [out / "report.md", out / "report.html", *figures], head, short)
+    return StudyReport(summaries, analysis.findings, failures,
+                       [out / "report.md", out / "report.html", out / ANSWER, *figures], analysis.headline,
+                       analysis.answer, analysis.decided)
+
+
+def read_rows(out, runs, data_dir, *, write=False):
+    """`(rows, histories)` of the exported runs among `runs` (`RunConfig`s) in study folder `out`, from their manifests.
+
+    With `write=True` the compare files and hparams sessions of those runs are written into `out` too.
+
+    Example:
+
+    >>> rows, histories = read_rows("studies/quick", kerasreg.StudyConfig.preset("quick").runs(), None)  # doctest: +SKIP
+    """
+    names = {c.run_name() for c in runs}
+    paths = [out / "runs" / name for name in sorted(names) if (out / "runs" / name / MANIFEST).exists()]
+    if not paths:
+        return [], {}
+    # Test metrics are the workers' one evaluation of each trained model (its SavedModel was
+    # checked against it when exported): reloading every SavedModel here would repeat that work.
+    comparison = compare.compare_exports(paths, sort="test_accuracy", data_dir=data_dir, evaluate=False)
+    rows = []
+    for row in comparison.rows:
+        manifest = json.loads((pathlib.Path(row["path"]) / MANIFEST).read_text())
+        rows.append({**row, "train_time": (manifest.get("metrics") or {}).get("epoch_time_total")})
+    if write:
+        # The report draws its own per-configuration figures; compare's per-run ones would repeat them.
+        comparison.write(out, plots=False)
+        hparams.write_hparams(out, rows)
+    return rows, comparison.histories
+
+
+def answer_summary(dataset, arms, decided):
+    """The answer as data: every arm's contrasts, decisions, differences and intervals (what `answer.json` holds).
+
+    Differences and intervals are in accuracy points (other - reference).
+
+    Example:
+
+    >>> answer_summary("mnist1d", [], [])["arms"]
+    []
+    """
+    def points(value):
+        return round(100 * value, 2) if math.isfinite(value) else None
+
+    return {
+        "dataset": dataset,
+        "method": statistics.METHOD,
+        "arms": [{
+            "name": arm.name, "references": arm.references, "seeds": list(arm.seeds), "max_seeds": arm.max_seeds,
+            "equivalence_margin_points": points(arm.margin), "alpha": arm.alpha,
+            "contrasts": [{
+                "architecture": d.comparison.group, "reference": d.comparison.reference,
+                "other": d.comparison.other, "decision": d.comparison.decision,
+                "difference_points": points(d.comparison.mean_difference),
+                "interval_points": [points(d.comparison.ci_low), points(d.comparison.ci_high)],
+                "confidence": d.comparison.confidence, "seeds": d.comparison.n_pairs, "look": d.look,
+            } for d in decided if d.arm == arm.name],
+        } for arm in arms],
+    }

@@ -5,6 +5,8 @@ import dataclasses
 
 from kerasreg import _backend, _checks
 from kerasreg._text import plural
+from kerasreg.analysis import contrasts
+from kerasreg.analysis.statistics import default_label
 from kerasreg.data import check_validation_split, load_dataset
 from kerasreg.data.defaults import VALIDATION_SPLIT
 from kerasreg.models import build_model, get_dropout_kind, get_model_fn, get_norm_kind, get_placement, kinds
@@ -19,9 +21,14 @@ EXECUTORS = ("local", "ray")
 
 # Fields an arm may set; the others (dataset, split, ...) are shared by all arms so that seeds pair across them.
 ARM_FIELDS = ("models", "placements", "dropouts", "rates", "norms", "seeds", "epochs", "patience", "options",
-              "batch_size", "learning_rate", "optimizer", "bn_preset")
-# Placements that show the depth effect of Li et al. (CVPR 2019) in the deep arm.
-DEEP_PLACEMENTS = ["bn_before_act", "bn_act_drop", "drop_before_bn", "head_dropout", "uout"]
+              "batch_size", "learning_rate", "optimizer", "bn_preset", "reference", "max_seeds",
+              "equivalence_margin")
+# The reference of an arm's contrasts when the study file names none: BatchNorm alone, where the arm has it.
+DEFAULT_REFERENCE = "bn_before_act"
+# Placements that show the depth effect of Li et al. (CVPR 2019) in the deep arm: BatchNorm alone (the reference),
+# dropout feeding BatchNorm in every block (two ways) and dropout after the last BatchNorm. The full preset's deep
+# arm adds the other placements, variance-stable `uout` among them.
+DEEP_PLACEMENTS = ["bn_before_act", "bn_act_drop", "drop_before_bn", "head_dropout"]
 ALL_PLACEMENTS = [p.name for p in BUILT_INS]
 PRESETS = {
     "quick": {
@@ -29,7 +36,8 @@ PRESETS = {
             {"name": "shallow", "models": ["mlp"], "placements": ALL_PLACEMENTS, "rates": [0.2],
              "seeds": [0, 1, 2, 3, 4], "epochs": 150, "patience": 15},
             {"name": "deep", "models": ["resnet_small"], "options": {"stages": 3}, "placements": DEEP_PLACEMENTS,
-             "rates": [0.5], "seeds": [0, 1, 2, 3, 4], "epochs": 150, "patience": 8, "learning_rate": 3e-3},
+             "rates": [0.5], "seeds": [0, 1, 2, 3, 4], "max_seeds": 10, "epochs": 150, "patience": 8,
+             "learning_rate": 3e-3},
         ],
         "dataset": "mnist1d",
     },
@@ -55,6 +63,17 @@ class StudyConfig:
     `build_model` options (e.g. `{"stages": 3}`); `patience` trains each run
     until validation loss has not improved for that many epochs (at most
     `epochs`) and keeps its best epoch.
+
+    The study's answer compares, per arm, one `reference` placement (default:
+    `bn_before_act` where the arm has it, else the first placement listed)
+    with every other configuration of the arm, paired by seed; these
+    contrasts are fixed before any run (`kerasreg.analysis.contrasts`). A
+    configuration is called level with the reference only when the interval
+    of the difference lies inside `equivalence_margin` (default 0.01: one
+    point of accuracy). With `max_seeds` above the number of `seeds`, a
+    contrast still undecided after the planned seeds, whose observed
+    difference would be decided within `max_seeds` seeds, gets both of its
+    configurations trained up to `max_seeds` seeds.
 
     `arms`, when given, is a list of grids run together: each arm is a dict
     that overrides any of `ARM_FIELDS` (plus an optional `name`), e.g. a
@@ -91,6 +110,9 @@ class StudyConfig:
     validation_split: float = VALIDATION_SPLIT
     patience: int = None
     options: dict = None
+    reference: str = None
+    max_seeds: int = None
+    equivalence_margin: float = 0.01
     arms: list = None
     executor: str = "local"
     address: str = None
@@ -202,6 +224,10 @@ class StudyConfig:
             ("validation_split", check_validation_split, self.validation_split),
             ("patience", lambda v: v is None or _checks.positive_int(v, "patience"), self.patience),
             ("options", lambda v: _check_options(v, self.models), self.options),
+            ("reference", lambda v: v is None or _checks.one_of(v, tuple(self.placements), "reference"),
+             self.reference),
+            ("max_seeds", lambda v: v is None or _check_max_seeds(v, self.seeds), self.max_seeds),
+            ("equivalence_margin", lambda v: _check_margin(v), self.equivalence_margin),
             ("executor", lambda v: _checks.one_of(v, EXECUTORS, "executor"), self.executor),
             ("backend", lambda v: v is None or _backend.check_backend(v), self.backend),
             ("dataset", lambda v: load_dataset(v, data_dir=self.data_dir), self.dataset),
@@ -237,6 +263,46 @@ class StudyConfig:
                 raise ValueError(f"Unknown field(s) {', '.join(map(repr, unknown))} in {source}, arm {i}. "
                                  f"An arm may set: name, {', '.join(ARM_FIELDS)}.")
         _check_no_duplicates(self.arm_names(), "arms", source, what="arm name")
+
+    def contrast_arms(self):
+        """Each arm's fixed contrasts, seeds and margin, as `kerasreg.analysis.contrasts.Arm`.
+
+        Example:
+
+        >>> [(a.name, a.references, a.max_seeds) for a in StudyConfig.preset("quick").contrast_arms()][1]
+        ('deep', {'resnet_small': 'bn_before_act'}, 10)
+        """
+        arms = []
+        for name, arm in zip(self.arm_names(), self.arm_configs()):
+            reference = arm.reference or (DEFAULT_REFERENCE if DEFAULT_REFERENCE in arm.placements
+                                          else arm.placements[0])
+            labels = {}
+            for run in arm.runs():
+                labels.setdefault(run.model, [])
+                if _label(run) not in labels[run.model]:
+                    labels[run.model].append(_label(run))
+            references = {model: next(_label(r) for r in arm.runs() if r.model == model and r.placement == reference)
+                          for model in labels}
+            arms.append(contrasts.Arm(name, references, labels, tuple(arm.seeds),
+                                      arm.max_seeds or len(arm.seeds), arm.equivalence_margin))
+        return arms
+
+    def added_runs(self, rows):
+        """The runs that seeds until decided add, given the rows of the planned runs (`compare` rows).
+
+        Example:
+
+        >>> StudyConfig(placements=["none", "bn_before_act"], seeds=[0, 1]).added_runs([])
+        []
+        """
+        added = []
+        for arm, design in zip(self.arm_configs(), self.contrast_arms()):
+            wanted = contrasts.seeds_to_add(design, rows)
+            for run in arm.runs():
+                if run.seed == arm.seeds[0]:
+                    added += [dataclasses.replace(run, seed=seed) for seed in wanted.get(run.model, {}).get(
+                        _label(run), ())]
+        return added
 
     def runs(self):
         """The grid as a list of `RunConfig`, without duplicates (all arms, in order).
@@ -281,6 +347,26 @@ class StudyConfig:
                                     seen.add(config.run_name())
                                     grid.append(config)
         return grid
+
+
+def _label(run):
+    """The configuration's label in the report (`statistics.default_label` of its row)."""
+    dropout = run.dropout or get_placement(run.placement).dropout_kind or "standard"
+    return default_label({"placement": run.placement, "dropout": dropout, "dropout_rate": run.dropout_rate,
+                          "norm": run.norm})
+
+
+def _check_max_seeds(value, seeds):
+    _checks.positive_int(value, "max_seeds")
+    if isinstance(seeds, list) and value < len(seeds):
+        raise ValueError(f"max_seeds={value} is below the {len(seeds)} planned seeds; give at least {len(seeds)} "
+                         "(or leave it out: no seeds are added).")
+
+
+def _check_margin(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise _checks.invalid("equivalence_margin", "a number between 0 and 1 (0.01: one point of accuracy)",
+                              value)
 
 
 def _check_no_duplicates(values, field, source, what="value"):

@@ -164,25 +164,49 @@ def _run_grid(config, out, runner, resume, verbose):
     runs_dir.mkdir(parents=True, exist_ok=True)
     remove_dead_temporaries(runs_dir, verbose)
     grid = config.runs()
-    todo = [c for c in grid if not (runs_dir / c.run_name() / MANIFEST).exists()]
-    todo = longest_first(todo, lambda c: prepare(c)[1])
-    if verbose:
-        skipped = f"; skipping {len(grid) - len(todo)} already exported" if len(todo) < len(grid) else ""
-        print(f"Training {plural(len(todo), 'run')} on {runner.describe()}{skipped}.", file=sys.stderr)
-
-    bar = _progress(len(grid), len(grid) - len(todo)) if verbose else None
+    bar = _progress(len(grid), 0) if verbose else None
     start = time.perf_counter()
     try:
-        failures, execution = _export_outcomes(runner.map(todo, runs_dir / WORK_DIR, resume), runs_dir, bar,
-                                               finished=len(grid) - len(todo))
+        failures, execution, finished = _train(grid, runs_dir, runner, resume, verbose, bar, 0)
+        # Seeds until decided: the planned runs' results say which contrasts get more seeds.
+        added = config.added_runs(report.read_rows(out, grid, config.data_dir)[0])
+        if added:
+            if verbose:
+                print(f"Seeds until decided: {plural(len(added), 'run')} added for contrasts still undecided after "
+                      "the planned seeds.", file=sys.stderr)
+            more_failures, more, _ = _train(added, runs_dir, runner, resume, verbose, bar, finished)
+            failures.update(more_failures)
+            execution = {key: _merge(execution[key], more[key]) for key in execution}
     finally:
         if bar is not None:
             bar.close()
-    execution["wall_seconds"] = time.perf_counter() - start
-    execution["workers"] = runner.workers
-    if verbose and todo and runner.workers:
+    execution.update(wall_seconds=time.perf_counter() - start, workers=runner.workers, added=len(added))
+    if verbose and execution["work_seconds"] and runner.workers:
         print(report.busy_line(execution), file=sys.stderr)
     write_atomic(out / FAILURES, "".join(json.dumps({"run": name, "error": error}) + "\n"
                                          for name, error in sorted(failures.items())))
     execution = {"executor": runner.describe(), **execution}
     return report.write_report(out, config, failures=failures, execution=execution)
+
+
+def _merge(first, second):
+    if isinstance(first, dict):
+        return dict(sorted((collections.Counter(first) + collections.Counter(second)).items()))
+    return first + second
+
+
+def _train(runs, runs_dir, runner, resume, verbose, bar, finished):
+    """Train and export the runs not yet exported, longest first; returns `(failures, tallies, runs finished)`."""
+    todo = [c for c in runs if not (runs_dir / c.run_name() / MANIFEST).exists()]
+    todo = longest_first(todo, lambda c: prepare(c)[1])
+    done = len(runs) - len(todo)
+    if verbose:
+        skipped = f"; skipping {done} already exported" if done else ""
+        print(f"Training {plural(len(todo), 'run')} on {runner.describe()}{skipped}.", file=sys.stderr)
+    if bar is not None:
+        bar.total = finished + len(runs)
+        bar.update(done)
+        bar.refresh()
+    failures, tallies = _export_outcomes(runner.map(todo, runs_dir / WORK_DIR, resume), runs_dir, bar,
+                                         finished=finished + done)
+    return failures, tallies, finished + len(runs)
