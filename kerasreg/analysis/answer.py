@@ -90,9 +90,15 @@ def _advice(reference, worse, better, decided, configs, names):
 
 
 def _architecture_lines(arch, members, decided):
-    names = _names(members)
     configs = {statistics.default_label(s.config): s.config for s in members}
     reference = decided[0].reference
+    if reference not in configs:
+        return [f"{arch}: the reference, {reference}, has no completed run: nothing to compare with."]
+    margin = statistics.format_difference("test_accuracy", decided[0].margin).lstrip("+")
+    decided = [c for c in decided if c.other in configs]  # a configuration whose every run failed is in the report
+    if not decided:
+        return [f"{arch}: only the reference, {reference}, completed: nothing to compare it with."]
+    names = _names(members)
     summary = next(s for s in members if statistics.default_label(s.config) == reference)
     best = max(members, key=lambda s: s.stat("test_accuracy")[0])
     separated = sorted((c for c in decided if c.distinguishable), key=lambda c: c.mean_difference)
@@ -106,9 +112,10 @@ def _architecture_lines(arch, members, decided):
     else:
         head = (f"{arch}: best {names[statistics.default_label(best.config)]} {best.stat('test_accuracy')[0]:.2%}; "
                 f"against {against}")
-    margin = statistics.format_difference("test_accuracy", decided[0].margin).lstrip("+")
-    groups = [(f"level (within ±{margin}): ", level), ("not separated: ", open_)]
-    first = _fit(head, [g for g in groups if g[1]], ".") if level or open_ else head + "everything is separated."
+    untestable = [names[c.other] for c in decided if c.decision == statistics.NOT_TESTABLE]
+    groups = [(f"level (within ±{margin}): ", level), ("not separated: ", open_), ("not testable: ", untestable)]
+    shown = [g for g in groups if g[1]]
+    first = _fit(head, shown, ".") if shown else head + "everything is separated."
     if separated:
         level_text = statistics.level_text(separated[0].confidence)
         second = _fit(f"{arch}: separated, points ({level_text} CI): ", [("", [

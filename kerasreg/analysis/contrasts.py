@@ -193,9 +193,17 @@ def seeds_text(arm, decided):
     'a: every configuration 2 seeds, as planned.'
     """
     extended = [d.comparison for d in decided if d.extended]
-    if not extended:
-        return f"{arm.name}: every configuration {plural(len(arm.seeds), 'seed')}, as planned."
-    why = "; ".join(f"{c.other} vs {c.reference} ({c.group})" for c in extended)
-    return (f"{arm.name}: {len(arm.seeds)} planned seeds; {plural(len(extended), 'contrast')} undecided after "
-            f"them whose observed difference and spread would be decided within {arm.max_seeds} seeds got both "
-            f"configurations trained to {arm.max_seeds} seeds: {why}.")
+    left = [d.comparison for d in decided if arm.looks == 2 and not d.extended
+            and d.comparison.decision == statistics.NOT_SEPARATED]
+    if extended:
+        why = "; ".join(f"{c.other} vs {c.reference} ({c.group})" for c in extended)
+        text = (f"{arm.name}: {len(arm.seeds)} planned seeds; {plural(len(extended), 'contrast')} undecided after "
+                f"them whose observed difference and spread would be decided within {arm.max_seeds} seeds got both "
+                f"configurations trained to {arm.max_seeds} seeds: {why}.")
+    else:
+        text = f"{arm.name}: every configuration {plural(len(arm.seeds), 'seed')}, as planned."
+    if left:
+        text += (" Left undecided, since more than max_seeds would be needed at the spread observed: " + "; ".join(
+            f"{c.other} vs {c.reference} ({c.group}, about {c.seeds_needed} seeds)" if c.seeds_needed
+            else f"{c.other} vs {c.reference} ({c.group}, over 1,000 seeds)" for c in left) + ".")
+    return text

@@ -396,7 +396,7 @@ def write_report(out, config, *, failures=None, execution=None):
     write_atomic(out / "report.md", render.markdown(page))
     write_atomic(out / "report.html", render.html_page(page))
     return StudyReport(summaries, analysis.findings, failures,
-                       [out / "report.md", out / "report.html", out / ANSWER, *figures], analysis.headline,
+                       [out / "report.md", out / "report.html", *figures, out / ANSWER], analysis.headline,
                        analysis.answer, analysis.decided)
 
 
@@ -438,7 +438,7 @@ def answer_summary(dataset, arms, decided):
     []
     """
     def points(value):
-        return round(100 * value, 2) if math.isfinite(value) else None
+        return round(100 * value, 4) if math.isfinite(value) else None
 
     return {
         "dataset": dataset,
