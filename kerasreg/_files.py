@@ -101,40 +101,29 @@ def describe(exc):
     return f"cannot {verb} {where}: {exc.strerror}; {advice}."
 
 
-def write_atomic(path, data, *, step=None):
+def write_atomic(path, data):
     """Replace the file `path` by `data` atomically: temporary sibling, fsync, rename, fsync of the folder.
 
     Args:
         path: str or path. The file to write; its folder must exist.
         data: str or bytes. The whole new content (str is written as UTF-8).
-        step: callable or None. Called with the name of each step of the
-            write ("begin", "partial", "written", "synced", "replaced"), so
-            tests can kill the writer at every one of them. Defaults to `None`.
 
     Example:
 
     >>> write_atomic("/tmp/kerasreg_doc.txt", "done\\n")
     """
-    step = step or (lambda name: None)
     path = pathlib.Path(path)
     data = data.encode("utf-8") if isinstance(data, str) else bytes(data)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    step("begin")
     try:
         with naming(path), open(tmp, "wb") as f:
-            f.write(data[: len(data) // 2])
+            f.write(data)
             f.flush()
-            step("partial")
-            f.write(data[len(data) // 2:])
-            f.flush()
-            step("written")
             os.fsync(f.fileno())
-        step("synced")
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    step("replaced")
     fsync_dir(path.parent)
 
 

@@ -1,11 +1,15 @@
 """Shared test helpers (plain functions, importable as `from helpers import ...`).
 
-`run_python` runs code in a fresh process; the rest builds small zoo models
-and reads a built model's block structure from its layers.
+`run_python` runs code in a fresh process; `watch_atomic_writes` stops
+`kerasreg._files.write_atomic` at each step of a write; the rest builds small
+zoo models and reads a built model's block structure from its layers.
 """
 
+import builtins
 import dataclasses
 import os
+import pathlib
+import re
 import subprocess
 import sys
 
@@ -67,6 +71,75 @@ def run_python(code, *args, timeout=120, env=None, check=True):
             pytrace=False,
         )
     return result
+
+
+# The real functions, so that patching twice in one test replaces the watch instead of stacking two.
+_OPEN, _REPLACE = builtins.open, os.replace
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.tmp-\d+")
+# Each step of an atomic write, in order, at which `watch_atomic_writes` calls its action.
+WRITE_STEPS = ("begin", "partial", "written", "synced", "replaced")
+
+
+def _target(path):
+    """The file a write to `path` is for: the sibling a temporary file will be renamed onto, else `path`."""
+    path = pathlib.Path(path)
+    match = _TEMPORARY.fullmatch(path.name)
+    return path.with_name(match["name"]) if match else path
+
+
+class _HalvedFile:
+    """A file whose every `write` lands in two flushed halves, with `report` called after each."""
+
+    def __init__(self, file, report):
+        self._file, self._report = file, report
+
+    def write(self, data):
+        half = len(data) // 2
+        for part, step in ((data[:half], "partial"), (data[half:], "written")):
+            self._file.write(part)
+            self._file.flush()
+            self._report(step)
+        return len(data)
+
+    def __getattr__(self, name):
+        return getattr(self._file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return self._file.__exit__(*exc_info)
+
+
+def watch_atomic_writes(monkeypatch, action):
+    """Call `action(step, target)` at each of `WRITE_STEPS` of every `write_atomic`, through the calls it makes.
+
+    `action` may raise (the write fails there) or copy files (what a kill there
+    would leave on disk). The steps are observed from the outside (opening the
+    file, its writes, the rename), so a writer that wrote in place would leave
+    a half-written target at "partial" and never reach "synced".
+
+    Example:
+
+    >>> watch_atomic_writes(monkeypatch, lambda step, target: print(step, target.name))  # doctest: +SKIP
+    """
+    from kerasreg import _files
+
+    def opener(path, *args, **kwargs):
+        target = _target(path)
+        action("begin", target)
+        return _HalvedFile(_OPEN(path, *args, **kwargs), lambda step: action(step, target))
+
+    def replace(src, dst, *args, **kwargs):
+        watched = _TEMPORARY.fullmatch(pathlib.Path(src).name) is not None
+        if watched:
+            action("synced", _target(src))
+        _REPLACE(src, dst, *args, **kwargs)
+        if watched:
+            action("replaced", _target(src))
+
+    monkeypatch.setattr(_files, "open", opener, raising=False)
+    monkeypatch.setattr(os, "replace", replace)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,6 +11,7 @@ import threading
 import keras
 import numpy as np
 import pytest
+from helpers import watch_atomic_writes
 
 import kerasreg
 from kerasreg import cli, runs, training
@@ -32,7 +33,7 @@ KILL_POINTS = [
 
 
 class Fault(Exception):
-    """Raised by the fault hook in-process (the files are left as a kill would leave them)."""
+    """Raised in-process at a step of a write (the files are left as a kill would leave them)."""
 
 
 @pytest.fixture(scope="module")
@@ -47,15 +48,19 @@ def fresh_model(dataset, seed=0):
 
 
 def counting_writes(action):
-    """A checkpoint `fault_hook` calling `action(step, write)` at each step, `write` counting the writes from 1."""
+    """An action for `watch_atomic_writes` calling `action(step, write)` at each step of a checkpoint write.
+
+    `write` counts the checkpoint writes from 1; the run's other files are not counted.
+    """
     writes = 0
 
-    def hook(step):
+    def watch(step, target):
         nonlocal writes
-        writes += step == "begin"
-        action(step, writes)
+        if target.name.startswith("checkpoint-"):
+            writes += step == "begin"
+            action(step, writes)
 
-    return hook
+    return watch
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +78,9 @@ def straight_run(mnist1d, tmp_path_factory):
         if (step, write) in wanted:
             kill_points[step, write] = shutil.copytree(run_dir, copies / f"{step}-{write}")
 
-    checkpoint.fault_hook = counting_writes(copy_at)
-    try:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        watch_atomic_writes(monkeypatch, counting_writes(copy_at))
         result = kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=run_dir, **SETTINGS)
-    finally:
-        checkpoint.fault_hook = None
     return result, kill_points
 
 
@@ -88,14 +91,18 @@ def uninterrupted(straight_run):
 
 @pytest.fixture
 def fail_at(monkeypatch):
-    """`fail_at(step, write)`: raise `Fault` at `step` of the `write`-th checkpoint write."""
+    """`fail_at(step, write)`: raise `Fault` once, at `step` of the `write`-th checkpoint write."""
 
     def arm(step, write):
+        armed = True
+
         def fault(at_step, at_write):
-            if (at_step, at_write) == (step, write):
+            nonlocal armed
+            if armed and (at_step, at_write) == (step, write):
+                armed = False  # the resume that follows in the same test writes undisturbed
                 raise Fault(f"{step} of write {write}")
 
-        monkeypatch.setattr(checkpoint, "fault_hook", counting_writes(fault))
+        watch_atomic_writes(monkeypatch, counting_writes(fault))
 
     return arm
 
@@ -105,7 +112,6 @@ def interrupted(dataset, run_dir, fail_at, write, step="begin"):
     fail_at(step, write)
     with pytest.raises(Fault):
         kerasreg.train(fresh_model(dataset), dataset, run_dir=run_dir, **SETTINGS)
-    checkpoint.fault_hook = None
 
 
 def assert_same_run(resumed, straight):
@@ -133,7 +139,7 @@ def test_the_next_epoch_trains_while_the_last_checkpoint_is_written(mnist1d, tmp
         if (step, write) == ("written", 1):
             waited.append(next_epoch.wait(timeout=60))  # a write in the training thread would wait in vain
 
-    monkeypatch.setattr(checkpoint, "fault_hook", counting_writes(hold_the_first_write))
+    watch_atomic_writes(monkeypatch, counting_writes(hold_the_first_write))
     signal = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epoch == 1 and next_epoch.set())
     kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=tmp_path / "run", callbacks=[signal], **SETTINGS)
     assert waited == [True]
@@ -154,7 +160,7 @@ def test_an_error_ending_training_waits_for_the_checkpoint_in_flight(mnist1d, tm
             raised.set()
             raise Fault("third epoch")
 
-    monkeypatch.setattr(checkpoint, "fault_hook", counting_writes(hold_the_second_write))
+    watch_atomic_writes(monkeypatch, counting_writes(hold_the_second_write))
     failing = keras.callbacks.LambdaCallback(on_epoch_begin=fail_in_the_third_epoch)
     with pytest.raises(Fault):
         kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=tmp_path / "run", callbacks=[failing], **SETTINGS)
@@ -227,7 +233,6 @@ def test_cli_resume_with_another_seed_exits_2_naming_it(tmp_path, fail_at, capsy
     args = ["train", "--widths", "16", "--epochs", "3", "--name", "run", "--out", str(tmp_path), "--quiet"]
     fail_at("begin", 2)
     assert cli.main(args) == 1  # not a known error: a short message and a pointer to --debug
-    checkpoint.fault_hook = None
     capsys.readouterr()
     assert cli.main([*args, "--resume", "--seed", "1", "--dropout-rate", "0.5"]) == 2
     err = capsys.readouterr().err
@@ -266,7 +271,6 @@ def test_resume_with_early_stopping_ends_as_the_uninterrupted_run(
     with pytest.raises(Fault):
         kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=run_dir, callbacks=stoppers(),
                        **{**SETTINGS, "epochs": 5})
-    checkpoint.fault_hook = None
     callbacks = stoppers()
     resumed = kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=run_dir, resume=True, callbacks=callbacks,
                              **{**SETTINGS, "epochs": 5})
@@ -299,7 +303,6 @@ def test_resume_with_a_users_stateful_callback_is_refused_with_advice_that_works
     fail_at("begin", 2)
     with pytest.raises(Fault):
         kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=run_dir, callbacks=[EpochCounter()], **SETTINGS)
-    checkpoint.fault_hook = None
     history = (run_dir / "history.csv").read_text()
     with pytest.raises(training.ResumeMismatchError,
                        match=r"not in the checkpoint \(EpochCounter\).*over without resume.*state_dict"):
@@ -311,7 +314,6 @@ def test_resume_with_a_users_stateful_callback_is_refused_with_advice_that_works
     with pytest.raises(Fault):
         kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=run_dir, callbacks=[ResumableEpochCounter()],
                        **SETTINGS)
-    checkpoint.fault_hook = None
     counter = ResumableEpochCounter()
     kerasreg.train(fresh_model(mnist1d), mnist1d, run_dir=run_dir, resume=True, callbacks=[counter], **SETTINGS)
     assert counter.seen == EPOCHS

@@ -42,6 +42,7 @@ import tensorflow as tf
 
 from kerasreg import _checks
 from kerasreg._files import write_atomic
+from kerasreg._tables import markdown_table, text_table
 from kerasreg._text import plural
 from kerasreg.analysis import plots
 from kerasreg.export import MANIFEST, SAVED_MODEL, load
@@ -289,6 +290,13 @@ def _format(column, value):
     return str(value)
 
 
+def _table(rows):
+    """`(header, cells, align)` of one dataset's rows: text columns left-aligned, numbers right."""
+    header = [COLUMNS[c][0] for c in COLUMNS]
+    cells = [[_format(c, row[c]) for c in COLUMNS] for row in rows]
+    return header, cells, ["l" if COLUMNS[c][1] == 0 else "r" for c in COLUMNS]
+
+
 def _slug(text):
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "dataset"
 
@@ -326,30 +334,15 @@ class Comparison:
 
     def format_table(self):
         """The comparison as aligned plain text, one table per dataset."""
-        blocks = []
-        for dataset, rows in self.groups.items():
-            cells = [[COLUMNS[c][0] for c in COLUMNS]]
-            cells += [[_format(c, row[c]) for c in COLUMNS] for row in rows]
-            widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
-            text = [self._header(dataset, rows)]
-            for line in cells:
-                text.append("  ".join(
-                    cell.ljust(width) if COLUMNS[column][1] == 0 else cell.rjust(width)
-                    for cell, width, column in zip(line, widths, COLUMNS)
-                ).rstrip())
-            blocks.append("\n".join(text))
-        return "\n\n".join(blocks)
+        return "\n\n".join(f"{self._header(dataset, rows)}\n{text_table(*_table(rows))}"
+                             for dataset, rows in self.groups.items())
 
     def to_markdown(self, plots=None):
         """The comparison as Markdown, one section (and its plots) per dataset."""
         parts = ["# kerasreg compare", ""]
         for dataset, rows in self.groups.items():
             parts += [f"## {dataset}", "", self._header(dataset, rows), ""]
-            parts.append("| " + " | ".join(COLUMNS[c][0] for c in COLUMNS) + " |")
-            parts.append("|" + "|".join("---" if COLUMNS[c][1] == 0 else "---:" for c in COLUMNS) + "|")
-            for row in rows:
-                parts.append("| " + " | ".join(_format(c, row[c]) for c in COLUMNS) + " |")
-            parts.append("")
+            parts += [markdown_table(*_table(rows)), ""]
             for plot in (plots or {}).get(dataset, []):
                 parts += [f"![{plot.stem}]({plot.name})", ""]
         return "\n".join(parts)

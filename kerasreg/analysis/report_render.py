@@ -9,6 +9,8 @@ import dataclasses
 import html
 import re
 
+from kerasreg._tables import html_table, markdown_table
+
 RANKING_NOTE = (
     "Mean and 95% confidence interval over seeds, ranked by mean test accuracy. "
     "Clean gap = train accuracy re-measured in inference mode minus validation accuracy; "
@@ -52,13 +54,6 @@ class Page:
     runs: tuple
 
 
-def _md_table(table):
-    headers, cells, align = table
-    rule = ["---" if a == "l" else "---:" for a in align]
-    return ["| " + " | ".join(headers) + " |", "|" + "|".join(rule) + "|"] + \
-           ["| " + " | ".join(row) + " |" for row in cells]
-
-
 def markdown(page):
     """`page` as Markdown; figures are linked by file name (they sit next to `report.md`).
 
@@ -68,14 +63,14 @@ def markdown(page):
     ## Answer
     """
     parts = [f"# {page.title}", "", "## Answer", ""] + [f"- {line}" for line in page.answer]
-    parts += ["", page.config_text, "", "## Ranking", "", RANKING_NOTE, ""] + _md_table(page.ranking)
+    parts += ["", page.config_text, "", "## Ranking", "", RANKING_NOTE, "", markdown_table(*page.ranking)]
     parts += ["", "## Findings", ""] + [f"- {line}" for line in page.findings]
     if page.failures:
         parts += ["", "## Failed runs", ""] + [f"- `{n}`: {e}" for n, e in sorted(page.failures.items())]
     parts += ["", "## Figures", ""]
     for path in page.figures:
         parts += [FIGURE_NOTES.get(path.stem, path.stem), "", f"![{path.stem}]({path.name})", ""]
-    parts += ["## Per-run results", "", RUNS_NOTE, ""] + _md_table(page.runs) + [""]
+    parts += ["## Per-run results", "", RUNS_NOTE, "", markdown_table(*page.runs), ""]
     return "\n".join(parts)
 
 
@@ -87,11 +82,8 @@ def _inline(text):
 
 
 def _html_table(table_id, table):
-    headers, cells, align = table
-    head = "".join(f'<th class="{a}">{html.escape(h)}</th>' for h, a in zip(headers, align))
-    body = "".join("<tr>" + "".join(f'<td class="{a}">{html.escape(c)}</td>' for c, a in zip(row, align))
-                   + "</tr>" for row in cells)
-    return f'<div class="scroll"><table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    """A table that scrolls sideways instead of widening the page."""
+    return f'<div class="scroll">{html_table(*table, table_id=table_id)}</div>'
 
 
 def _figure(path):

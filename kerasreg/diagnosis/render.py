@@ -14,6 +14,7 @@ import pathlib
 from kerasreg.analysis.plots import new_figure
 from kerasreg._files import write_atomic
 from kerasreg._json import jsonable
+from kerasreg._tables import html_table, markdown_table, text_table
 
 FILES = ("diagnose.md", "diagnose.html", "diagnose.json")
 
@@ -53,12 +54,6 @@ def _metric_rows(diagnosis):
     return rows
 
 
-def _table(header, rows):
-    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
-    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(header), line("-" * w for w in widths), *(line(r) for r in rows)])
-
-
 def _metric_cells(diagnosis):
     return [(name, _number(before), _number(after)) for name, before, after in _metric_rows(diagnosis)]
 
@@ -79,24 +74,20 @@ def format_text(diagnosis):
     >>> print(format_text(kerasreg.diagnose(model, data)))  # doctest: +SKIP
     """
     parts = [f"Diagnosis of {diagnosis.model_name!r} on {diagnosis.dataset!r}", "",
-             *(f"- {sentence}" for sentence in diagnosis.verdict), "", _table(_METRIC_HEADER, _metric_cells(diagnosis))]
+             *(f"- {sentence}" for sentence in diagnosis.verdict), "",
+             text_table(_METRIC_HEADER, _metric_cells(diagnosis), rule=True)]
     if diagnosis.structure.batch_norm_layers:
-        parts += ["", _table(_LAYER_HEADER, _layer_cells(diagnosis))]
+        parts += ["", text_table(_LAYER_HEADER, _layer_cells(diagnosis), rule=True)]
     return "\n".join(parts)
-
-
-def _markdown_table(header, rows):
-    return "\n".join([f"| {' | '.join(header)} |", f"|{'---|' * len(header)}",
-                      *(f"| {' | '.join(str(c) for c in row)} |" for row in rows)])
 
 
 def markdown(diagnosis):
     """The report as Markdown (`diagnose.md`)."""
     parts = [f"# Diagnosis of `{diagnosis.model_name}` on `{diagnosis.dataset}`", "",
              *(f"- {sentence}" for sentence in diagnosis.verdict), "", "## Measures", "",
-             _markdown_table(_METRIC_HEADER, _metric_cells(diagnosis))]
+             markdown_table(_METRIC_HEADER, _metric_cells(diagnosis))]
     if diagnosis.structure.batch_norm_layers:
-        parts += ["", "## BatchNormalization layers", "", _markdown_table(_LAYER_HEADER, _layer_cells(diagnosis))]
+        parts += ["", "## BatchNormalization layers", "", markdown_table(_LAYER_HEADER, _layer_cells(diagnosis))]
     return "\n".join(parts) + "\n"
 
 
@@ -124,23 +115,18 @@ def shift_figure(diagnosis):
 
 def html_page(diagnosis):
     """The report as one self-contained HTML page (`diagnose.html`, figure inline)."""
-    def table(header, rows):
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
     title = f"Diagnosis of {diagnosis.model_name} on {diagnosis.dataset}"
     figure = shift_figure(diagnosis)
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{padding:2px 8px;"
              "text-align:left}img{max-width:100%}</style></head><body>", f"<h1>{html.escape(title)}</h1><ul>",
              *(f"<li>{html.escape(s)}</li>" for s in diagnosis.verdict), "</ul><h2>Measures</h2>",
-             table(_METRIC_HEADER, _metric_cells(diagnosis))]
+             html_table(_METRIC_HEADER, _metric_cells(diagnosis))]
     if figure is not None:
         data = base64.b64encode(figure).decode()
         parts.append(f'<h2>Variance shift</h2><img alt="variance shift per layer" src="data:image/png;base64,{data}">')
     if diagnosis.structure.batch_norm_layers:
-        parts += ["<h2>BatchNormalization layers</h2>", table(_LAYER_HEADER, _layer_cells(diagnosis))]
+        parts += ["<h2>BatchNormalization layers</h2>", html_table(_LAYER_HEADER, _layer_cells(diagnosis))]
     return "".join(parts) + "</body></html>\n"
 
 

@@ -39,18 +39,9 @@ MAGIC = b"kerasreg-checkpoint/1\n"
 SLOTS = ("a", "b")
 _GROUPS = ("model", "optimizer", "seeds")
 
-# Tests set this to a callable taking the name of each step of a write
-# ("begin", "partial", "written", "synced", "replaced") to inject faults there.
-fault_hook = None
-
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, corrupt, or does not fit the model being resumed."""
-
-
-def _step(name):
-    if fault_hook is not None:
-        fault_hook(name)
 
 
 def slot_path(directory, slot):
@@ -157,7 +148,7 @@ def write(directory, model, epoch, slot, *, callbacks=(), stopped=False):
 
     Written with `kerasreg._files.write_atomic` (temporary file, fsync,
     rename over the slot, fsync of the directory): the slot holds either its
-    old checkpoint or the new one, never a mix; `fault_hook` sees every step.
+    old checkpoint or the new one, never a mix.
     The state of each resumable `callbacks` entry (see `is_resumable`) and
     `stopped` (a callback ended training after this epoch) are part of the
     same file.
@@ -166,7 +157,7 @@ def write(directory, model, epoch, slot, *, callbacks=(), stopped=False):
 
     >>> write("/tmp/run/backup", model, epoch=3, slot="b")  # doctest: +SKIP
     """
-    write_atomic(slot_path(directory, slot), _encoded(directory, model, epoch, callbacks, stopped), step=_step)
+    write_atomic(slot_path(directory, slot), _encoded(directory, model, epoch, callbacks, stopped))
 
 
 # One thread per process writes every checkpoint: writes never overlap or reorder, and the interpreter waits for
@@ -190,7 +181,7 @@ def write_behind(directory, model, epoch, slot, *, callbacks=(), stopped=False):
     data = _encoded(directory, model, epoch, callbacks, stopped)
     if _writer is None:
         _writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="kerasreg-checkpoint")
-    return _writer.submit(write_atomic, slot_path(directory, slot), data, step=_step)
+    return _writer.submit(write_atomic, slot_path(directory, slot), data)
 
 
 def wait_for_writes():
