@@ -41,8 +41,8 @@ def test_the_answer_fits_eight_short_lines_with_the_report_path():
                     _arm(DEEP, "resnet_small", 0.5), _arm(SHALLOW, "mlp", 0.2))
     assert len(lines) == 7, "the question, three lines per architecture; the report's path is the eighth"
     assert all(len(line) < 120 for line in lines), [line for line in lines if len(line) >= 120]
-    assert lines[0] == ("Where should Dropout and BatchNorm go? mnist1d, paired by seed, each claim's family-wise "
-                        "error at most 5%:")
+    assert lines[0] == ("Where should Dropout and BatchNorm go? mnist1d, vs a fixed reference, paired by seed, "
+                        "5% family-wise error per arm:")
     assert not any("(s)" in line for line in lines)
 
 

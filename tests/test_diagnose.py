@@ -9,6 +9,7 @@ import pytest
 
 import kerasreg
 from kerasreg import cli
+from kerasreg.analysis import published
 
 # Runs of an epoch or two, here and in the processes started: compiling is most of their time (conftest.py).
 pytestmark = pytest.mark.usefixtures("quick_compile")
@@ -59,6 +60,20 @@ def test_the_path_shift_and_reestimation_are_measured_and_said(diagnosis, fitted
     assert any("move dropout after the last BatchNorm" in s for s in diagnosis.verdict)
     assert any(f"{diagnosis.variance_shift['bn']:.3g} at bn" in s for s in diagnosis.verdict)
     assert diagnosis.mc_dropout["samples"] == 3 and diagnosis.mc_dropout["mean_std"] > 0
+
+
+def test_the_verdict_quotes_the_published_study_and_only_what_its_reruns_agree_on(diagnosis):
+    advice = next(s for s in diagnosis.verdict if "move dropout after the last BatchNorm" in s)
+    summary = published.load()
+    costs = [c for c in next(a for a in summary["main"]["arms"] if a["name"] == "deep")["contrasts"]
+             if c["other"] in summary["agreed"]["deep"] and c["decision"] == "separated"]
+    assert costs, "the published quick study separates dropout feeding BatchNorm on every rerun"
+    points = sorted(-c["difference_points"] for c in costs)
+    placement = diagnosis.structure.paths[0].placement
+    quoted = [c for c in costs if c["other"].split(" / ")[0] == placement]
+    expected = (f"`{placement}` cost {-quoted[0]['difference_points']:.1f} points" if quoted
+                else f"cost {points[0]:.1f}-{points[-1]:.1f} points")
+    assert expected in advice and "replicated on other seeds and on TensorFlow" in advice, advice
 
 
 def test_the_reported_gap_is_the_training_mode_pass_and_the_clean_gap_the_inference_one(diagnosis, fitted, data):

@@ -28,7 +28,7 @@ def test_tiny_study_end_to_end_through_the_cli(tmp_path, capsys):
     # One worker trains in this process (the spawned pool is tested in test_backends and test_reliability).
     assert cli.main(["study", "--config", str(config), "--out", str(out), "--quiet", "--workers", "1"]) == 0
     printed = capsys.readouterr().out.strip().splitlines()
-    assert printed[0].startswith("Where should Dropout and BatchNorm go? mnist1d, paired by seed")
+    assert printed[0].startswith("Where should Dropout and BatchNorm go? mnist1d, vs a fixed reference")
     assert printed[1].startswith("mlp: best ") and printed[-1].startswith(f"Report: {out / 'report.md'} ")
     assert re.fullmatch(r"mlp: best (is the reference, none|dropout \d+\.\d\d%; against none) \d+\.\d\d% \(1 seed\): "
                         r"not testable: dropout\.", printed[1]), printed[1]

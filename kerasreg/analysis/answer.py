@@ -150,7 +150,8 @@ def answer(members_by_architecture, decided, *, dataset=""):
     if not shown:
         return [f"{QUESTION} No completed runs to answer it."]
     on = f" {dataset}," if dataset else ""
-    lines = [f"{QUESTION}{on} paired by seed, each claim's family-wise error at most {statistics.ALPHA:.0%}:"]
+    lines = [f"{QUESTION}{on} vs a fixed reference, paired by seed, {statistics.ALPHA:.0%} family-wise error per "
+             "arm:"]
     room = MAX_LINES - 2  # the question above, the report's path below
     listed = shown if 3 * len(shown) <= room else shown[:(room - 1) // 3]  # one line says what is not shown
     for arch in listed:

@@ -42,10 +42,12 @@ def agreed_contrast(placement, arm="deep"):
     True
     """
     summary = load()
-    if placement not in summary.get("agreed", {}).get(arm, {}):
+    label = next((other for other in summary.get("agreed", {}).get(arm, {}) if other.split(" / ")[0] == placement),
+                 None)
+    if label is None:
         return None
     (main,) = [a for a in summary["main"]["arms"] if a["name"] == arm]
-    return next(c for c in main["contrasts"] if c["other"].split(" / ")[0] == placement)
+    return next(c for c in main["contrasts"] if c["other"] == label)
 
 
 def replication_table(arms):
