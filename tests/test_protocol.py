@@ -16,8 +16,9 @@ def test_quick_preset_covers_a_shallow_and_a_deep_arm():
     assert shallow.models == ["mlp"] and shallow.placements == [p.name for p in BUILT_INS]
     assert shallow.rates == [0.2] and len(shallow.seeds) == 5
     assert deep.models == ["resnet_small"] and deep.options == {"stages": 3} and deep.rates == [0.5]
-    assert {"bn_before_act", "bn_act_drop", "drop_before_bn", "head_dropout", "uout"} <= set(deep.placements)
-    assert len(deep.seeds) >= 3
+    assert {"bn_before_act", "bn_act_drop", "drop_before_bn", "head_dropout"} <= set(deep.placements)
+    assert len(deep.seeds) >= 3 and deep.max_seeds == 10, "the deep arm's undecided contrasts get seeds up to 10"
+    assert "uout" in kerasreg.StudyConfig.preset("full").arm_configs()[1].placements
     runs = config.runs()
     assert all(run.patience for run in runs), "every run trains to a validation plateau"
     deep_runs = [run for run in runs if run.model == "resnet_small"]

@@ -41,10 +41,10 @@ def test_report_states_the_answer_first_then_ranking_findings_figures_and_runs(s
     best = report.summaries[0]
     assert f"a description, not a test: **{best.label}**" in answer
     items = answer.strip().splitlines()
-    assert items[:len(report.answer)] == [f"- {line}" for line in report.answer]
-    family = items[len(report.answer)]
-    assert family == f"- {report.headline[0]}", "the short answer, then the family before its results"
+    family = items[0]
+    assert family == f"- {report.headline[0]}", "the family and its rule before any result"
     assert family.startswith("- Contrasts fixed before any run") and "mlp bn_before_act vs bn_act_drop" in family
+    assert items[1:1 + len(report.answer)] == [f"- {line}" for line in report.answer]
     findings = markdown.split("## Findings", 1)[1].split("## Figures", 1)[0]
     assert findings.strip().startswith("- mlp, test accuracy, against bn_before_act: ")
     assert (out / "answer.json").exists() and str(out / "answer.json") in map(str, report.files)

@@ -390,7 +390,9 @@ def write_report(out, config, *, failures=None, execution=None):
     groups = plots.run_groups(rows, [histories.get(row["path"]) or {} for row in rows])
     figures = plots.study_figures(summaries, groups, out) if summaries else []
     title = f"kerasreg study: {config.dataset}"
-    page = render.Page(title, _config_text(config) + _execution_text(execution), analysis.answer + analysis.headline,
+    # The family and its rule first: what was compared is said before any result.
+    answer_section = analysis.headline[:1] + analysis.answer + analysis.headline[1:]
+    page = render.Page(title, _config_text(config) + _execution_text(execution), answer_section,
                        _ranking_table(summaries), analysis.findings, failures, figures, _run_table(rows))
     write_atomic(out / ANSWER, json.dumps(answer_summary(config.dataset, arms, analysis.decided), indent=2) + "\n")
     write_atomic(out / "report.md", render.markdown(page))

@@ -116,8 +116,8 @@ def study_cost(placement=None):
 
     Example:
 
-    >>> study_cost("bn_act_drop")  # doctest: +SKIP
-    "In kerasreg's quick study (deep arm) `bn_act_drop` cost 2.3 points against BatchNorm alone (99.2% CI 0.3 to 4.3)"
+    >>> study_cost("bn_act_drop").startswith("In kerasreg's quick study")
+    True
     """
     costs = {p: c for p in FEEDING_BN if (c := published.agreed_contrast(p)) and c["decision"] == "separated"
              and c["difference_points"] < 0}
