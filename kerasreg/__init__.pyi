@@ -22,6 +22,10 @@ from kerasreg.data.loading import (
     default_data_dir as default_data_dir,
     load_dataset as load_dataset,
 )
+from kerasreg.diagnosis.batch_norm_audit import (
+    BatchNormFinding as BatchNormFinding,
+    audit_batch_norm as audit_batch_norm,
+)
 from kerasreg.diagnosis.result import Diagnosis as Diagnosis, diagnose as diagnose
 from kerasreg.diagnosis.move import move_dropout as move_dropout
 from kerasreg.diagnosis.structure import find_structure as find_structure

@@ -1,0 +1,55 @@
+"""The BatchNorm audit without data: planted problems in real backbones are named with their layer and fix."""
+
+import keras
+import numpy as np
+import pytest
+
+import kerasreg
+
+
+def _mobilenet():
+    return keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), classes=10)
+
+
+def test_an_untrained_backbone_is_found_with_statistics_never_updated_and_its_momentum_horizon():
+    model = _mobilenet()
+    findings = kerasreg.audit_batch_norm(model)
+    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    never = [f for f in findings if f.kind == "never updated"]
+    assert [f.layer for f in never] == [layer.name for layer in layers]
+    assert "reestimate_batch_norm" in never[0].fix
+    (momentum,) = [f for f in findings if f.kind == "momentum"]
+    assert f"{len(layers)} BatchNormalization layers" in momentum.text and "about 1000 steps (momentum 0.999)" in \
+        momentum.text
+
+
+def test_a_trained_model_has_no_stale_statistics_and_planted_problems_are_named(tmp_path):
+    data = kerasreg.load_dataset("mnist1d")
+    model = kerasreg.build_model("mlp", placement="bn_before_act", input_shape=data.input_shape,
+                                 num_classes=data.num_classes, seed=0)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(*data.as_numpy("train"), epochs=1, batch_size=100, verbose=0)
+    assert [f.kind for f in kerasreg.audit_batch_norm(model)] == ["momentum"]
+    first, second = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    gamma = np.array(first.gamma.numpy())
+    gamma[:3] = 0.0
+    first.gamma.assign(gamma)
+    variance = np.array(second.moving_variance.numpy())
+    variance[0] = 1e-9
+    second.moving_variance.assign(variance)
+    second.trainable = False
+    path = tmp_path / "planted.keras"
+    model.save(path)  # the audit reads a saved model as well: nothing but the weights is needed
+    findings = {f.kind: f for f in kerasreg.audit_batch_norm(keras.models.load_model(path, compile=False))}
+    assert findings["dead channels"].layer == first.name
+    assert f"3 channels of {gamma.size} with a scale below 0.001" in findings["dead channels"].text
+    assert findings["extreme variance"].layer == second.name and "from 1e-09" in findings["extreme variance"].text
+    assert findings["frozen"].layer == second.name and "training=False" in findings["frozen"].fix
+    assert findings["frozen"].sentence().endswith(".")
+
+
+def test_a_model_without_batchnorm_has_nothing_to_audit_and_a_non_model_is_refused():
+    model = kerasreg.build_model("mlp", placement="dropout", input_shape=(40,), num_classes=10)
+    assert kerasreg.audit_batch_norm(model) == []
+    with pytest.raises(ValueError, match=r"`model`.*a keras.Model.*Received: str"):
+        kerasreg.audit_batch_norm("model.keras")
