@@ -89,6 +89,15 @@ def test_a_dropout_inside_a_nested_model_is_refused_by_name():
         kerasreg.move_dropout(keras.Model(x, L.Dense(3)(inner(x))))
 
 
+def test_the_head_is_found_through_the_call_that_made_the_output_when_a_layer_is_shared():
+    x = keras.Input((8,))
+    act = L.ReLU(name="act")  # called after the first Dense and again after the head
+    h = L.BatchNormalization(name="bn")(L.Dropout(0.3, name="drop")(act(L.Dense(8, name="dense_1")(x))))
+    fixed = kerasreg.move_dropout(keras.Model(x, act(L.Dense(3, name="head")(h))), to="head")
+    names = [layer.name for layer in fixed.layers]
+    assert names.index("head_dropout") == names.index("head") - 1
+
+
 def test_a_bad_target_is_refused():
     with pytest.raises(ValueError, match="Invalid value received for argument `to`.*Received: to='tail'"):
         kerasreg.move_dropout(_drop_before_bn("sequential"), to="tail")

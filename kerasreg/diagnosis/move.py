@@ -14,7 +14,7 @@ import keras
 
 from kerasreg import _checks
 from kerasreg.diagnosis.structure import find_structure, is_dropout, is_weight_layer
-from kerasreg.models.graph import graph_of, nodes_in_order
+from kerasreg.models.graph import consumers, graph_of, producer
 from kerasreg.models.uout import Uout
 
 TARGETS = ("head", "uout")
@@ -26,26 +26,20 @@ def _refuse(name, why):
                       "with dropout only before its classifier head.")
 
 
-def _consumers(graph, layer):
-    """Number of calls in `graph` that take one of `layer`'s outputs."""
-    outputs = {id(t) for node in layer._inbound_nodes for t in node.output_tensors}
-    return sum(1 for node in nodes_in_order(graph) if any(id(t) in outputs for t in node.input_tensors))
-
-
 def _head(model):
     """The weight layer that produces the model's output (the classifier head)."""
     graph = graph_of(model)
     tensor = graph.outputs[0]
     while True:
-        layer = tensor._keras_history.operation
+        node = producer(tensor)
+        layer = node.operation
         if isinstance(layer, keras.Model):
             raise _refuse(layer.name, "the classifier head sits inside this nested model")
         if is_weight_layer(layer):
             return layer
-        inputs = layer._inbound_nodes[0].input_tensors if layer._inbound_nodes else []
-        if len(inputs) != 1 or isinstance(layer, keras.layers.InputLayer):
+        if len(node.input_tensors) != 1:  # a merge, or the model's input
             raise _refuse(layer.name, "no single chain leads from it back to a Dense or Conv classifier head")
-        tensor = inputs[0]
+        tensor = node.input_tensors[0]
 
 
 def _checked_dropouts(model, names):
@@ -57,7 +51,7 @@ def _checked_dropouts(model, names):
         layer = model.get_layer(name)
         if len(layer._inbound_nodes) != 1:
             raise _refuse(name, f"it is called {len(layer._inbound_nodes)} times (a shared layer)")
-        if _consumers(graph, layer) != 1:
+        if len(consumers(graph, *layer._inbound_nodes[0].output_tensors)) != 1:
             raise _refuse(name, "its output feeds several layers, so it does not sit on a single chain")
         layers.append(layer)
     return layers
@@ -151,8 +145,8 @@ def move_dropout(model: keras.Model, to: str = "head") -> keras.Model:
                 return args[0]
             if head is not None and layer.name == head.name:
                 inputs = args[0]
-                producer = getattr(inputs, "_keras_history", None)
-                if producer is None or not is_dropout(producer.operation):
+                made_by = producer(inputs)
+                if made_by is None or not is_dropout(made_by.operation):
                     inputs = extra(inputs)
                 return layer(inputs, *args[1:], **kwargs)
             return layer(*args, **kwargs)

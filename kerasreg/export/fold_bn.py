@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from kerasreg.export.layout import INPUT_NAME
+from kerasreg.models.graph import calls, consumers, graph_of, nodes_in_order, producer
 
 
 _WEIGHT_LAYERS = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
@@ -33,41 +34,23 @@ def _can_fold(weight, norm, rank):
     )
 
 
-def _graph_nodes(model):
-    """The model's own nodes, found backwards from its outputs (shared layers' other uses ignored)."""
-    nodes, seen, stack = [], set(), list(model.outputs)
-    while stack:
-        tensor = stack.pop()
-        operation, node_index, _ = tensor._keras_history
-        node = operation._inbound_nodes[node_index]
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        nodes.append(node)
-        stack.extend(node.input_tensors)
-    return nodes
-
-
 def _fold_pairs(model):
-    """(weight layer, BatchNormalization) pairs where the BN is the weight output's only consumer."""
-    nodes = _graph_nodes(model)
-    uses, calls = {}, {}
-    for node in nodes:
-        calls[id(node.operation)] = calls.get(id(node.operation), 0) + 1
-        for tensor in node.input_tensors:
-            uses[id(tensor)] = uses.get(id(tensor), 0) + 1
-    for tensor in model.outputs:
-        uses[id(tensor)] = uses.get(id(tensor), 0) + 1
+    """(weight layer, BatchNormalization) pairs where the BN is the weight output's only consumer.
+
+    A model output counts as a consumer: folding would change what the model returns.
+    """
+    graph = graph_of(model)
+    outputs = {id(tensor) for tensor in graph.outputs}
     pairs = []
-    for node in nodes:
+    for node in nodes_in_order(graph):
         norm = node.operation
         if not isinstance(norm, keras.layers.BatchNormalization) or len(node.input_tensors) != 1:
             continue
         tensor = node.input_tensors[0]
-        weight = tensor._keras_history[0]
-        if (isinstance(weight, keras.layers.Layer) and uses[id(tensor)] == 1
-                and calls.get(id(weight)) == 1 and calls.get(id(norm)) == 1
-                and _can_fold(weight, norm, len(tensor.shape))):
+        weight = producer(tensor).operation
+        if (_can_fold(weight, norm, len(tensor.shape)) and id(tensor) not in outputs
+                and len(consumers(graph, tensor)) == 1 and len(calls(graph, weight)) == 1
+                and len(calls(graph, norm)) == 1):
             pairs.append((weight, norm))
     order = {id(layer): i for i, layer in enumerate(model.layers)}
     return sorted(pairs, key=lambda pair: order.get(id(pair[0]), -1))

@@ -36,7 +36,10 @@ class RunArtifacts:
 
 
 def _plain(value):
-    """Plain dicts and lists: Keras wraps a model's dict attributes in tracking types that do not unpickle alone."""
+    """Plain dicts and lists: Keras wraps a model's dict attributes in tracking types that do not unpickle alone.
+
+    For pickling to the driver, not JSON: tuples, NumPy values and NaN stay as they are (`_json.jsonable` is JSON's).
+    """
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
