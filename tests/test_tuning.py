@@ -1,5 +1,7 @@
 """Placements as KerasTuner hyperparameters: the space, the hypermodel under plain KerasTuner, `kerasreg tune`."""
 
+import dataclasses
+import inspect
 import json
 import os
 import re
@@ -15,6 +17,7 @@ from helpers import run_python
 import kerasreg
 from kerasreg import cli
 from kerasreg.tuning import PlacementHyperModel, TuneConfig, get_objective, search_space, tune
+from kerasreg.tuning.space import SPACE_FIELDS
 
 # Runs of an epoch or two, here and in the processes started: compiling is most of their time (conftest.py).
 pytestmark = pytest.mark.usefixtures("quick_compile")
@@ -40,6 +43,14 @@ def test_the_space_comes_from_the_registries():
     assert space.norms == ("batch",) and space.bn_presets == ("keras",) and space.dropouts == ()
     assert search_space("mlp", dropouts="*").dropouts == tuple(kerasreg.list_dropout_kinds())
     assert search_space("mlp", placements="bn_*").placements == ("bn_act_drop", "bn_after_act", "bn_before_act")
+
+
+def test_the_axes_are_the_arguments_of_search_space_and_the_fields_of_a_tune_config():
+    assert SPACE_FIELDS == ("placements", "rates", "dropouts", "norms", "bn_presets", "options")
+    arguments = inspect.signature(search_space).parameters
+    fields = {field.name: field.default for field in dataclasses.fields(TuneConfig)}
+    assert {name: arguments[name].default for name in SPACE_FIELDS} == dict.fromkeys(SPACE_FIELDS)
+    assert {name: fields[name] for name in SPACE_FIELDS} == dict.fromkeys(SPACE_FIELDS)
 
 
 def test_a_placement_registered_now_is_searchable_at_once(data):

@@ -7,15 +7,15 @@ import dataclasses
 from kerasreg import _checks
 from kerasreg.data.defaults import VALIDATION_SPLIT
 from kerasreg.runs import check_known_keys, read_toml
+from kerasreg.training import defaults as training
 from kerasreg.training import make_optimizer
+from kerasreg.tuning import defaults
+from kerasreg.tuning.space import SPACE_FIELDS
 
-TUNERS = ("random", "bayesian", "hyperband")
 # Metrics every trial logs at every epoch, whatever its placement, and the direction that is better.
 # The objective must be one of them; test metrics are never used for selection.
 OBJECTIVES = {"val_accuracy": "max", "val_loss": "min", "clean_gap_accuracy": "min", "clean_gap_loss": "min",
               "reported_gap_accuracy": "min", "reported_gap_loss": "min"}
-DEFAULT_MAX_TRIALS = 10
-SPACE_FIELDS = ("placements", "rates", "dropouts", "norms", "bn_presets", "options")
 
 
 @dataclasses.dataclass
@@ -23,7 +23,7 @@ class TuneConfig:
     """Everything that defines a search.
 
     The space fields (`placements`, `rates`, `dropouts`, `norms`,
-    `bn_presets`, `options`) are those of `PlacementHyperModel`; `None`
+    `bn_presets`, `options`) are the arguments of `search_space`; `None`
     means its default (every registered placement, rates 0.1-0.5, each
     placement's own dropout kind, batch norm, Keras BN preset). Every trial
     trains with `seed`, so two trials with the same hyperparameters give the
@@ -49,16 +49,16 @@ class TuneConfig:
     dataset: str = "mnist1d"
     data_dir: str = None
     validation_split: float = VALIDATION_SPLIT
-    epochs: int = 20
-    batch_size: int = 100
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
+    epochs: int = defaults.EPOCHS
+    batch_size: int = training.BATCH_SIZE
+    optimizer: str = training.OPTIMIZER
+    learning_rate: float = training.LEARNING_RATE
     seed: int = 0
     tuner: str = "random"
-    max_trials: int = None  # random and bayesian: DEFAULT_MAX_TRIALS; hyperband sets its own
+    max_trials: int = None  # random and bayesian: defaults.MAX_TRIALS; hyperband sets its own
     objective: str = "val_accuracy"
     factor: int = 3
-    best: int = 3
+    best: int = defaults.BEST
 
     @classmethod
     def from_dict(cls, values, *, source="config"):
@@ -90,7 +90,7 @@ class TuneConfig:
 
     def validate(self):
         """Check the settings that need no data or model; the space is checked by `PlacementHyperModel`."""
-        _checks.one_of(self.tuner, TUNERS, "tuner")
+        _checks.one_of(self.tuner, defaults.TUNERS, "tuner")
         _checks.one_of(self.objective, tuple(OBJECTIVES), "objective")
         for name in ("epochs", "batch_size", "best"):
             _checks.positive_int(getattr(self, name), name)

@@ -25,9 +25,12 @@ import keras
 
 from kerasreg import _checks
 from kerasreg._files import write_atomic
+from kerasreg._json import jsonable
 from kerasreg.models import build_model
 from kerasreg.training import ResumableEarlyStopping, RunDir, train
+from kerasreg.training import defaults as training
 from kerasreg.training.checkpoint import is_resumable
+from kerasreg.tuning import defaults
 from kerasreg.tuning.config import OBJECTIVES
 from kerasreg.tuning.resumable import make_resumable
 from kerasreg.tuning.space import search_space
@@ -79,7 +82,7 @@ def write_result(result, run_dir):
         "test_metrics": result.test_metrics, "gaps": result.gaps, "epoch_times": result.epoch_times,
         "stop_reason": result.stop_reason, "reestimated": result.reestimated,
     }
-    text = json.dumps(fields, default=lambda v: v.tolist() if hasattr(v, "tolist") else repr(v), indent=1)
+    text = json.dumps(jsonable(fields), indent=1)
     write_atomic(pathlib.Path(run_dir) / RESULT_FILE, text + "\n")
 
 
@@ -100,20 +103,13 @@ class PlacementHyperModel(keras_tuner.HyperModel):
         architecture: str. A registered architecture, see `list_models()`.
         input_shape: tuple of int. Input shape without the batch axis.
         num_classes: int. Classes of the softmax head.
-        placements: list, fnmatch pattern or None. Defaults to every
-            registered placement.
-        rates: list, range `{"min", "max", "step"}` or None. Dropout rates,
-            searched only for placements that use dropout. Defaults to 0.1
-            to 0.5 in steps of 0.1.
-        dropouts: list, fnmatch pattern or None. Dropout kinds. Defaults to
-            each placement's own kind.
-        norms: list, fnmatch pattern or None. Defaults to `["batch"]`.
-        bn_presets: list, fnmatch pattern or None. Defaults to `["keras"]`.
-        options: dict or None. Architecture option -> list of choices.
-            Defaults to the architecture's defaults.
         seed: int. Seeds every trial's initialisation, data order and
             dropout noise: a trial's result depends only on its
             hyperparameters. Defaults to `0`.
+        **space: the search space: `placements`, `rates` (searched only
+            for placements that use dropout), `dropouts`, `norms`,
+            `bn_presets` and `options`, each as in `search_space` and
+            defaulting as there.
 
     Example:
 
@@ -133,17 +129,11 @@ class PlacementHyperModel(keras_tuner.HyperModel):
         *,
         input_shape: Sequence[int],
         num_classes: int,
-        placements: list | str | None = None,
-        rates: list | dict | None = None,
-        dropouts: list | str | None = None,
-        norms: list | str | None = None,
-        bn_presets: list | str | None = None,
-        options: dict | None = None,
         seed: int = 0,
+        **space: Any,
     ) -> None:
         super().__init__(name=f"kerasreg_{architecture}", tunable=True)
-        self.space = search_space(architecture, placements=placements, rates=rates, dropouts=dropouts,
-                                  norms=norms, bn_presets=bn_presets, options=options)
+        self.space = search_space(architecture, **space)
         self.architecture = architecture
         self.input_shape = tuple(input_shape)
         self.num_classes = num_classes
@@ -161,10 +151,10 @@ class PlacementHyperModel(keras_tuner.HyperModel):
         model: keras.Model,
         dataset: Dataset,
         *,
-        epochs: int = 20,
-        batch_size: int = 100,
-        optimizer: str = "adam",
-        learning_rate: float = 1e-3,
+        epochs: int = defaults.EPOCHS,
+        batch_size: int = training.BATCH_SIZE,
+        optimizer: str = training.OPTIMIZER,
+        learning_rate: float = training.LEARNING_RATE,
         callbacks: Sequence[keras.callbacks.Callback] = (),
         initial_epoch: int = 0,
         objective: str | keras_tuner.Objective | None = None,

@@ -29,8 +29,7 @@ from kerasreg._files import write_atomic
 from kerasreg._locks import Lock
 from kerasreg.data import load_dataset
 from kerasreg.training.run_dir import config_differences
-from kerasreg.tuning import distributed
-from kerasreg.tuning.config import DEFAULT_MAX_TRIALS
+from kerasreg.tuning import defaults, distributed
 from kerasreg.tuning.trials import export_trial, trial_rows, trial_run_dir
 
 if TYPE_CHECKING:
@@ -86,7 +85,7 @@ def make_tuner(config, hypermodel, objective, directory):
     cls = _tuner_class(config.tuner)
     if config.tuner == "hyperband":
         return cls(hypermodel, max_epochs=config.epochs, factor=config.factor, **common)
-    return cls(hypermodel, max_trials=config.max_trials or DEFAULT_MAX_TRIALS, **common)
+    return cls(hypermodel, max_trials=config.max_trials or defaults.MAX_TRIALS, **common)
 
 
 def _record(config, space):

@@ -197,6 +197,10 @@ class SearchSpace:
         }
 
 
+# The axes by name: the keyword arguments of `search_space` and `PlacementHyperModel`, the space of a `TuneConfig`.
+SPACE_FIELDS = tuple(field.name for field in dataclasses.fields(SearchSpace) if field.name != "architecture")
+
+
 def search_space(
     architecture: str,
     *,
