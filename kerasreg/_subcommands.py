@@ -195,7 +195,13 @@ def cmd_diagnose(args):
     model, manifest = load_model_file(args.model, safe_mode=not args.unsafe_load)
     dataset = args.dataset or ((manifest or {}).get("dataset") or {}).get("name")
     if dataset is None:
-        raise ValueError("Pass the data to diagnose on with --dataset NAME (see `kerasreg data list`).")
+        if args.out:
+            raise ValueError("--out writes the measured report, which needs data: pass --dataset NAME too "
+                             "(see `kerasreg data list`), or leave --out out for the audit without data.")
+        from kerasreg.diagnosis.batch_norm_audit import without_data
+
+        print("\n".join(f"- {sentence}" for sentence in without_data(model)))
+        return 0
     result = kerasreg.diagnose(model, dataset, test=args.test, mc_samples=args.mc_samples, batch_size=args.batch_size,
                                seed=args.seed, data_dir=args.data_dir, manifest=manifest)
     print(result.format())

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import kerasreg
+from kerasreg import cli
 
 
 def _mobilenet():
@@ -53,3 +54,16 @@ def test_a_model_without_batchnorm_has_nothing_to_audit_and_a_non_model_is_refus
     assert kerasreg.audit_batch_norm(model) == []
     with pytest.raises(ValueError, match=r"`model`.*a keras.Model.*Received: str"):
         kerasreg.audit_batch_norm("model.keras")
+
+
+def test_diagnose_without_data_prints_the_structure_the_audit_and_what_needs_data(tmp_path, capsys):
+    path = tmp_path / "backbone.keras"
+    _mobilenet().save(path)
+    assert cli.main(["diagnose", str(path)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("- The model has 52 BatchNormalization layers and no dropout-kind layer")
+    assert lines[1].startswith("- 52 BatchNormalization layers (bn_Conv1, ") and "never updated" in lines[1]
+    assert lines[-1].startswith("- Without data the audit cannot tell") and lines[-1].endswith("pass --dataset.")
+    assert cli.main(["diagnose", str(path), "--out", str(tmp_path / "report")]) == 2
+    assert "--out writes the measured report, which needs data" in capsys.readouterr().err
+    assert not (tmp_path / "report").exists()

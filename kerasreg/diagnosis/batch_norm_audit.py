@@ -38,6 +38,8 @@ import numpy as np
 
 from kerasreg import _checks
 from kerasreg._text import plural
+from kerasreg.diagnosis.structure import find_structure
+from kerasreg.diagnosis.verdict import structure_sentence
 from kerasreg.training.variance_shift import batch_norm_layers
 
 DEAD_SCALE = 1e-3  # |gamma| below this: the channel's normalised input no longer reaches the output
@@ -158,3 +160,38 @@ def audit_batch_norm(model: keras.Model) -> list[BatchNormFinding]:
                                  _extreme_variance(layer, variance), _frozen(layer)) if f]
         horizons.setdefault(layer.momentum, []).append(layer)
     return problems + [_momentum(group) for group in horizons.values()]
+
+
+def audit_sentences(findings):
+    """The audit in a few sentences: one per kind of finding, the layers it names first.
+
+    Example:
+
+    >>> audit_sentences([])
+    ['The model has no BatchNormalization layer: nothing to audit.']
+    """
+    if not findings:
+        return ["The model has no BatchNormalization layer: nothing to audit."]
+    groups = {}
+    for finding in findings:
+        groups.setdefault(finding.kind, []).append(finding)
+    sentences = []
+    for kind, members in groups.items():
+        if len(members) == 1 or kind == "momentum":
+            sentences += [f.sentence() for f in members]
+            continue
+        names = ", ".join(f.layer for f in members[:3]) + (", ..." if len(members) > 3 else "")
+        sentences.append(f"{plural(len(members), 'BatchNormalization layer')} ({names}): {kind}, e.g. "
+                         f"{members[0].sentence()}")
+    return sentences
+
+
+def without_data(model):
+    """What can be said of a model with no data: where dropout meets BatchNorm, the audit, and what needs data.
+
+    Example:
+
+    >>> without_data(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))[-1].startswith("Without data")
+    True
+    """
+    return [structure_sentence(find_structure(model)), *audit_sentences(audit_batch_norm(model)), NEEDS_DATA]

@@ -25,7 +25,8 @@ def _points(value):
     return 100.0 * value
 
 
-def _structure_sentence(structure):
+def structure_sentence(structure):
+    """Where dropout meets BatchNorm in a model's graph, in one sentence (no data needed)."""
     paths = structure.paths
     if not structure.batch_norm_layers:
         return "The model has no BatchNormalization layer, so dropout cannot shift BatchNorm statistics."
@@ -142,6 +143,6 @@ def verdict(diagnosis):
     >>> verdict(kerasreg.diagnose(model, data))  # doctest: +SKIP
     ['Dropout feeds BatchNorm on 2 paths (drop_1 -> bn_2, ...)', ...]
     """
-    sentences = [_structure_sentence(diagnosis.structure), _shift_sentence(diagnosis.variance_shift),
+    sentences = [structure_sentence(diagnosis.structure), _shift_sentence(diagnosis.variance_shift),
                  _reestimation_sentence(diagnosis), _advice(diagnosis), _gap_sentence(diagnosis)]
     return [s for s in sentences if s]
