@@ -236,6 +236,8 @@ BAD_SOURCES = {
                   r"mixed row lengths: line 3 has 2 fields, the header has 3"),
     "long row": (lambda t: _csv(t, "a,b,label\n1,2,0\n3,4,1\n1,2,0,9\n4,5,1\n1,2,1\n"),
                  r"mixed row lengths: line 4 has 4 fields, the header has 3"),
+    "a field over the csv limit": (lambda t: _csv(t, "a,label\n1," + "x" * 50_000_000 + "\n2,1\n3,0\n"),
+                                   r"bad.csv line 2 has a field longer than 131072 characters"),
     "empty class folder": (lambda t: _images(t, "empty"), r"Class folder .*pics/bird is empty"),
     "truncated image": (lambda t: _images(t, "truncated"), r"Cannot read image .*pics/dog/1.png: image file is truncated"),
     "unreadable image": (lambda t: _images(t, "unreadable"), r"Cannot read image .*pics/dog/2.png: cannot identify"),

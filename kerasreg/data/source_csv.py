@@ -157,7 +157,7 @@ def _layout(path, name):
     """`(columns, rows to skip, class names or None)`, from the first two rows."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = csv.reader(f)
+            rows = _rows(f, name)
             header = next(rows, None)
             first = next(rows, None)
     except UnicodeDecodeError:
@@ -228,10 +228,25 @@ def _is_number(value):
 def _row_length_message(path, columns, strict=True):
     """Name the first line whose field count differs from the header's (only ever run on a bad file)."""
     with open(path, newline="", encoding="utf-8-sig") as f:
-        for line, row in enumerate(csv.reader(f), start=1):
+        for line, row in enumerate(_rows(f, os.path.basename(path)), start=1):
             if line > 1 and row and len(row) != len(columns):
                 return (
                     f"{os.path.basename(path)} has mixed row lengths: line {line} has {len(row)} fields, "
                     f"the header has {len(columns)}."
                 )
     return f"{os.path.basename(path)} could not be parsed as CSV." if strict else None
+
+
+def _rows(f, name):
+    """csv's rows of the open file `f`, its field-size refusal naming the file, the line and the limit."""
+    reader = csv.reader(f)
+    try:
+        yield from reader
+    except csv.Error as error:
+        if "field limit" not in str(error):
+            raise
+        # The limit stays csv's default: a longer field is no number and no class name.
+        raise ValueError(
+            f"{name} line {reader.line_num} has a field longer than {csv.field_size_limit()} characters; "
+            "fields must be numbers or class names (is a quote left open?)."
+        ) from None
