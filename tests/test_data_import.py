@@ -188,6 +188,12 @@ def _csv(tmp_path, text):
     return path
 
 
+def _csv_bytes(tmp_path, data):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(data)
+    return path
+
+
 def _npz(tmp_path, **arrays):
     path = tmp_path / "bad.npz"
     np.savez(path, **arrays)
@@ -238,6 +244,8 @@ BAD_SOURCES = {
                  r"mixed row lengths: line 4 has 4 fields, the header has 3"),
     "a field over the csv limit": (lambda t: _csv(t, "a,label\n1," + "x" * 50_000_000 + "\n2,1\n3,0\n"),
                                    r"bad.csv line 2 has a field longer than 131072 characters"),
+    "latin-1 after utf-8 rows": (lambda t: _csv_bytes(t, b"label,weight\n" + b"pear,1.5\n" * 5000 + b"p\xe9ar,1.0\n"),
+                                 r"bad.csv is not UTF-8 text \(line 5002, byte 45014: 0xe9\); save it as UTF-8"),
     "empty class folder": (lambda t: _images(t, "empty"), r"Class folder .*pics/bird is empty"),
     "truncated image": (lambda t: _images(t, "truncated"), r"Cannot read image .*pics/dog/1.png: image file is truncated"),
     "unreadable image": (lambda t: _images(t, "unreadable"), r"Cannot read image .*pics/dog/2.png: cannot identify"),

@@ -161,8 +161,7 @@ def _layout(path, name):
             header = next(rows, None)
             first = next(rows, None)
     except UnicodeDecodeError:
-        # The codec's own message names a byte offset but not the file.
-        raise ValueError(f"{name} is not UTF-8 text; save it as UTF-8 (CSV UTF-8) and import it again.") from None
+        raise ValueError(_not_utf8_message(path)) from None
     if not header:
         raise ValueError(f"{name} is empty.")
     if first is None:
@@ -194,6 +193,8 @@ def _parsed(chunks, path, columns):
         yield from chunks
     except pd.errors.ParserError:
         raise ValueError(_row_length_message(path, columns)) from None
+    except UnicodeDecodeError:
+        raise ValueError(_not_utf8_message(path)) from None
 
 
 def _features(chunk, features, name, start, path, columns):
@@ -235,6 +236,25 @@ def _row_length_message(path, columns, strict=True):
                     f"the header has {len(columns)}."
                 )
     return f"{os.path.basename(path)} could not be parsed as CSV." if strict else None
+
+
+def _not_utf8_message(path):
+    """Name the first line that is not UTF-8, and its byte (only ever run on a bad file).
+
+    The codec's own message gives an offset into pandas' buffer, not the file, and names neither.
+    """
+    offset = 0
+    with open(path, "rb") as f:
+        for line, data in enumerate(f, start=1):
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as error:
+                where = f" (line {line}, byte {offset + error.start}: {data[error.start]:#04x})"
+                break
+            offset += len(data)
+        else:
+            where = ""
+    return f"{os.path.basename(path)} is not UTF-8 text{where}; save it as UTF-8 (CSV UTF-8) and import it again."
 
 
 def _rows(f, name):
