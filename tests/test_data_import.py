@@ -271,6 +271,21 @@ def re_search(pattern, text):
     return True
 
 
+@pytest.mark.parametrize("side", [40, 100])  # Pillow warns above its limit, and raises above twice it
+def test_an_image_over_pillows_decompression_bomb_limit_exits_2_naming_it_and_its_size(tmp_path, capsys,
+                                                                                      monkeypatch, side):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    root = make_image_folder(tmp_path / "pics", per_class=3, size=(8, 8))
+    Image.new("L", (side, side)).save(root / "dog" / "bomb.png")
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    code, _, err = import_cli(capsys, "mine", root, "--data-dir", data_dir)
+    assert code == 2 and "Traceback" not in err
+    assert re_search(rf"Image .*pics/dog/bomb.png is {side}x{side} pixels \({side * side} pixels\), over Pillow's "
+                     r"decompression-bomb limit of 1000 pixels", err)
+    assert os.listdir(data_dir) == []
+
+
 def test_a_bad_row_found_mid_write_leaves_an_earlier_import_in_place(tmp_path):
     rows = "".join(f"{i},{i % 3}\n" for i in range(70000))
     good = _csv(tmp_path, "a,label\n" + rows)

@@ -11,6 +11,7 @@ chunk.
 
 import os
 import sys
+import warnings
 
 import numpy as np
 
@@ -113,12 +114,36 @@ def _open(file):
     from PIL import Image  # Only image imports need Pillow.
 
     try:
-        with open(file, "rb") as f:
+        with open(file, "rb") as f, warnings.catch_warnings():
+            # Pillow only warns between its pixel limit and twice it, then decodes all of it anyway.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(f)
             image.load()  # decodes now, so a truncated file fails here, named
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        width, height = _header_size(file)
+        raise ValueError(
+            f"Image {file} is {width}x{height} pixels ({width * height} pixels), over Pillow's decompression-bomb "
+            f"limit of {Image.MAX_IMAGE_PIXELS} pixels; shrink it or remove it (or raise "
+            "`PIL.Image.MAX_IMAGE_PIXELS` if you trust it)."
+        ) from None
     except (OSError, SyntaxError, ValueError) as error:
         raise ValueError(f"Cannot read image {file}: {error}. Remove or replace it.") from None
     return image
+
+
+def _header_size(file):
+    """`(width, height)` from the header of an image `Image.open` refused as too large, read by the format whose
+    signature it has (the formats without one are left out: they cannot be told apart without trying them)."""
+    from PIL import Image
+
+    with open(file, "rb") as f:
+        prefix = f.read(16)
+        for format_id in Image.ID:
+            factory, accept = Image.OPEN[format_id]
+            if accept is not None and accept(prefix) is True:
+                f.seek(0)
+                return factory(f, file).size
+    raise ValueError(f"Cannot read image {file}: no format of Pillow's reads its header.")
 
 
 def _read(file, size, channels, first):
