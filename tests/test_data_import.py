@@ -146,6 +146,26 @@ def test_image_folder_is_resized_and_keeps_rgb_or_grayscale(tmp_path):
                   for i in range(10)) == stored
 
 
+def test_16_bit_grayscale_images_are_scaled_to_the_8_bit_range_not_saturated(tmp_path):
+    rng = np.random.default_rng(0)
+    stored = {}
+    for name in ("a", "b"):
+        (tmp_path / "deep" / name).mkdir(parents=True)
+        for i in range(4):
+            pixels = rng.integers(0, 65536, (6, 5), dtype=np.uint16)
+            Image.fromarray(pixels).save(tmp_path / "deep" / name / f"{i}.png")
+            stored[f"{name}{i}"] = pixels
+    assert Image.open(tmp_path / "deep" / "a" / "0.png").mode == "I;16"
+    kerasreg.import_dataset("deep_pics", tmp_path / "deep", test_split=0.25, data_dir=tmp_path / "d")
+    data = kerasreg.load_dataset("deep_pics", data_dir=tmp_path / "d")
+    loaded = np.concatenate([data.as_numpy(s)[0] for s in ("train", "val", "test")])[..., 0]
+    sources = np.stack(list(stored.values())) / 65535
+    # Each loaded image beside the stored image it is closest to (random images: no two are alike).
+    matched = sources[[np.abs(sources - image).sum(axis=(1, 2)).argmin() for image in loaded]]
+    assert np.corrcoef(loaded.reshape(-1), matched.reshape(-1))[0, 1] > 0.99
+    assert np.abs(loaded - matched).max() <= 0.5 / 255 + 1e-6  # x / 65535 * 255, rounded
+
+
 def test_hidden_files_and_folders_are_skipped_and_said(tmp_path, capsys):
     pics = make_image_folder(tmp_path / "pics", classes=("a", "b"), per_class=3)
     make_image_folder(pics / ".ipynb_checkpoints", classes=("a",), per_class=2)  # a notebook's autosave

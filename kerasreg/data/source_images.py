@@ -157,6 +157,9 @@ def _read(file, size, channels, first):
                 f"Image {file} is in color ({image.mode}) but the first image, {first}, is grayscale; "
                 "convert the folder to one kind (all grayscale or all RGB)."
             )
+    if image.mode.startswith("I"):
+        # A 16-bit grayscale PNG (0..65535): Pillow's `convert("L")` clips it at 255 rather than scaling it.
+        image = Image.fromarray(np.round(np.asarray(image, np.float64) * (255 / 65535)).astype(np.uint8))
     mode = "L" if channels == 1 else "RGB"
     if image.mode != mode:
         image = image.convert(mode)
