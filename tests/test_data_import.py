@@ -220,6 +220,20 @@ def _npz(tmp_path, **arrays):
     return path
 
 
+def _damaged_npz(tmp_path, member, save=np.savez):
+    """An .npz whose zip member `member` has one byte flipped halfway through its data."""
+    path = _npz(tmp_path)
+    rng = np.random.default_rng(0)
+    save(path, x=rng.normal(size=(2000, 6)), y=np.arange(2000) % 2)
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(member)
+    data = bytearray(path.read_bytes())
+    name_length, extra_length = np.frombuffer(data[info.header_offset + 26:info.header_offset + 30], "<u2").tolist()
+    data[info.header_offset + 30 + name_length + extra_length + info.compress_size // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return path
+
+
 def _ragged_npz(tmp_path):
     path = tmp_path / "ragged.npz"
     ragged = np.empty(2, object)
@@ -266,6 +280,14 @@ BAD_SOURCES = {
                                    r"bad.csv line 2 has a field longer than 131072 characters"),
     "latin-1 after utf-8 rows": (lambda t: _csv_bytes(t, b"label,weight\n" + b"pear,1.5\n" * 5000 + b"p\xe9ar,1.0\n"),
                                  r"bad.csv is not UTF-8 text \(line 5002, byte 45014: 0xe9\); save it as UTF-8"),
+    "bad crc in an npz's inputs": (lambda t: _damaged_npz(t, "x.npy"),
+                                   r"bad.npz: its member x.npy is damaged \(Bad CRC-32 for file 'x.npy'\)"),
+    "bad crc in an npz's labels": (lambda t: _damaged_npz(t, "y.npy"),
+                                   r"bad.npz: its member y.npy is damaged \(Bad CRC-32 for file 'y.npy'\)"),
+    "damaged compressed npz member": (lambda t: _damaged_npz(t, "x.npy", np.savez_compressed),
+                                      r"bad.npz: its member x.npy is damaged \(.*\); save the .npz again"),
+    "damaged compressed npz header": (lambda t: _damaged_npz(t, "y.npy", np.savez_compressed),
+                                      r"bad.npz: `y` is not a readable .npy array"),
     "empty class folder": (lambda t: _images(t, "empty"), r"Class folder .*pics/bird is empty"),
     "truncated image": (lambda t: _images(t, "truncated"), r"Cannot read image .*pics/dog/1.png: image file is truncated"),
     "unreadable image": (lambda t: _images(t, "unreadable"), r"Cannot read image .*pics/dog/2.png: cannot identify"),
