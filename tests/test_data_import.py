@@ -246,6 +246,8 @@ def _images(tmp_path, breakage):
     root = make_image_folder(tmp_path / "pics", per_class=3)
     if breakage == "empty":
         (root / "bird").mkdir()
+    elif breakage == "newline":
+        (root / "dog").rename(root / "do\ng")
     elif breakage == "truncated":
         data = (root / "dog" / "1.png").read_bytes()
         (root / "dog" / "1.png").write_bytes(data[: len(data) // 2])
@@ -288,6 +290,12 @@ BAD_SOURCES = {
                                       r"bad.npz: its member x.npy is damaged \(.*\); save the .npz again"),
     "damaged compressed npz header": (lambda t: _damaged_npz(t, "y.npy", np.savez_compressed),
                                       r"bad.npz: `y` is not a readable .npy array"),
+    "a newline in a csv class name": (lambda t: _csv(t, 'a,label\n1,cat\n2,"do\ng"\n3,cat\n4,cat\n'),
+                                      r"bad.csv's label column 'label': class name 'do\\ng' holds a control character"),
+    "a tab in a csv class name": (lambda t: _csv(t, "a,label\n1,cat\n2,do\tg\n3,cat\n4,cat\n"),
+                                  r"bad.csv's label column 'label': class name 'do\\tg' holds a control character"),
+    "a newline in a class folder's name": (lambda t: _images(t, "newline"),
+                                           r"pics's class folders: class name 'do\\ng' holds a control character"),
     "empty class folder": (lambda t: _images(t, "empty"), r"Class folder .*pics/bird is empty"),
     "truncated image": (lambda t: _images(t, "truncated"), r"Cannot read image .*pics/dog/1.png: image file is truncated"),
     "unreadable image": (lambda t: _images(t, "unreadable"), r"Cannot read image .*pics/dog/2.png: cannot identify"),

@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 
 from kerasreg import _checks
-from kerasreg.data.source import Source, chunk_rows, test_mask
+from kerasreg.data.source import Source, check_class_names, chunk_rows, test_mask
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 _GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
@@ -36,6 +36,7 @@ def open_images(path, *, image_size=None, test_split=0.2, seed=0):
     class_names = tuple(sorted({name for per_class in files.values() for name in per_class}))
     if not class_names:
         raise ValueError(f"{path} has no class folders (expected {path}/<class>/*.png or *.jpg).")
+    check_class_names(class_names, f"{path}'s class folders")
     index = {name: i for i, name in enumerate(class_names)}
     listed = {split: [(os.path.join(folder, name, file), index[name])
                       for name, names in per_class.items() for file in names]
