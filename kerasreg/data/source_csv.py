@@ -116,15 +116,22 @@ def _count_rows(path):
 
 def _label_pass(chunks, label, path, columns, where, names):
     """`(mapping, class names, rows)` from the label column read as strings."""
-    distinct, num_rows = set(), 0
+    distinct, num_rows, first_kind, mixed = set(), 0, None, None
     for chunk in _parsed(chunks, path, columns):
         values = chunk[label]
         _check_present(values, num_rows, where, path, columns)
         distinct.update(values.unique())
+        integer = _is_integer(values)
+        first_kind = integer[0] if first_kind is None else first_kind
+        other = np.flatnonzero(integer != first_kind)
+        if mixed is None and len(other):
+            mixed = num_rows + int(other[0]), values.iloc[other[0]]
         num_rows += len(chunk)
     if num_rows == 0:
         return {}, (), 0
-    mapping, class_names = class_labels(np.array(sorted(distinct)), where, names)
+    mapping, class_names = class_labels(np.array(sorted(distinct)), where, names)  # raises for float labels
+    if mixed:
+        raise ValueError(_mixed_message(where, *mixed))
     return mapping, class_names, num_rows
 
 
@@ -137,14 +144,22 @@ def _labels(values, mapping, seen, where, start, path, columns):
         strings = values.astype(str)
         # Raises for float labels; a name among integers cannot be numbered like the integers before it.
         class_labels(strings.to_numpy(str), where)
-        row = int(np.argmin(strings.str.fullmatch(r"[+-]?\d+").to_numpy()))
-        raise ValueError(f"{where} mixes integer labels and class names (row {start + row}: "
-                         f"{strings.iloc[row]!r}); use one kind.")
+        row = int(np.argmin(_is_integer(strings)))
+        raise ValueError(_mixed_message(where, start + row, strings.iloc[row]))
     distinct = np.unique(values.to_numpy())
     if distinct[0] < 0:
         class_labels(distinct, where)  # raises, naming the negative label
     seen.update(distinct.tolist())
     return values.to_numpy(np.int64)
+
+
+def _is_integer(strings):
+    """Which labels (read as strings) are integers, as `class_labels` reads them (`int()` allows spaces)."""
+    return strings.str.fullmatch(r"\s*[+-]?\d+\s*").to_numpy(bool)
+
+
+def _mixed_message(where, row, value):
+    return f"{where} mixes integer labels and class names (row {row}: {value!r}); use one kind."
 
 
 def _check_present(values, start, where, path, columns):
