@@ -353,6 +353,26 @@ def test_a_bad_row_found_mid_write_leaves_an_earlier_import_in_place(tmp_path):
     assert sum(kerasreg.load_dataset("late", data_dir=tmp_path / "d").sizes.values()) == 70000
 
 
+def test_a_file_size_limit_hit_while_importing_names_the_shard_and_leaves_nothing(tmp_path, capsys):
+    from helpers import run_python
+
+    source = _csv(tmp_path, "a,b,c,label\n" + "".join(f"{i},{i / 7},{i % 5},{i % 3}\n" for i in range(50000)))
+    data_dir = tmp_path / "data"
+    code = ("import resource, sys\n"
+            "from kerasreg import cli\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))\n"
+            "sys.exit(cli.main(['data', 'import', 'mine', sys.argv[1], '--data-dir', sys.argv[2]]))\n")
+    limited = run_python(code, source, data_dir, check=False)
+    assert limited.returncode == 2, limited.stderr
+    assert re_search(rf"kerasreg data: error: cannot write {data_dir}/\.mine\.importing-\d+/mine/1\.0\.0/"
+                     r"mine-train\.tfrecord-00000-of-00001: File too large; the file-size limit was reached",
+                     limited.stderr)
+    assert "Traceback" not in limited.stderr
+    assert cli.main(["data", "list", "--data-dir", str(data_dir)]) == 0
+    assert "mine" not in capsys.readouterr().out
+    assert [entry for entry in os.listdir(data_dir) if "mine" in entry and not entry.endswith(".lock")] == []
+
+
 @pytest.mark.parametrize("name, message", [
     ("digits", r"'digits' is taken by a kerasreg built-in"),
     ("mnist", r"'mnist' is taken by the TFDS catalog"),
