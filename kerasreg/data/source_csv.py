@@ -120,6 +120,9 @@ def _label_pass(chunks, label, path, columns, where, names):
     for chunk in _parsed(chunks, path, columns):
         values = chunk[label]
         _check_present(values, num_rows, where, path, columns)
+        too_long = np.flatnonzero(values.str.len().to_numpy() > csv.field_size_limit())
+        if len(too_long):
+            raise _too_long(os.path.basename(path), f"row {num_rows + int(too_long[0])}")
         distinct.update(values.unique())
         integer = _is_integer(values)
         first_kind = integer[0] if first_kind is None else first_kind
@@ -159,7 +162,13 @@ def _is_integer(strings):
 
 
 def _mixed_message(where, row, value):
-    return f"{where} mixes integer labels and class names (row {row}: {value!r}); use one kind."
+    return f"{where} mixes integer labels and class names (row {row}: {_shown(value)}); use one kind."
+
+
+def _shown(value):
+    """`value` for a message: its repr, or the start of a long one and its length."""
+    text = str(value)
+    return repr(value) if len(text) <= 40 else f"{text[:20]!r}... of {len(text)} characters"
 
 
 def _check_present(values, start, where, path, columns):
@@ -221,7 +230,7 @@ def _features(chunk, features, name, start, path, columns):
             row = int(np.flatnonzero(~numeric.to_numpy())[0])
             raise ValueError(
                 f"{name} has a non-numeric feature column {column!r} (row {start + row}: "
-                f"{values.iloc[row]!r}). Feature columns must be numbers: encode it, or drop it."
+                f"{_shown(values.iloc[row])}). Feature columns must be numbers: encode it, or drop it."
             )
     x = part.to_numpy(np.float32)
     if not np.isfinite(x).all():
@@ -280,8 +289,10 @@ def _rows(f, name):
     except csv.Error as error:
         if "field limit" not in str(error):
             raise
-        # The limit stays csv's default: a longer field is no number and no class name.
-        raise ValueError(
-            f"{name} line {reader.line_num} has a field longer than {csv.field_size_limit()} characters; "
-            "fields must be numbers or class names (is a quote left open?)."
-        ) from None
+        raise _too_long(name, f"line {reader.line_num}") from None
+
+
+def _too_long(name, where):
+    # csv's default limit, kept (and applied to what pandas reads too): a longer field is no number and no class name.
+    return ValueError(f"{name} {where} has a field longer than {csv.field_size_limit()} characters; fields must be "
+                      "numbers or class names (is a quote left open?).")
