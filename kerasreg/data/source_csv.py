@@ -11,6 +11,7 @@ and the class names come from that row.
 """
 
 import collections
+import contextlib
 import csv
 import os
 
@@ -179,13 +180,9 @@ def _check_present(values, start, where, path, columns):
 
 def _layout(path, name):
     """`(columns, rows to skip, class names or None)`, from the first two rows."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = _rows(f, name)
-            header = next(rows, None)
-            first = next(rows, None)
-    except UnicodeDecodeError:
-        raise ValueError(_not_utf8_message(path)) from None
+    with contextlib.closing(_rows(path)) as rows:
+        header = next(rows, None)
+        first = next(rows, None)
     if not header:
         raise ValueError(f"{name} is empty.")
     if first is None:
@@ -252,8 +249,8 @@ def _is_number(value):
 
 def _row_length_message(path, columns, strict=True):
     """Name the first line whose field count differs from the header's (only ever run on a bad file)."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        for line, row in enumerate(_rows(f, os.path.basename(path)), start=1):
+    with contextlib.closing(_rows(path)) as rows:
+        for line, row in enumerate(rows, start=1):
             if line > 1 and row and len(row) != len(columns):
                 return (
                     f"{os.path.basename(path)} has mixed row lengths: line {line} has {len(row)} fields, "
@@ -281,15 +278,18 @@ def _not_utf8_message(path):
     return f"{os.path.basename(path)} is not UTF-8 text{where}; save it as UTF-8 (CSV UTF-8) and import it again."
 
 
-def _rows(f, name):
-    """csv's rows of the open file `f`, its field-size refusal naming the file, the line and the limit."""
-    reader = csv.reader(f)
-    try:
-        yield from reader
-    except csv.Error as error:
-        if "field limit" not in str(error):
-            raise
-        raise _too_long(name, f"line {reader.line_num}") from None
+def _rows(path):
+    """csv's rows of `path`; a byte that is not UTF-8, or a field over csv's limit, is refused naming the file."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        try:
+            yield from reader
+        except UnicodeDecodeError:
+            raise ValueError(_not_utf8_message(path)) from None
+        except csv.Error as error:
+            if "field limit" not in str(error):
+                raise
+            raise _too_long(os.path.basename(path), f"line {reader.line_num}") from None
 
 
 def _too_long(name, where):
