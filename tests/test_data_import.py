@@ -234,6 +234,22 @@ def _damaged_npz(tmp_path, member, save=np.savez):
     return path
 
 
+def _cut_npz(tmp_path, member):
+    """An .npz (a sound zip) whose `.npy` member `member` holds half the bytes its header promises."""
+    path = tmp_path / "bad.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        for key, array in (("x", np.ones((2000, 6))), ("y", np.arange(2000) % 2)):
+            with archive.open(f"{key}.npy", "w") as f:
+                np.save(f, array)
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    members[member] = members[member][:len(members[member]) // 2]
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
 def _ragged_npz(tmp_path):
     path = tmp_path / "ragged.npz"
     ragged = np.empty(2, object)
@@ -304,6 +320,10 @@ BAD_SOURCES = {
                                   r"bad.csv's label column 'label': class name 'do\\tg' holds a control character"),
     "a newline in a class folder's name": (lambda t: _images(t, "newline"),
                                            r"pics's class folders: class name 'do\\ng' holds a control character"),
+    "a cut-short npz labels member": (lambda t: _cut_npz(t, "y.npy"),
+                                      r"bad.npz: its member y.npy is damaged \(EOF: reading array data, expected "
+                                      r"16000 bytes got 7936\); save the .npz again"),
+    "a cut-short npz inputs member": (lambda t: _cut_npz(t, "x.npy"), r"bad.npz: `x` is truncated at row 0"),
     "empty class folder": (lambda t: _images(t, "empty"), r"Class folder .*pics/bird is empty"),
     "truncated image": (lambda t: _images(t, "truncated"), r"Cannot read image .*pics/dog/1.png: image file is truncated"),
     "unreadable image": (lambda t: _images(t, "unreadable"), r"Cannot read image .*pics/dog/2.png: cannot identify"),

@@ -119,7 +119,10 @@ def _header(archive, member, name):
 
 def _load(path, key):
     with _member(os.path.basename(path), key + ".npy"), np.load(path, allow_pickle=False) as arrays:
-        return arrays[key]
+        try:
+            return arrays[key]
+        except ValueError as error:  # numpy's "EOF: reading array data ...": the member holds less than its header says
+            raise EOFError(error) from None
 
 
 def _row_chunks(path, key):
