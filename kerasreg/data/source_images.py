@@ -133,8 +133,11 @@ def _open(file):
 
 
 def _header_size(file):
-    """`(width, height)` from the header of an image `Image.open` refused as too large, read by the format whose
-    signature it has (the formats without one are left out: they cannot be told apart without trying them)."""
+    """`(width, height)` from the header of an image that `Image.open` refused as too large.
+
+    Read by the format whose signature the file starts with; formats without a signature are left out (telling
+    them apart takes trying each, as `Image.open` does).
+    """
     from PIL import Image
 
     with open(file, "rb") as f:
