@@ -146,6 +146,26 @@ def test_image_folder_is_resized_and_keeps_rgb_or_grayscale(tmp_path):
                   for i in range(10)) == stored
 
 
+def test_16_bit_grayscale_images_are_scaled_to_the_8_bit_range_not_saturated(tmp_path):
+    rng = np.random.default_rng(0)
+    stored = {}
+    for name in ("a", "b"):
+        (tmp_path / "deep" / name).mkdir(parents=True)
+        for i in range(4):
+            pixels = rng.integers(0, 65536, (6, 5), dtype=np.uint16)
+            Image.fromarray(pixels).save(tmp_path / "deep" / name / f"{i}.png")
+            stored[f"{name}{i}"] = pixels
+    assert Image.open(tmp_path / "deep" / "a" / "0.png").mode == "I;16"
+    kerasreg.import_dataset("deep_pics", tmp_path / "deep", test_split=0.25, data_dir=tmp_path / "d")
+    data = kerasreg.load_dataset("deep_pics", data_dir=tmp_path / "d")
+    loaded = np.concatenate([data.as_numpy(s)[0] for s in ("train", "val", "test")])[..., 0]
+    sources = np.stack(list(stored.values())) / 65535
+    # Each loaded image beside the stored image it is closest to (random images: no two are alike).
+    matched = sources[[np.abs(sources - image).sum(axis=(1, 2)).argmin() for image in loaded]]
+    assert np.corrcoef(loaded.reshape(-1), matched.reshape(-1))[0, 1] > 0.99
+    assert np.abs(loaded - matched).max() <= 0.5 / 255 + 1e-6  # x / 65535 * 255, rounded
+
+
 def test_hidden_files_and_folders_are_skipped_and_said(tmp_path, capsys):
     pics = make_image_folder(tmp_path / "pics", classes=("a", "b"), per_class=3)
     make_image_folder(pics / ".ipynb_checkpoints", classes=("a",), per_class=2)  # a notebook's autosave
@@ -188,9 +208,45 @@ def _csv(tmp_path, text):
     return path
 
 
+def _csv_bytes(tmp_path, data):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(data)
+    return path
+
+
 def _npz(tmp_path, **arrays):
     path = tmp_path / "bad.npz"
     np.savez(path, **arrays)
+    return path
+
+
+def _damaged_npz(tmp_path, member, save=np.savez):
+    """An .npz whose zip member `member` has one byte flipped halfway through its data."""
+    path = _npz(tmp_path)
+    rng = np.random.default_rng(0)
+    save(path, x=rng.normal(size=(2000, 6)), y=np.arange(2000) % 2)
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(member)
+    data = bytearray(path.read_bytes())
+    name_length, extra_length = np.frombuffer(data[info.header_offset + 26:info.header_offset + 30], "<u2").tolist()
+    data[info.header_offset + 30 + name_length + extra_length + info.compress_size // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _cut_npz(tmp_path, member):
+    """An .npz (a sound zip) whose `.npy` member `member` holds half the bytes its header promises."""
+    path = tmp_path / "bad.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        for key, array in (("x", np.ones((2000, 6))), ("y", np.arange(2000) % 2)):
+            with archive.open(f"{key}.npy", "w") as f:
+                np.save(f, array)
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    members[member] = members[member][:len(members[member]) // 2]
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
     return path
 
 
@@ -206,6 +262,8 @@ def _images(tmp_path, breakage):
     root = make_image_folder(tmp_path / "pics", per_class=3)
     if breakage == "empty":
         (root / "bird").mkdir()
+    elif breakage == "newline":
+        (root / "dog").rename(root / "do\ng")
     elif breakage == "truncated":
         data = (root / "dog" / "1.png").read_bytes()
         (root / "dog" / "1.png").write_bytes(data[: len(data) // 2])
@@ -228,6 +286,10 @@ BAD_SOURCES = {
     "float labels in csv": (lambda t: _csv(t, "a,label\n1,0.5\n2,1.5\n3,0.5\n"), r"float labels \(e.g. '0.5'\)"),
     "class names after integer labels": (lambda t: _csv(t, "a,label\n" + "1,0\n2,1\n" * 40000 + "3,cat\n"),
                                          r"mixes integer labels and class names \(row 80000: 'cat'\)"),
+    "class names among early integer labels": (lambda t: _csv(t, "a,label\n1,0\n2,1\n3,cat\n4,0\n5,1\n6,cat\n"),
+                                               r"mixes integer labels and class names \(row 2: 'cat'\)"),
+    "integer labels after class names": (lambda t: _csv(t, "a,label\n" + "1,cat\n2,dog\n" * 40000 + "3,0\n"),
+                                         r"mixes integer labels and class names \(row 80000: '0'\)"),
     "non-numeric column": (lambda t: _csv(t, "a,color,label\n1,2,0\n2,red,1\n3,4,0\n"),
                            r"non-numeric feature column 'color' \(row 1: 'red'\)"),
     "missing label column": (lambda t: _csv(t, "a,b,target\n1,2,0\n2,3,1\n"), r"has no column named 'label'"),
@@ -236,6 +298,32 @@ BAD_SOURCES = {
                   r"mixed row lengths: line 3 has 2 fields, the header has 3"),
     "long row": (lambda t: _csv(t, "a,b,label\n1,2,0\n3,4,1\n1,2,0,9\n4,5,1\n1,2,1\n"),
                  r"mixed row lengths: line 4 has 4 fields, the header has 3"),
+    "a field over the csv limit": (lambda t: _csv(t, "a,label\n1," + "x" * 50_000_000 + "\n2,1\n3,0\n"),
+                                   r"bad.csv line 2 has a field longer than 131072 characters"),
+    "a class name over the csv limit": (lambda t: _csv(t, "a,label\n1,cat\n2,dog\n3,cat\n4," + "x" * 200_000 + "\n"),
+                                        r"bad.csv row 3 has a field longer than 131072 characters"),
+    "a long non-numeric feature": (lambda t: _csv(t, "a,label\n1,0\n2,1\n3,0\n" + "x" * 200_000 + ",1\n"),
+                                   r"non-numeric feature column 'a' \(row 3: 'x{20}'\.\.\. of 200000 characters\)\. "),
+    "latin-1 after utf-8 rows": (lambda t: _csv_bytes(t, b"label,weight\n" + b"pear,1.5\n" * 5000 + b"p\xe9ar,1.0\n"),
+                                 r"bad.csv is not UTF-8 text \(line 5002, byte 45014: 0xe9\); save it as UTF-8"),
+    "bad crc in an npz's inputs": (lambda t: _damaged_npz(t, "x.npy"),
+                                   r"bad.npz: its member x.npy is damaged \(Bad CRC-32 for file 'x.npy'\)"),
+    "bad crc in an npz's labels": (lambda t: _damaged_npz(t, "y.npy"),
+                                   r"bad.npz: its member y.npy is damaged \(Bad CRC-32 for file 'y.npy'\)"),
+    "damaged compressed npz member": (lambda t: _damaged_npz(t, "x.npy", np.savez_compressed),
+                                      r"bad.npz: its member x.npy is damaged \(.*\); save the .npz again"),
+    "damaged compressed npz header": (lambda t: _damaged_npz(t, "y.npy", np.savez_compressed),
+                                      r"bad.npz: `y` is not a readable .npy array"),
+    "a newline in a csv class name": (lambda t: _csv(t, 'a,label\n1,cat\n2,"do\ng"\n3,cat\n4,cat\n'),
+                                      r"bad.csv's label column 'label': class name 'do\\ng' holds a control character"),
+    "a tab in a csv class name": (lambda t: _csv(t, "a,label\n1,cat\n2,do\tg\n3,cat\n4,cat\n"),
+                                  r"bad.csv's label column 'label': class name 'do\\tg' holds a control character"),
+    "a newline in a class folder's name": (lambda t: _images(t, "newline"),
+                                           r"pics's class folders: class name 'do\\ng' holds a control character"),
+    "a cut-short npz labels member": (lambda t: _cut_npz(t, "y.npy"),
+                                      r"bad.npz: its member y.npy is damaged \(EOF: reading array data, expected "
+                                      r"16000 bytes got 7936\); save the .npz again"),
+    "a cut-short npz inputs member": (lambda t: _cut_npz(t, "x.npy"), r"bad.npz: `x` is truncated at row 0"),
     "empty class folder": (lambda t: _images(t, "empty"), r"Class folder .*pics/bird is empty"),
     "truncated image": (lambda t: _images(t, "truncated"), r"Cannot read image .*pics/dog/1.png: image file is truncated"),
     "unreadable image": (lambda t: _images(t, "unreadable"), r"Cannot read image .*pics/dog/2.png: cannot identify"),
@@ -261,6 +349,21 @@ def re_search(pattern, text):
     return True
 
 
+@pytest.mark.parametrize("side", [40, 100])  # Pillow warns above its limit, and raises above twice it
+def test_an_image_over_pillows_decompression_bomb_limit_exits_2_naming_it_and_its_size(tmp_path, capsys,
+                                                                                      monkeypatch, side):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    root = make_image_folder(tmp_path / "pics", per_class=3, size=(8, 8))
+    Image.new("L", (side, side)).save(root / "dog" / "bomb.png")
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    code, _, err = import_cli(capsys, "mine", root, "--data-dir", data_dir)
+    assert code == 2 and "Traceback" not in err
+    assert re_search(rf"Image .*pics/dog/bomb.png is {side}x{side} pixels \({side * side} pixels\), over Pillow's "
+                     r"decompression-bomb limit of 1000 pixels", err)
+    assert os.listdir(data_dir) == []
+
+
 def test_a_bad_row_found_mid_write_leaves_an_earlier_import_in_place(tmp_path):
     rows = "".join(f"{i},{i % 3}\n" for i in range(70000))
     good = _csv(tmp_path, "a,label\n" + rows)
@@ -272,6 +375,26 @@ def test_a_bad_row_found_mid_write_leaves_an_earlier_import_in_place(tmp_path):
         kerasreg.import_dataset("late", bad, data_dir=tmp_path / "d", overwrite=True)
     assert sorted(os.listdir(tmp_path / "d")) == ["late"]
     assert sum(kerasreg.load_dataset("late", data_dir=tmp_path / "d").sizes.values()) == 70000
+
+
+def test_a_file_size_limit_hit_while_importing_names_the_shard_and_leaves_nothing(tmp_path, capsys):
+    from helpers import run_python
+
+    source = _csv(tmp_path, "a,b,c,label\n" + "".join(f"{i},{i / 7},{i % 5},{i % 3}\n" for i in range(50000)))
+    data_dir = tmp_path / "data"
+    code = ("import resource, sys\n"
+            "from kerasreg import cli\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))\n"
+            "sys.exit(cli.main(['data', 'import', 'mine', sys.argv[1], '--data-dir', sys.argv[2]]))\n")
+    limited = run_python(code, source, data_dir, check=False)
+    assert limited.returncode == 2, limited.stderr
+    assert re_search(rf"kerasreg data: error: cannot write {data_dir}/\.mine\.importing-\d+/mine/1\.0\.0/"
+                     r"mine-train\.tfrecord-00000-of-00001: File too large; the file-size limit was reached",
+                     limited.stderr)
+    assert "Traceback" not in limited.stderr
+    assert cli.main(["data", "list", "--data-dir", str(data_dir)]) == 0
+    assert "mine" not in capsys.readouterr().out
+    assert [entry for entry in os.listdir(data_dir) if "mine" in entry and not entry.endswith(".lock")] == []
 
 
 @pytest.mark.parametrize("name, message", [

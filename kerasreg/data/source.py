@@ -12,6 +12,7 @@ labels are sorted and numbered, and the class names are kept.
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -98,6 +99,7 @@ def class_labels(values, where, names=None):
                     f"{where} has float labels (e.g. {strings[0]!r}); labels must be integer class "
                     "indices 0..K-1 or class names."
                 )
+            check_class_names(strings, where)
             return {s: i for i, s in enumerate(strings)}, tuple(strings)
         mapping = dict(zip(strings, integers))
         _check_indices(np.array(sorted(set(integers))), where)
@@ -112,6 +114,21 @@ def class_labels(values, where, names=None):
         raise ValueError(f"{where} has labels of dtype {values.dtype}; expected integers or strings.")
     _check_indices(values, where)
     return {int(v): int(v) for v in values}, _names(names, int(values.max()) + 1, where)
+
+
+def check_class_names(names, where):
+    """Raise naming the first class name holding a control character (a newline, a tab, ...).
+
+    Such a name breaks every line it is printed in: `kerasreg data info`, a report's table, a plot's legend.
+
+    Example:
+
+    >>> check_class_names(["cat", "dog"], "pets/")
+    """
+    for name in names:
+        if any(unicodedata.category(character) == "Cc" for character in name):
+            raise ValueError(f"{where}: class name {name!r} holds a control character; class names must be "
+                             "printable text (rename it).")
 
 
 def _check_indices(values, where):

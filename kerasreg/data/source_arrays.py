@@ -6,8 +6,11 @@ split with a seed. Inputs are read once, straight from the zip member's
 the array; labels (one int per row) are read whole.
 """
 
+import contextlib
 import os
+import tokenize
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -89,13 +92,22 @@ def open_npz(path, *, test_split=0.2, seed=0):
                   own_test=has_test)
 
 
+@contextlib.contextmanager
+def _member(name, member):
+    """Reading zip member `member` of `name`: a damaged one (bad CRC, corrupt or cut-short data) is named."""
+    try:
+        yield
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+        raise ValueError(f"{name}: its member {member} is damaged ({error}); save the .npz again.") from None
+
+
 def _header(archive, member, name):
-    with archive.open(member) as f:
+    with _member(name, member), archive.open(member) as f:
         try:
             version = np.lib.format.read_magic(f)
             read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
             shape, _, dtype = read(f)
-        except ValueError as error:
+        except (ValueError, tokenize.TokenError) as error:  # numpy tokenizes the header's dict: a garbled one fails so
             raise ValueError(f"{name}: `{member[:-4]}` is not a readable .npy array ({error}).") from None
     if dtype.hasobject:
         raise ValueError(
@@ -106,13 +118,17 @@ def _header(archive, member, name):
 
 
 def _load(path, key):
-    with np.load(path, allow_pickle=False) as arrays:
-        return arrays[key]
+    with _member(os.path.basename(path), key + ".npy"), np.load(path, allow_pickle=False) as arrays:
+        try:
+            return arrays[key]
+        except ValueError as error:  # numpy's "EOF: reading array data ...": the member holds less than its header says
+            raise EOFError(error) from None
 
 
 def _row_chunks(path, key):
     """Yield `(first_row, rows)` of array `key`, read from its zip member a chunk at a time."""
-    with zipfile.ZipFile(path) as archive, archive.open(key + ".npy") as f:
+    with _member(os.path.basename(path), key + ".npy"), zipfile.ZipFile(path) as archive, \
+            archive.open(key + ".npy") as f:
         version = np.lib.format.read_magic(f)
         read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         shape, fortran, dtype = read(f)

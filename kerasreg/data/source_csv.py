@@ -11,6 +11,7 @@ and the class names come from that row.
 """
 
 import collections
+import contextlib
 import csv
 import os
 
@@ -116,15 +117,25 @@ def _count_rows(path):
 
 def _label_pass(chunks, label, path, columns, where, names):
     """`(mapping, class names, rows)` from the label column read as strings."""
-    distinct, num_rows = set(), 0
+    distinct, num_rows, first_kind, mixed = set(), 0, None, None
     for chunk in _parsed(chunks, path, columns):
         values = chunk[label]
         _check_present(values, num_rows, where, path, columns)
+        too_long = np.flatnonzero(values.str.len().to_numpy() > csv.field_size_limit())
+        if len(too_long):
+            raise _too_long(os.path.basename(path), f"row {num_rows + int(too_long[0])}")
         distinct.update(values.unique())
+        integer = _is_integer(values)
+        first_kind = integer[0] if first_kind is None else first_kind
+        other = np.flatnonzero(integer != first_kind)
+        if mixed is None and len(other):
+            mixed = num_rows + int(other[0]), values.iloc[other[0]]
         num_rows += len(chunk)
     if num_rows == 0:
         return {}, (), 0
-    mapping, class_names = class_labels(np.array(sorted(distinct)), where, names)
+    mapping, class_names = class_labels(np.array(sorted(distinct)), where, names)  # raises for float labels
+    if mixed:
+        raise ValueError(_mixed_message(where, *mixed))
     return mapping, class_names, num_rows
 
 
@@ -137,14 +148,28 @@ def _labels(values, mapping, seen, where, start, path, columns):
         strings = values.astype(str)
         # Raises for float labels; a name among integers cannot be numbered like the integers before it.
         class_labels(strings.to_numpy(str), where)
-        row = int(np.argmin(strings.str.fullmatch(r"[+-]?\d+").to_numpy()))
-        raise ValueError(f"{where} mixes integer labels and class names (row {start + row}: "
-                         f"{strings.iloc[row]!r}); use one kind.")
+        row = int(np.argmin(_is_integer(strings)))
+        raise ValueError(_mixed_message(where, start + row, strings.iloc[row]))
     distinct = np.unique(values.to_numpy())
     if distinct[0] < 0:
         class_labels(distinct, where)  # raises, naming the negative label
     seen.update(distinct.tolist())
     return values.to_numpy(np.int64)
+
+
+def _is_integer(strings):
+    """Which labels (read as strings) are integers, as `class_labels` reads them (`int()` allows spaces)."""
+    return strings.str.fullmatch(r"\s*[+-]?\d+\s*").to_numpy(bool)
+
+
+def _mixed_message(where, row, value):
+    return f"{where} mixes integer labels and class names (row {row}: {_shown(value)}); use one kind."
+
+
+def _shown(value):
+    """`value` for a message: its repr, or the start of a long one and its length."""
+    text = str(value)
+    return repr(value) if len(text) <= 40 else f"{text[:20]!r}... of {len(text)} characters"
 
 
 def _check_present(values, start, where, path, columns):
@@ -155,14 +180,9 @@ def _check_present(values, start, where, path, columns):
 
 def _layout(path, name):
     """`(columns, rows to skip, class names or None)`, from the first two rows."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = csv.reader(f)
-            header = next(rows, None)
-            first = next(rows, None)
-    except UnicodeDecodeError:
-        # The codec's own message names a byte offset but not the file.
-        raise ValueError(f"{name} is not UTF-8 text; save it as UTF-8 (CSV UTF-8) and import it again.") from None
+    with contextlib.closing(_rows(path)) as rows:
+        header = next(rows, None)
+        first = next(rows, None)
     if not header:
         raise ValueError(f"{name} is empty.")
     if first is None:
@@ -194,6 +214,8 @@ def _parsed(chunks, path, columns):
         yield from chunks
     except pd.errors.ParserError:
         raise ValueError(_row_length_message(path, columns)) from None
+    except UnicodeDecodeError:
+        raise ValueError(_not_utf8_message(path)) from None
 
 
 def _features(chunk, features, name, start, path, columns):
@@ -205,7 +227,7 @@ def _features(chunk, features, name, start, path, columns):
             row = int(np.flatnonzero(~numeric.to_numpy())[0])
             raise ValueError(
                 f"{name} has a non-numeric feature column {column!r} (row {start + row}: "
-                f"{values.iloc[row]!r}). Feature columns must be numbers: encode it, or drop it."
+                f"{_shown(values.iloc[row])}). Feature columns must be numbers: encode it, or drop it."
             )
     x = part.to_numpy(np.float32)
     if not np.isfinite(x).all():
@@ -227,11 +249,50 @@ def _is_number(value):
 
 def _row_length_message(path, columns, strict=True):
     """Name the first line whose field count differs from the header's (only ever run on a bad file)."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        for line, row in enumerate(csv.reader(f), start=1):
+    with contextlib.closing(_rows(path)) as rows:
+        for line, row in enumerate(rows, start=1):
             if line > 1 and row and len(row) != len(columns):
                 return (
                     f"{os.path.basename(path)} has mixed row lengths: line {line} has {len(row)} fields, "
                     f"the header has {len(columns)}."
                 )
     return f"{os.path.basename(path)} could not be parsed as CSV." if strict else None
+
+
+def _not_utf8_message(path):
+    """Name the first line that is not UTF-8, and its byte (only ever run on a bad file).
+
+    The codec's own message gives an offset into pandas' buffer, not the file, and names neither.
+    """
+    offset = 0
+    with open(path, "rb") as f:
+        for line, data in enumerate(f, start=1):
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as error:
+                where = f" (line {line}, byte {offset + error.start}: {data[error.start]:#04x})"
+                break
+            offset += len(data)
+        else:
+            where = ""
+    return f"{os.path.basename(path)} is not UTF-8 text{where}; save it as UTF-8 (CSV UTF-8) and import it again."
+
+
+def _rows(path):
+    """csv's rows of `path`; a byte that is not UTF-8, or a field over csv's limit, is refused naming the file."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        try:
+            yield from reader
+        except UnicodeDecodeError:
+            raise ValueError(_not_utf8_message(path)) from None
+        except csv.Error as error:
+            if "field limit" not in str(error):
+                raise
+            raise _too_long(os.path.basename(path), f"line {reader.line_num}") from None
+
+
+def _too_long(name, where):
+    # csv's default limit, kept (and applied to what pandas reads too): a longer field is no number and no class name.
+    return ValueError(f"{name} {where} has a field longer than {csv.field_size_limit()} characters; fields must be "
+                      "numbers or class names (is a quote left open?).")

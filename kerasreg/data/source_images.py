@@ -11,11 +11,12 @@ chunk.
 
 import os
 import sys
+import warnings
 
 import numpy as np
 
 from kerasreg import _checks
-from kerasreg.data.source import Source, chunk_rows, test_mask
+from kerasreg.data.source import Source, check_class_names, chunk_rows, test_mask
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 _GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
@@ -35,6 +36,7 @@ def open_images(path, *, image_size=None, test_split=0.2, seed=0):
     class_names = tuple(sorted({name for per_class in files.values() for name in per_class}))
     if not class_names:
         raise ValueError(f"{path} has no class folders (expected {path}/<class>/*.png or *.jpg).")
+    check_class_names(class_names, f"{path}'s class folders")
     index = {name: i for i, name in enumerate(class_names)}
     listed = {split: [(os.path.join(folder, name, file), index[name])
                       for name, names in per_class.items() for file in names]
@@ -113,12 +115,39 @@ def _open(file):
     from PIL import Image  # Only image imports need Pillow.
 
     try:
-        with open(file, "rb") as f:
+        with open(file, "rb") as f, warnings.catch_warnings():
+            # Pillow only warns between its pixel limit and twice it, then decodes all of it anyway.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(f)
             image.load()  # decodes now, so a truncated file fails here, named
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        width, height = _header_size(file)
+        raise ValueError(
+            f"Image {file} is {width}x{height} pixels ({width * height} pixels), over Pillow's decompression-bomb "
+            f"limit of {Image.MAX_IMAGE_PIXELS} pixels; shrink it or remove it (or raise "
+            "`PIL.Image.MAX_IMAGE_PIXELS` if you trust it)."
+        ) from None
     except (OSError, SyntaxError, ValueError) as error:
         raise ValueError(f"Cannot read image {file}: {error}. Remove or replace it.") from None
     return image
+
+
+def _header_size(file):
+    """`(width, height)` from the header of an image that `Image.open` refused as too large.
+
+    Read by the format whose signature the file starts with; formats without a signature are left out (telling
+    them apart takes trying each, as `Image.open` does).
+    """
+    from PIL import Image
+
+    with open(file, "rb") as f:
+        prefix = f.read(16)
+        for format_id in Image.ID:
+            factory, accept = Image.OPEN[format_id]
+            if accept is not None and accept(prefix) is True:
+                f.seek(0)
+                return factory(f, file).size
+    raise ValueError(f"Cannot read image {file}: no format of Pillow's reads its header.")
 
 
 def _read(file, size, channels, first):
@@ -132,6 +161,9 @@ def _read(file, size, channels, first):
                 f"Image {file} is in color ({image.mode}) but the first image, {first}, is grayscale; "
                 "convert the folder to one kind (all grayscale or all RGB)."
             )
+    if image.mode.startswith("I"):
+        # A 16-bit grayscale PNG (0..65535): Pillow's `convert("L")` clips it at 255 rather than scaling it.
+        image = Image.fromarray(np.round(np.asarray(image, np.float64) * (255 / 65535)).astype(np.uint8))
     mode = "L" if channels == 1 else "RGB"
     if image.mode != mode:
         image = image.convert(mode)

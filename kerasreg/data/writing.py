@@ -186,6 +186,17 @@ def _masked(crcs):
     return (((crcs >> np.uint32(15)) | (crcs << np.uint32(17))) + np.uint32(_CRC_MASK_DELTA)).astype("<u4")
 
 
+@contextlib.contextmanager
+def _naming(path):
+    """Give a write's `OSError` the file's name: the OS names none (`[Errno 27] File too large` at a size limit)."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is not None:
+            raise
+        raise OSError(error.errno, error.strerror, path) from None
+
+
 def features_of(source, class_names):
     """The TFDS features of an imported `source`: its input as raw bytes and its class label.
 
@@ -235,7 +246,8 @@ class _SplitWriter:
                 raise RuntimeError(f"Split {self.split!r}: more than the {self._ends[-1]} examples expected.")
             count = min(room, len(ends))
             size = int(ends[count - 1])
-            self._file.write(blob[:size])
+            with _naming(self._file.name):
+                self._file.write(blob[:size])
             self._lengths[-1] += count
             # TFDS counts the serialized examples' bytes, without the framing.
             self._bytes += size - count * _FRAMING
@@ -246,8 +258,9 @@ class _SplitWriter:
 
     def close(self):
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            with _naming(file.name):  # closing writes what is still buffered
+                file.close()
 
     def split_info(self):
         if self._written != self._ends[-1]:
