@@ -166,7 +166,8 @@ class Pool(concurrent.futures.ProcessPoolExecutor):
 
         endings = []
         for process in self._started.values():
-            process.join(timeout=1)
+            # A dead worker is reaped within milliseconds, but a loaded machine was seen to take over a second.
+            process.join(timeout=5)
             code = process.exitcode
             if code is not None and code < 0:
                 endings.append(f"was killed by {signal.Signals(-code).name}")
