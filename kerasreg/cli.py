@@ -31,10 +31,10 @@ def add_model_flags(parser):
     for option in BUILD_OPTIONS:
         default = "" if option.default is None else f" (default {option.default})"
         parser.add_argument(option.flag, type=option.type, default=None, help=option.help + default)
-    for name, defaults in architecture_options().items():
+    for name, per_model in architecture_options().items():
         # Text, parsed once the model is known: `--filters 4` is 4 for one model and (4,) for another.
         parser.add_argument("--" + name.replace("_", "-"), default=None, metavar="VALUE",
-                            help=architecture_help(name, defaults))
+                            help=architecture_help(name, per_model))
 
 
 DATA_DIR = "default $KERASREG_DATA_DIR or ~/tensorflow_datasets"
