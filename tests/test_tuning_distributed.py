@@ -119,6 +119,20 @@ def test_a_worker_of_a_chief_nobody_runs_fails_within_seconds(tmp_path, capsys):
     assert not (tmp_path / "tune").exists()
 
 
+def test_a_worker_of_a_chief_that_accepts_but_never_answers_fails_within_seconds(tmp_path, capsys):
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog) and never writes
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        args = ["tune", "--out", str(tmp_path / "tune"), "--worker", f"127.0.0.1:{port}", "--quiet"]
+        start = time.monotonic()
+        assert cli.main(args) == 2
+        assert time.monotonic() - start < 20  # KerasTuner's own first request would wait an hour
+    err = capsys.readouterr().err
+    assert f"The tuning chief at 127.0.0.1:{port} accepts connections but does not answer" in err
+    assert not (tmp_path / "tune").exists()
+
+
 def test_a_chief_that_cannot_listen_fails_and_a_bad_address_is_named(tmp_path, capsys):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

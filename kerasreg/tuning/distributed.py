@@ -27,12 +27,17 @@ from kerasreg._network import parse_address, probe
 
 ENV = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
 CHIEF_ID = "chief"
-# A worker waits this long for the chief to accept connections before giving up.
+# A worker waits this long for the chief to accept connections and answer before giving up.
 CONNECT_SECONDS = 5.0
+# The least time the gRPC handshake gets when the TCP probe used up the budget (a live chief answers in milliseconds).
+HANDSHAKE_SECONDS = 1.0
 
 
 def wait_for_chief(address, timeout=CONNECT_SECONDS):
-    """Return once the chief at `HOST:PORT` accepts a TCP connection; raise a ValueError after `timeout` seconds.
+    """Return once the chief at `HOST:PORT` answers a gRPC handshake; raise a ValueError after about `timeout` seconds.
+
+    A TCP connection alone is not enough: a listener that accepts and never
+    speaks gRPC would leave KerasTuner's first request waiting for an hour.
 
     Example:
 
@@ -42,6 +47,7 @@ def wait_for_chief(address, timeout=CONNECT_SECONDS):
     ValueError: No tuning chief listens at 127.0.0.1:1 ...
     """
     host, port = parse_address(address, "worker")
+    deadline = time.monotonic() + timeout
     try:
         probe(host, port, timeout=1.0, wait=timeout)
     except OSError as exc:
@@ -49,6 +55,22 @@ def wait_for_chief(address, timeout=CONNECT_SECONDS):
             f"No tuning chief listens at {address} ({exc.strerror or exc}; waited {timeout:g} s). Start "
             f"the chief first (`kerasreg tune --chief {address} ...`), or check the address."
         ) from None
+    _wait_for_handshake(address, max(deadline - time.monotonic(), HANDSHAKE_SECONDS))
+
+
+def _wait_for_handshake(address, timeout):
+    """Return once a gRPC server at `address` completes the HTTP/2 handshake; raise a ValueError after `timeout` s."""
+    import grpc
+
+    with grpc.insecure_channel(address) as channel:
+        try:
+            grpc.channel_ready_future(channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            raise ValueError(
+                f"The tuning chief at {address} accepts connections but does not answer (no gRPC handshake in "
+                f"{timeout:.1f} s). Check that the address is the chief's (`kerasreg tune --chief {address} ...`) "
+                f"and not another service's, and that the chief is running and not stalled."
+            ) from None
 
 
 def check_can_listen(address):
