@@ -1,15 +1,17 @@
 """MLflow tracking of runs, studies and searches, read back through `mlflow.search_runs`.
 
 One real `mlflow server` (sqlite backend, proxied artifacts) is started on
-127.0.0.1 for the module and stopped by its pid; a plain `file:` URI and a
-server nobody runs are tested too.
+127.0.0.1 for the module and stopped by its pid; a plain `file:` URI, a
+server nobody runs and one that answers 503 to everything are tested too.
 """
 
+import http.server
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import mlflow
@@ -149,3 +151,55 @@ def test_an_unreachable_server_leaves_the_run_trained_and_exported(tmp_path, cap
     assert f"MLflow tracking failed ({uri}) for run 'untracked': no MLflow server answers at {uri}" in err
     assert "The work goes on without tracking." in err
     assert kerasreg.load(out / "untracked").manifest["metrics"]["val_accuracy"] is not None
+
+
+class _Unavailable(http.server.BaseHTTPRequestHandler):
+    def _refuse(self):
+        self.send_response(503)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _refuse
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def unavailable():
+    """The URI of a local HTTP server that answers 503 to every request."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Unavailable)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_a_server_answering_503_is_found_at_once_and_the_run_goes_on(unavailable, tmp_path, capsys, monkeypatch):
+    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    out = tmp_path / "exports"
+    started = time.monotonic()
+    assert cli.main(["train", "--placement", "none", "--widths", "8", "--epochs", "1", "--out", str(out),
+                     "--name", "untracked", "--quiet", "--mlflow", unavailable]) == 0
+    assert time.monotonic() - started < 60  # MLflow's own retries alone took 256 s
+    err = capsys.readouterr().err
+    assert f"MLflow tracking failed ({unavailable}) for run 'untracked': the MLflow server at {unavailable} " \
+           "answers HTTP 503" in err
+    assert kerasreg.load(out / "untracked").manifest["metrics"]["val_accuracy"] is not None
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ  # set only around kerasreg's own requests
+
+
+def test_kerasregs_requests_to_a_failing_server_give_up_in_seconds(unavailable, monkeypatch, capsys):
+    from kerasreg.tracking import mlflow_run
+
+    monkeypatch.setattr(mlflow_run, "_probe", lambda uri: None)  # a server that fails after the probe
+    started = time.monotonic()
+    run = mlflow_run.MlflowRun(unavailable, run_name="late").start()
+    assert time.monotonic() - started < 30
+    assert not run.active and "503" in capsys.readouterr().err

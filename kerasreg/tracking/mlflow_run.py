@@ -3,8 +3,10 @@
 Tracking is a record of the work, not part of it: a server that cannot be
 reached, refuses a request or goes away mid-run makes the run say once, on
 stderr, that tracking failed and why, and the training and the export go on.
-An `http(s)` tracking URI is probed with a plain TCP connection first, so a
-server nobody runs fails in seconds instead of after MLflow's retries.
+An `http(s)` tracking URI is probed first with one `GET <uri>/health` (3 s,
+no retries), so a server nobody runs or one answering 5xx fails in seconds
+instead of after MLflow's retries, and kerasreg's own requests retry twice at
+most.
 
 Runs go through an explicit `mlflow.MlflowClient`, not MLflow's global
 "active run": kerasreg never changes which run the user's own
@@ -20,12 +22,17 @@ import math
 import os
 import sys
 import time
+import urllib.error
 import urllib.parse
-
-from kerasreg._network import probe
+import urllib.request
 
 EXPERIMENT = "kerasreg"
 PROBE_SECONDS = 3.0
+# MLflow's defaults (7 retries, backoff factor 2, 120 s timeout) let one failing
+# request take over four minutes; these bound it to seconds. A user's own
+# values win.
+REQUEST_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 # MLflow accepts at most 1000 metrics per batch request.
 BATCH = 1000
 
@@ -35,30 +42,52 @@ class TrackingUnavailable(RuntimeError):
 
 
 def _probe(uri):
+    """Raise `TrackingUnavailable` unless an `http(s)` URI's server answers `GET /health` without a 5xx."""
     parsed = urllib.parse.urlparse(uri)
     if parsed.scheme not in ("http", "https"):
         return
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
-        probe(parsed.hostname, port, timeout=PROBE_SECONDS)
-    except OSError as exc:
-        raise TrackingUnavailable(f"no MLflow server answers at {uri} ({exc.strerror or exc})") from None
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=PROBE_SECONDS).close()
+    except urllib.error.HTTPError as exc:
+        # A 4xx may only mean /health is not served or needs the credentials MLflow's
+        # own requests send; those requests report it without retrying.
+        if exc.code >= 500:
+            raise TrackingUnavailable(f"the MLflow server at {uri} answers HTTP {exc.code} ({exc.reason})") from None
+    except OSError as exc:  # URLError (refused, unknown host) or a timeout
+        reason = getattr(exc, "reason", exc)
+        raise TrackingUnavailable(f"no MLflow server answers at {uri} "
+                                  f"({getattr(reason, 'strerror', None) or reason})") from None
 
 
 @contextlib.contextmanager
-def _file_store_allowed(uri):
-    """MLflow 3 refuses a `file:` store unless `MLFLOW_ALLOW_FILE_STORE` is set; a `file:` URI asks for one.
+def _defaults(variables):
+    """Set each of `variables` the user has not set, for the block only; the user's environment is left as it was.
 
-    Set only while the store is opened, and only when the user has not set it.
+    Example:
+
+    >>> with _defaults({"KERASREG_DOCTEST": "1"}):
+    ...     os.environ["KERASREG_DOCTEST"]
+    '1'
+    >>> "KERASREG_DOCTEST" in os.environ
+    False
     """
-    if not str(uri).startswith("file:") or "MLFLOW_ALLOW_FILE_STORE" in os.environ:
-        yield
-        return
-    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    added = [name for name in variables if name not in os.environ]
+    os.environ.update({name: variables[name] for name in added})
     try:
         yield
     finally:
-        os.environ.pop("MLFLOW_ALLOW_FILE_STORE", None)
+        for name in added:
+            os.environ.pop(name, None)
+
+
+def _request_limits(uri):
+    """The variables kerasreg's requests to `uri` run under.
+
+    MLflow 3 refuses a `file:` store unless `MLFLOW_ALLOW_FILE_STORE` is set; a `file:` URI asks for one.
+    """
+    if str(uri).startswith("file:"):
+        return {"MLFLOW_ALLOW_FILE_STORE": "true"}
+    return REQUEST_LIMITS
 
 
 def _scalar(value):
@@ -116,7 +145,8 @@ class MlflowRun:
         if not self.active:
             return None
         try:
-            return action()
+            with _defaults(_request_limits(self.uri)):
+                return action()
         except Exception as exc:  # tracking must never stop the work it records
             self._fail(exc)
             return None
@@ -128,21 +158,24 @@ class MlflowRun:
         try:
             if self._client is None:
                 _probe(self.uri)
-                try:
-                    from mlflow import MlflowClient
-                except ImportError:
-                    raise TrackingUnavailable('MLflow is not installed: pip install "kerasreg[mlflow]"') from None
-                with _file_store_allowed(self.uri):
-                    self._client = MlflowClient(tracking_uri=self.uri)
-                    found = self._client.get_experiment_by_name(self.experiment)
-                    self._experiment_id = (found.experiment_id if found is not None
-                                           else self._client.create_experiment(self.experiment))
-            tags = {"mlflow.parentRunId": self.parent.run_id} if self.parent is not None else {}
-            run = self._client.create_run(self._experiment_id, run_name=self.run_name, tags=tags)
-            self.run_id = run.info.run_id
+            with _defaults(_request_limits(self.uri)):
+                self._open()
         except Exception as exc:
             self._fail(exc)
         return self
+
+    def _open(self):
+        if self._client is None:
+            try:
+                from mlflow import MlflowClient
+            except ImportError:
+                raise TrackingUnavailable('MLflow is not installed: pip install "kerasreg[mlflow]"') from None
+            self._client = MlflowClient(tracking_uri=self.uri)
+            found = self._client.get_experiment_by_name(self.experiment)
+            self._experiment_id = (found.experiment_id if found is not None
+                                   else self._client.create_experiment(self.experiment))
+        tags = {"mlflow.parentRunId": self.parent.run_id} if self.parent is not None else {}
+        self.run_id = self._client.create_run(self._experiment_id, run_name=self.run_name, tags=tags).info.run_id
 
     def child(self, run_name):
         """A started child run of this one (inactive when this run's tracking failed)."""
