@@ -7,16 +7,14 @@ per epoch), and alternates bare `fit` epochs between the variants round by
 round, so load on a shared machine falls on all of them alike. Prints each
 variant's median and fastest epoch and its ratio to the first.
 
-A variant is `placement[:masks[:policy]]`:
+A variant is `placement[:policy]`:
 - placement: any placement (`bn_before_act` is BatchNorm alone, `none` neither);
-- masks: `kerasreg` (drawn inside kerasreg's JAX settings: 8 random bits per
-  element at rate 0.5), `bits16` (the same with 16 bits) or `keras` (Keras's
-  own draw, a 32-bit uniform float per element, under the same
-  non-partitionable threefry);
 - policy: a Keras dtype policy, e.g. `mixed_bfloat16`.
+Every variant trains inside kerasreg's JAX settings, so dropout masks are
+Keras's own draw under the non-partitionable threefry.
 
 Run: python benchmarks/deep_epoch.py [--rounds 8] [--epochs 2] [--core 0]
-         [--variants bn_before_act,bn_act_drop:keras,bn_act_drop,bn_act_drop::mixed_bfloat16]
+         [--variants bn_before_act,bn_act_drop,bn_act_drop:mixed_bfloat16]
 """
 
 import argparse
@@ -26,7 +24,7 @@ import statistics
 import sys
 import time
 
-DEFAULT = "bn_before_act,bn_act_drop:keras,bn_act_drop,drop_before_bn:keras,drop_before_bn,none,bn_before_act::mixed_bfloat16"
+DEFAULT = "bn_before_act,bn_act_drop,drop_before_bn,none,bn_before_act:mixed_bfloat16"
 
 
 def main():
@@ -38,7 +36,6 @@ def main():
     args = parser.parse_args()
     os.sched_setaffinity(0, {args.core})
     os.environ.setdefault("KERAS_BACKEND", "jax")
-    import jax
     import keras
 
     import kerasreg
@@ -50,21 +47,6 @@ def main():
     x, y = data.as_numpy("train")
     steps = -(-len(x) // 100)
 
-    @contextlib.contextmanager
-    def context(masks):
-        if masks == "keras":  # Keras's masks under the threefry variant kerasreg trains with
-            with jax.threefry_partitionable(False):
-                yield
-            return
-        chosen = _backend.mask_bits
-        if masks == "bits16":
-            _backend.mask_bits = lambda rate: 16
-        try:
-            with _backend.jax_settings():
-                yield
-        finally:
-            _backend.mask_bits = chosen
-
     class Timer(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             self.start = time.perf_counter()
@@ -74,9 +56,9 @@ def main():
 
     variants = []
     for spec in args.variants.split(","):
-        placement, masks, policy = (spec.split(":") + ["", ""])[:3]
-        masks, policy = masks or "kerasreg", policy or "float32"
-        with context(masks):
+        placement, policy = (spec.split(":") + [""])[:2]
+        policy = policy or "float32"
+        with _backend.jax_settings():
             training.seed_everything(0)
             with _policy(keras, policy):
                 model = kerasreg.build_model("resnet_small", placement=placement, dropout_rate=0.5, stages=3,
@@ -85,19 +67,19 @@ def main():
                           steps_per_execution=steps)
             times = []
             model.fit(x, y, epochs=2, batch_size=100, verbose=0, callbacks=[Timer()])  # compiles
-        variants.append((f"{placement} masks={masks} {policy}", masks, model, []))
+        variants.append((f"{placement} {policy}", model, []))
         print(f"compiled {variants[-1][0]}: first epochs {times[0]:.1f} s, {times[1]:.3f} s", file=sys.stderr)
     for round_ in range(args.rounds):
-        for name, masks, model, measured in variants:
+        for name, model, measured in variants:
             times = []
-            with context(masks):
+            with _backend.jax_settings():
                 model.fit(x, y, epochs=args.epochs, batch_size=100, verbose=0, callbacks=[Timer()])
             measured.extend(times)
         print(f"round {round_ + 1}/{args.rounds}", file=sys.stderr, flush=True)
     print(f"resnet_small, 3 stages, rate 0.5, batch 100, mnist1d {len(x)} rows, one core; median of "
           f"{args.rounds} alternated rounds x {args.epochs} epochs:")
-    reference = statistics.median(variants[0][3])
-    for name, _, _, measured in variants:
+    reference = statistics.median(variants[0][2])
+    for name, _, measured in variants:
         median = statistics.median(measured)
         print(f"  {name:<46} {1000 * median:7.1f} ms/epoch (fastest {1000 * min(measured):6.1f})  "
               f"x{median / reference:.3f}")

@@ -23,14 +23,6 @@ did:
   folder the user chose (`JAX_COMPILATION_CACHE_DIR` or
   `jax.config.update("jax_compilation_cache_dir", ...)`) wins, with the
   user's thresholds.
-
-Within that work, a Keras dropout mask whose keep probability is a multiple
-of 1/256 (rate 0.5, 0.25, ...) is drawn from 8 random bits per element, and
-one that is a multiple of 1/65536 from 16 bits, instead of a 32-bit uniform
-float: the same keep probability exactly, a quarter (a half) of the threefry
-work, and reproducible by seed like Keras's own draw. Other rates draw as
-Keras does. Threads outside kerasreg's work draw Keras's own masks, and
-Keras's function is put back once no thread is inside it.
 """
 
 import contextlib
@@ -39,7 +31,6 @@ import importlib.metadata
 import os
 import pathlib
 import sys
-import threading
 
 from kerasreg import _checks
 
@@ -133,68 +124,6 @@ def _cache_settings(jax):
     }
 
 
-# Threads inside kerasreg's work (their nesting depth) and how many are inside at all.
-_working = threading.local()
-_masks_lock = threading.Lock()
-_masks_users = 0
-_keras_dropout = None
-
-
-def mask_bits(rate):
-    """Random bits per element that draw a keep probability of exactly `1 - rate`: 8, 16, or None (Keras's draw).
-
-    Example:
-
-    >>> mask_bits(0.5), mask_bits(0.25), mask_bits(0.2)
-    (8, 8, None)
-    """
-    if not isinstance(rate, (int, float)) or not 0 < rate < 1:
-        return None
-    for bits in (8, 16):
-        threshold = (1.0 - rate) * 2**bits
-        if threshold == int(threshold):
-            return bits
-    return None
-
-
-def _dropout(inputs, rate, noise_shape=None, seed=None):
-    """Keras's JAX dropout, drawing a mask from `mask_bits(rate)` bits per element inside kerasreg's work."""
-    bits = mask_bits(rate) if getattr(_working, "depth", 0) else None
-    if bits is None:
-        return _keras_dropout(inputs, rate, noise_shape=noise_shape, seed=seed)
-    import jax
-    from keras.src.backend.jax.random import jax_draw_seed
-
-    dtype = jax.numpy.uint8 if bits == 8 else jax.numpy.uint16
-    keep = 1.0 - rate
-    shape = inputs.shape if noise_shape is None else tuple(
-        size if wanted is None else wanted for wanted, size in zip(noise_shape, inputs.shape))
-    mask = jax.random.bits(jax_draw_seed(seed), shape, dtype) < dtype(round(keep * 2**bits))
-    mask = jax.numpy.broadcast_to(mask, inputs.shape)
-    return jax.lax.select(mask, inputs / keep, jax.numpy.zeros_like(inputs))
-
-
-@contextlib.contextmanager
-def _few_bit_masks():
-    """Keras's JAX dropout draws few-bit masks in this thread for the block (see the module docstring)."""
-    global _masks_users, _keras_dropout
-    from keras.src.backend.jax import random as keras_random
-
-    with _masks_lock:
-        if _masks_users == 0:
-            _keras_dropout, keras_random.dropout = keras_random.dropout, _dropout
-        _masks_users += 1
-    _working.depth = getattr(_working, "depth", 0) + 1
-    try:
-        yield
-    finally:
-        _working.depth -= 1
-        with _masks_lock:
-            _masks_users -= 1
-            if _masks_users == 0:
-                keras_random.dropout = _keras_dropout
-
-
 @contextlib.contextmanager
 def jax_settings():
     """Run a block of kerasreg's work with its JAX settings; the previous ones are restored on exit.
@@ -220,7 +149,6 @@ def jax_settings():
     with contextlib.ExitStack() as stack:
         if "JAX_THREEFRY_PARTITIONABLE" not in os.environ:
             stack.enter_context(jax.threefry_partitionable(False))
-        stack.enter_context(_few_bit_masks())
         for name, value in updates.items():
             jax.config.update(name, value)
         try:

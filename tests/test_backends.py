@@ -174,45 +174,6 @@ def test_a_cache_entry_left_unfinished_by_a_killed_process_does_not_stop_later_r
     assert all((folder / name.replace("-cache", "-atime")).exists() for name in written)
 
 
-@pytest.mark.skipif(BACKEND != "jax", reason="JAX's dropout masks")
-def test_kerasreg_draws_masks_at_rate_one_half_from_8_bits_by_seed_and_other_threads_draw_kerass():
-    import threading
-
-    import jax
-    from keras.src.backend.jax import random as keras_random
-
-    keras_dropout = keras_random.dropout
-
-    def draw(rate, seed=0):
-        return np.asarray(keras.random.dropout(keras.ops.ones((64, 256)), rate, seed=keras.random.SeedGenerator(seed)))
-
-    with jax.threefry_partitionable(False):  # the generator kerasreg trains with, and Keras's own draw
-        keras_half, keras_fifth = draw(0.5), draw(0.2)
-    outside = {}
-    inside, leave = threading.Event(), threading.Event()
-
-    def other_thread():
-        inside.wait()
-        with jax.threefry_partitionable(False):
-            outside["half"] = draw(0.5)
-        leave.set()
-
-    thread = threading.Thread(target=other_thread)
-    thread.start()
-    with _backend.jax_settings():
-        ours, again, other_seed, fifth = draw(0.5), draw(0.5), draw(0.5, seed=1), draw(0.2)
-        inside.set()
-        leave.wait(60)
-    thread.join()
-    assert _backend.mask_bits(0.5) == 8 and _backend.mask_bits(0.2) is None
-    np.testing.assert_array_equal(ours, again)  # reproducible by seed
-    assert set(np.unique(ours)) == {0.0, 2.0} and 0.47 < (ours > 0).mean() < 0.53
-    assert not np.array_equal(ours, other_seed) and not np.array_equal(ours, keras_half)
-    np.testing.assert_array_equal(fifth, keras_fifth)  # 0.8 is no multiple of 1/65536: Keras's own draw
-    np.testing.assert_array_equal(outside["half"], keras_half)  # a thread outside kerasreg's work
-    assert keras_random.dropout is keras_dropout
-
-
 @pytest.mark.parametrize("env, code, source", [
     ({"KERAS_BACKEND": "torch"}, "import kerasreg", "KERAS_BACKEND='torch'"),
     # ~/.keras/keras.json chose the backend of a Keras imported before kerasreg.
