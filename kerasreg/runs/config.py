@@ -168,4 +168,3 @@ class RunConfig:
             return self.name
         return run_name({key: getattr(self, key) for key in (
             "model", "placement", "dropout", "dropout_rate", "norm", "bn_preset", "seed")})
-
