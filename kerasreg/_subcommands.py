@@ -30,11 +30,19 @@ def cmd_list(args):
 
 
 def model_kwargs(args):
-    """`build_model` keyword arguments given on the command line (unset ones left out, text not yet parsed)."""
+    """`build_model`'s options given on the command line, and the architecture's as text (unset ones left out).
+
+    Returns:
+        `(build options, architecture options)`: the text of the second is
+        parsed once the model is known (`RunConfig`, `architecture_kwargs`).
+    """
     from kerasreg.models.options import BUILD_OPTIONS, architecture_options
 
-    names = [o.name for o in BUILD_OPTIONS] + list(architecture_options())
-    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    def given(names):
+        # A model registered after the parser was made has no flag: `getattr` with a default.
+        return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+    return given(o.name for o in BUILD_OPTIONS), given(architecture_options())
 
 
 def _given(args, *names):
@@ -59,9 +67,10 @@ def cmd_build(args):
 
     from kerasreg.models.options import architecture_kwargs
 
+    build, options = model_kwargs(args)
     model = kerasreg.build_model(
         args.model, input_shape=args.input_shape, num_classes=args.num_classes,
-        seed=args.seed, **architecture_kwargs(args.model, model_kwargs(args)),
+        seed=args.seed, **build, **architecture_kwargs(args.model, options),
     )
     model.summary()
     print(kerasreg.describe(model))
@@ -102,7 +111,8 @@ def cmd_train(args):
 
     flags = _given(args, "model", "dataset", "data_dir", "validation_split", "epochs", "batch_size", "optimizer",
                    "learning_rate", "seed", "name", "patience", "backend")
-    config = _config(runs.RunConfig, args.config, {**flags, **model_kwargs(args)})
+    build, options = model_kwargs(args)
+    config = _config(runs.RunConfig, args.config, {**flags, **build, **({"options": options} if options else {})})
     _rebuild_data(args, config)
     path = runs.run(config, out=args.out, overwrite=args.overwrite, resume=args.resume,
                     fold_bn=args.fold_bn, verbose=0 if args.quiet else 1,

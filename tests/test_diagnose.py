@@ -131,7 +131,8 @@ def test_a_model_that_does_not_fit_the_data_is_refused(model, message, data):
 
 
 def test_a_kerasreg_export_gives_the_manifests_numbers(tmp_path):
-    config = kerasreg.RunConfig(placement="drop_before_bn", dropout_rate=0.5, epochs=2, widths=(16, 16))
+    config = kerasreg.RunConfig(placement="drop_before_bn", dropout_rate=0.5, epochs=2,
+                                options={"widths": (16, 16)})
     path = kerasreg.run(config, out=tmp_path, verbose=0)
     metrics = json.loads((path / "manifest.json").read_text())["metrics"]
     model, manifest = kerasreg.diagnosis.load_model_file(path)

@@ -35,7 +35,7 @@ def test_arms_come_from_a_toml_file(tmp_path):
     config = kerasreg.StudyConfig.from_toml(path)
     assert [r.run_name() for r in config.runs()] == ["mlp-none-nodrop-seed0", "mlp-none-nodrop-seed1",
                                                      "resnet_small-head_dropout-standard0.2-seed0"]
-    assert config.runs()[-1].stages == 1 and config.runs()[-1].patience == 1
+    assert config.runs()[-1].options == {"stages": 1} and config.runs()[-1].patience == 1
     assert "a: models mlp" in config.describe() and "b: models resnet_small, stages=1" in config.describe()
 
 

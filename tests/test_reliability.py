@@ -106,6 +106,8 @@ def test_sigkill_mid_study_with_patience_resumes_to_the_uninterrupted_numbers(un
     ('options = {widths = "x"}\n', r"field `options`: .*argument `widths` of model 'mlp'.*Received: widths='x'"),
     ('models = ["resnet_small"]\noptions = {stages = "three"}\n',
      r"field `options`: .*argument `stages`.*Received: stages='three'"),
+    ('models = ["mlp", "resnet_small"]\noptions = {stages = 1}\n',
+     r"field `options`: Unknown option\(s\) stages for model 'mlp'. Valid options: widths."),
 ])
 def test_hostile_study_files_are_refused_naming_the_field(tmp_path, capsys, text, message):
     study = tmp_path / "hostile.toml"

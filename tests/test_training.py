@@ -105,7 +105,7 @@ def test_epoch_e_trains_on_the_batches_of_epoch_e_in_order(mnist1d):
 
 @pytest.mark.parity
 def test_divergence_stops_with_clear_error_and_is_never_exported(tmp_path):
-    config = runs.RunConfig(placement="none", widths=(32,), optimizer="sgd", learning_rate=1e20,
+    config = runs.RunConfig(placement="none", options={"widths": (32,)}, optimizer="sgd", learning_rate=1e20,
                             epochs=5, name="diverges")
     with pytest.raises(training.TrainingFailed, match=r"Training diverged: loss became (nan|inf) at epoch 1"):
         runs.run(config, out=tmp_path, verbose=0)

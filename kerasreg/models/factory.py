@@ -19,7 +19,7 @@ import keras
 
 from kerasreg import _backend, _checks
 from kerasreg.models import kinds, placements, uout, zoo  # noqa: F401  (uout: registers Uout)
-from kerasreg.models.options import DEFAULTS, RECORDED
+from kerasreg.models.options import DEFAULTS, RECORDED, check_architecture_options
 
 
 APIS = ("functional", "sequential")
@@ -208,16 +208,6 @@ def _resolve_dropout_kind(placement, dropout):
     return dropout
 
 
-def _check_arch_kwargs(name, arch_kwargs):
-    valid = zoo.model_options(name)
-    unknown = sorted(set(arch_kwargs) - set(valid))
-    if unknown:
-        raise ValueError(
-            f"Unknown option(s) {', '.join(unknown)} for model {name!r}. "
-            f"Valid options: {', '.join(valid) or 'none'}."
-        )
-
-
 def _assemble(name, body, head, input_shape, api, kerasreg_config):
     inputs = keras.Input(shape=input_shape, name="inputs")
     if api == "sequential":
@@ -306,7 +296,7 @@ def build_model(
     input_shape, num_classes = _check_shape(input_shape, num_classes)
     seed = _checks.seed(seed, allow_none=True)
     arch_kwargs = {k: v for k, v in arch_kwargs.items() if v is not None}
-    _check_arch_kwargs(name, arch_kwargs)
+    check_architecture_options(name, arch_kwargs)
     _check_sizes(input_shape, num_classes, arch_kwargs)
 
     blocks = BlockBuilder(

@@ -1,11 +1,13 @@
 """The factory's options, declared once.
 
 `BUILD_OPTIONS` lists the keyword arguments `build_model` takes for every
-architecture; `architecture_options()` collects the options of the
-registered architectures from their signatures (`model_options`). The
-command-line flags, the fields of `RunConfig` and the model part of an
-export's manifest are all derived from these two, so a new option or a
-newly registered architecture shows up everywhere at once.
+architecture; an architecture's own options are those of its signature
+(`model_options`), which `architecture_options()` collects over the
+registered architectures. The command-line flags and the model part of an
+export's manifest are derived from these, and `RunConfig(model=...,
+options={...})` checks its `options` against the chosen architecture's
+signature, so a new option or a newly registered architecture shows up
+everywhere at once.
 
 This module imports neither Keras nor TensorFlow: `kerasreg --help` builds
 its flags from it.
@@ -26,7 +28,7 @@ class Option:
         default: The default `build_model` uses.
         help: str. One line for `--help` and the docs.
         type: callable. Parses command-line text into a value (`str`,
-            `float`, ...); also the field type of `RunConfig`. Defaults to `str`.
+            `float`, ...). Defaults to `str`.
 
     Example:
 
@@ -118,13 +120,33 @@ def _parse(model, name, text, default):
     return text
 
 
+def check_architecture_options(model, names):
+    """Raise a ValueError naming each of `names` that `model`'s signature does not take, and the ones it does.
+
+    Example:
+
+    >>> check_architecture_options("cnn1d", ["filters"])
+    >>> check_architecture_options("mlp", ["depth"])
+    Traceback (most recent call last):
+    ...
+    ValueError: Unknown option(s) depth for model 'mlp'. Valid options: widths.
+    """
+    valid = zoo.model_options(model)
+    unknown = sorted(set(names) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"Unknown option(s) {', '.join(unknown)} for model {model!r}. "
+            f"Valid options: {', '.join(valid) or 'none'}."
+        )
+
+
 def architecture_kwargs(model, values):
     """`values` for `model`'s options with text parsed and lists made tuples, `None` left out.
 
     Text (from a command line) is parsed by the type of the option's default
     in `model`'s signature, so `filters="4"` is `4` for `resnet_small` and
-    `(4,)` for `cnn1d`. Names the model does not take are passed through for
-    `build_model` to reject by name.
+    `(4,)` for `cnn1d`. Names the model does not take are passed through
+    (`check_architecture_options` names them).
 
     Example:
 

@@ -1,13 +1,14 @@
 """`RunConfig`: every choice of one run, from Python, a TOML file or command-line flags."""
 
 import dataclasses
-import functools
 import pathlib
 import tomllib
 
+from kerasreg import _checks
 from kerasreg.data.defaults import VALIDATION_SPLIT
 from kerasreg.export import run_name
-from kerasreg.models.options import BUILD_OPTIONS, architecture_kwargs, architecture_options
+from kerasreg.models.options import (BUILD_OPTIONS, DEFAULTS, architecture_kwargs, architecture_options,
+                                     check_architecture_options)
 from kerasreg.models.zoo import list_models
 from kerasreg.training import defaults
 
@@ -32,14 +33,14 @@ def read_toml(path, what="config file"):
         raise ValueError(f"Invalid TOML in {what} {path}: {exc}") from None
 
 
-def check_known_keys(values, cls, source, word="key", extra=()):
-    """Raise a ValueError naming every key of `values` that is neither a field of dataclass `cls` nor in `extra`.
+def check_known_keys(values, cls, source, word="key"):
+    """Raise a ValueError naming every key of `values` that is not a field of dataclass `cls`.
 
     Example:
 
     >>> check_known_keys({"epochs": 3}, RunConfig, "run.toml")
     """
-    fields = [f.name for f in dataclasses.fields(cls)] + [name for name in extra if name not in fields_of(cls)]
+    fields = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ValueError(
@@ -48,52 +49,45 @@ def check_known_keys(values, cls, source, word="key", extra=()):
         )
 
 
-def fields_of(cls):
-    """The names of a dataclass's fields.
-
-    Example:
-
-    >>> "epochs" in fields_of(RunConfig)
-    True
-    """
-    return {f.name for f in dataclasses.fields(cls)}
-
-
-# The model part of a run: the architecture name, every `build_model` option
-# and every option of the architectures registered when this module is
-# imported, all derived from `kerasreg.models.options`.
-_ModelFields = dataclasses.make_dataclass("_ModelFields", [
-    ("model", str, dataclasses.field(default="mlp")),
-    *((o.name, o.type, dataclasses.field(default=o.default)) for o in BUILD_OPTIONS),
-    *((name, object, dataclasses.field(default=None)) for name in architecture_options()),
-])
-
-
 @dataclasses.dataclass
-class RunConfig(_ModelFields):
+class RunConfig:
     """Everything that defines one training run.
 
-    Fields mirror `build_model` (`model`, its options and the options of
-    every registered architecture, such as `widths`, `filters` and
-    `stages`), `load_dataset` and `train` arguments; `None` means "the
-    default of the function it goes to". Architecture options given as text
-    (from the command line) are parsed for the chosen model: `filters="4,8"`
-    is `(4, 8)` for `cnn1d` and `filters="4"` is `4` for `resnet_small`.
+    `model` and `options` are `build_model`'s architecture and that
+    architecture's own options (`widths` of `mlp`, `filters` and `stages`
+    of `resnet_small`, see `kerasreg.model_options`), checked against its
+    signature when the config is made, so an architecture registered at any
+    time works; `placement`, `dropout`, `dropout_rate`, `norm`, `bn_preset`
+    and `api` are `build_model`'s other options; the rest go to
+    `load_dataset` and `train`. `None` means "the default of the function it
+    goes to". Options given as text (from the command line) are parsed for
+    the chosen model: `{"filters": "4,8"}` is `(4, 8)` for `cnn1d` and
+    `{"filters": "4"}` is `4` for `resnet_small`; lists become tuples.
     `patience` trains until validation loss has not improved for that many
     epochs (at most `epochs`) and keeps the weights of the best epoch
     (Keras's `EarlyStopping` with `restore_best_weights`), watching from
     epoch `patience + 1` on, so no run stops before `2 * patience` epochs;
-    `None` trains all epochs. Options of an architecture registered after
-    kerasreg was imported are accepted as keywords too and kept in `options`
-    (`RunConfig(model="mine", depth=3).depth == 3`).
+    `None` trains all epochs.
 
     Example:
 
-    >>> config = RunConfig(model="mlp", placement="dropout", epochs=3)
-    >>> config.placement
-    'dropout'
+    >>> config = RunConfig(model="cnn1d", options={"filters": "4,8"}, placement="dropout", epochs=3)
+    >>> config.options, config.placement
+    ({'filters': (4, 8)}, 'dropout')
+    >>> RunConfig(model="mlp", options={"filters": (4,)})
+    Traceback (most recent call last):
+    ...
+    ValueError: Unknown option(s) filters for model 'mlp'. Valid options: widths.
     """
 
+    model: str = "mlp"
+    placement: str = DEFAULTS["placement"]
+    dropout: str = DEFAULTS["dropout"]
+    dropout_rate: float = DEFAULTS["dropout_rate"]
+    norm: str = DEFAULTS["norm"]
+    bn_preset: str = DEFAULTS["bn_preset"]
+    api: str = DEFAULTS["api"]
+    options: dict = dataclasses.field(default_factory=dict)
     dataset: str = "mnist1d"
     data_dir: str = None
     validation_split: float = VALIDATION_SPLIT
@@ -105,26 +99,16 @@ class RunConfig(_ModelFields):
     seed: int = 0
     name: str = None
     backend: str = None  # "jax" or "tensorflow"; None: this process's (jax unless KERAS_BACKEND says otherwise)
-    # Options of architectures registered after this module was imported (they have no field of their own).
-    options: dict = None
 
     def __post_init__(self):
+        options = {} if self.options is None else self.options
+        if not isinstance(options, dict):
+            raise _checks.invalid("options", "a dict of the architecture's options such as {'widths': (64, 64)}",
+                                  options)
         if self.model in list_models():  # else `build_model` names the valid models
-            fields = fields_of(type(self))
-            for name, value in architecture_kwargs(self.model, self._architecture_values()).items():
-                if name in fields:
-                    setattr(self, name, value)
-                else:
-                    self.options[name] = value
-
-    def __getattr__(self, name):  # an option held in `options` reads like a field
-        options = self.__dict__.get("options") or {}
-        if name in options:
-            return options[name]
-        raise AttributeError(f"'RunConfig' object has no attribute {name!r}")
-
-    def _architecture_values(self):
-        return {name: getattr(self, name) for name in architecture_options() if hasattr(self, name)}
+            check_architecture_options(self.model, options)
+            options = architecture_kwargs(self.model, options)
+        self.options = dict(options)
 
     @classmethod
     def from_dict(cls, values, *, source="config"):
@@ -132,28 +116,45 @@ class RunConfig(_ModelFields):
 
         Example:
 
-        >>> RunConfig.from_dict({"placement": "ic", "epochs": 5}).epochs
-        5
+        >>> RunConfig.from_dict({"model": "mlp", "options": {"widths": [16]}, "epochs": 5}).options
+        {'widths': (16,)}
         """
-        check_known_keys(values, cls, source, extra=architecture_options())
+        flat = sorted((set(values) - {f.name for f in dataclasses.fields(cls)}) & set(architecture_options()))
+        if flat:
+            raise ValueError(
+                f"Architecture option(s) {', '.join(map(repr, flat))} in {source} go in the `options` table: "
+                f"move them under `[options]` in a TOML file, or into `options={{...}}`.")
+        check_known_keys(values, cls, source)
         return cls(**values)
 
     @classmethod
     def from_toml(cls, path, **overrides):
         """Read a run from a TOML file; non-None `overrides` (e.g. CLI flags) win.
 
+        The architecture's options are the file's `[options]` table; an
+        `options` override is merged into it option by option.
+
         Example:
 
-        >>> RunConfig.from_toml("run.toml", epochs=3)  # doctest: +SKIP
+        >>> RunConfig.from_toml("run.toml", epochs=3, options={"widths": "16"})  # doctest: +SKIP
         """
         values = read_toml(path)
+        options = overrides.pop("options", None)
+        if options and isinstance(values.get("options", {}), dict):
+            values["options"] = {**values.get("options", {}), **options}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_dict(values, source=str(path))
 
     def model_kwargs(self):
-        """Keyword arguments of `build_model` (besides name, shapes and seed)."""
+        """Keyword arguments of `build_model` (besides name, shapes and seed).
+
+        Example:
+
+        >>> RunConfig(model="mlp", options={"widths": (16,)}, placement="ic").model_kwargs()["widths"]
+        (16,)
+        """
         kwargs = {o.name: getattr(self, o.name) for o in BUILD_OPTIONS if getattr(self, o.name) is not None}
-        return {**kwargs, **architecture_kwargs(self.model, self._architecture_values())}
+        return {**kwargs, **self.options}
 
     def run_name(self):
         """The given name, else one derived from the configuration.
@@ -167,24 +168,3 @@ class RunConfig(_ModelFields):
             return self.name
         return run_name({key: getattr(self, key) for key in (
             "model", "placement", "dropout", "dropout_rate", "norm", "bn_preset", "seed")})
-
-
-
-def _accept_later_options(generated):
-    """RunConfig's generated `__init__`, also taking options of architectures registered after import.
-
-    Those go into `options`; any other unknown keyword is refused as before.
-    """
-    @functools.wraps(generated)
-    def __init__(self, *args, options=None, **kwargs):
-        later = sorted(set(kwargs) - fields_of(RunConfig))
-        unknown = [name for name in later if name not in architecture_options()]
-        if unknown:
-            raise TypeError(f"RunConfig.__init__() got an unexpected keyword argument {unknown[0]!r}")
-        options = {**(options or {}), **{name: kwargs.pop(name) for name in later}}
-        generated(self, *args, options=options or None, **kwargs)
-
-    return __init__
-
-
-RunConfig.__init__ = _accept_later_options(RunConfig.__init__)

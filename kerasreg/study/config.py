@@ -10,8 +10,8 @@ from kerasreg.analysis.statistics import default_label
 from kerasreg.data import check_validation_split, load_dataset
 from kerasreg.data.defaults import VALIDATION_SPLIT
 from kerasreg.models import build_model, get_dropout_kind, get_model_fn, get_norm_kind, get_placement, kinds
-from kerasreg.models.options import architecture_kwargs, architecture_options
-from kerasreg.models.zoo import list_models, model_options
+from kerasreg.models.options import architecture_kwargs, check_architecture_options
+from kerasreg.models.zoo import list_models
 from kerasreg.models.placements import BUILT_INS
 from kerasreg.runs import RunConfig, check_known_keys, read_toml
 from kerasreg.training import defaults, make_optimizer
@@ -340,8 +340,7 @@ class StudyConfig:
                                     validation_split=self.validation_split, epochs=self.epochs,
                                     batch_size=self.batch_size, optimizer=self.optimizer,
                                     learning_rate=self.learning_rate, seed=seed, patience=self.patience,
-                                    backend=self.backend,
-                                    **(self.options or {}),
+                                    backend=self.backend, options=self.options,
                                 )
                                 if config.run_name() not in seen:
                                     seen.add(config.run_name())
@@ -394,12 +393,7 @@ def _check_defaults_used(values, source):
 def _check_options(options, models):
     if options is not None and not isinstance(options, dict):
         raise _checks.invalid("options", "a table (dict) of build_model options or None", options)
-    unknown = sorted(set(options or {}) - set(architecture_options()))
-    if unknown:
-        raise ValueError(
-            f"Unknown architecture option(s) {', '.join(map(repr, unknown))}. "
-            f"Valid options: {', '.join(architecture_options())}."
-        )
     for model in models if isinstance(models, list) else ():
-        if model in list_models():
-            architecture_kwargs(model, {k: v for k, v in (options or {}).items() if k in model_options(model)})
+        if model in list_models():  # every model of the grid is built with every option
+            check_architecture_options(model, options or {})
+            architecture_kwargs(model, options or {})

@@ -16,7 +16,6 @@ they take more epochs to reach their validation plateau.
 import math
 
 from kerasreg.models.placements import trains_with_dropout
-from kerasreg.models.options import architecture_options
 
 
 def multiply_accumulates(model):
@@ -68,8 +67,7 @@ def longest_first(configs, build):
     per_example = {}
 
     def cost(config):
-        key = (config.model, config.dataset,
-               tuple(repr(getattr(config, name, None)) for name in architecture_options()))
+        key = (config.model, config.dataset, repr(sorted(config.options.items())))
         if key not in per_example:
             per_example[key] = multiply_accumulates(build(config))
         with_dropout = trains_with_dropout({"placement": config.placement, "dropout_rate": config.dropout_rate})

@@ -23,7 +23,7 @@ import fnmatch
 from kerasreg import _checks
 from kerasreg.models import kinds, zoo
 from kerasreg.models import placements as placement_registry
-from kerasreg.models.options import DEFAULTS, architecture_kwargs
+from kerasreg.models.options import DEFAULTS, architecture_kwargs, check_architecture_options
 
 DEFAULT_RATES = {"min": 0.1, "max": 0.5, "step": 0.1}
 
@@ -75,15 +75,11 @@ def _encode(value):
 
 
 def _options(architecture, value):
-    defaults = zoo.model_options(architecture)
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise _checks.invalid("options", "a dict of option name -> list of choices", value)
-    unknown = sorted(set(value) - set(defaults))
-    if unknown:
-        raise ValueError(f"Unknown option(s) {', '.join(unknown)} for model {architecture!r}. "
-                         f"Valid options: {', '.join(defaults) or 'none'}.")
+    check_architecture_options(architecture, value)
     chosen = {}
     for name, choices in value.items():
         choices = choices if isinstance(choices, list) else [choices]
