@@ -13,8 +13,13 @@ A variant is `placement[:policy]`:
 Every variant trains inside kerasreg's JAX settings, so dropout masks are
 Keras's own draw under the non-partitionable threefry.
 
+The deep 2-D epoch: `--dataset digits` (8x8x1) or `--dataset mnist5k`
+(28x28x1) with `--model resnet_cifar` (ResNet-20: strided 16-32-64 stages)
+or `--model resnet_small` (3 unstrided stages of 32 filters, as on mnist1d).
+
 Run: python benchmarks/deep_epoch.py [--rounds 8] [--epochs 2] [--core 0]
          [--variants bn_before_act,bn_act_drop,bn_act_drop:mixed_bfloat16]
+         [--dataset mnist1d|digits|mnist5k] [--model resnet_small|resnet_cifar]
 """
 
 import argparse
@@ -25,6 +30,8 @@ import sys
 import time
 
 DEFAULT = "bn_before_act,bn_act_drop,drop_before_bn,none,bn_before_act:mixed_bfloat16"
+# The deep arm's architecture options: the quick study's resnet_small, or ResNet-20 with its defaults.
+MODEL_OPTIONS = {"resnet_small": {"stages": 3}, "resnet_cifar": {}}
 
 
 def main():
@@ -33,6 +40,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=2, help="epochs per variant and round")
     parser.add_argument("--core", type=int, default=0)
+    parser.add_argument("--dataset", default="mnist1d", help="a built-in dataset: mnist1d, digits or mnist5k")
+    parser.add_argument("--model", default="resnet_small", choices=sorted(MODEL_OPTIONS))
     args = parser.parse_args()
     os.sched_setaffinity(0, {args.core})
     os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -43,7 +52,7 @@ def main():
 
     if keras.backend.backend() != "jax":
         sys.exit("This benchmark measures the JAX backend (KERAS_BACKEND=jax).")
-    data = kerasreg.load_dataset("mnist1d")
+    data = kerasreg.load_dataset(args.dataset)
     x, y = data.as_numpy("train")
     steps = -(-len(x) // 100)
 
@@ -61,8 +70,9 @@ def main():
         with _backend.jax_settings():
             training.seed_everything(0)
             with _policy(keras, policy):
-                model = kerasreg.build_model("resnet_small", placement=placement, dropout_rate=0.5, stages=3,
-                                             input_shape=data.input_shape, num_classes=data.num_classes, seed=0)
+                model = kerasreg.build_model(args.model, placement=placement, dropout_rate=0.5,
+                                             input_shape=data.input_shape, num_classes=data.num_classes, seed=0,
+                                             **MODEL_OPTIONS[args.model])
             model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", metrics=["accuracy"],
                           steps_per_execution=steps)
             times = []
@@ -76,7 +86,8 @@ def main():
                 model.fit(x, y, epochs=args.epochs, batch_size=100, verbose=0, callbacks=[Timer()])
             measured.extend(times)
         print(f"round {round_ + 1}/{args.rounds}", file=sys.stderr, flush=True)
-    print(f"resnet_small, 3 stages, rate 0.5, batch 100, mnist1d {len(x)} rows, one core; median of "
+    print(f"{args.model} {MODEL_OPTIONS[args.model]}, rate 0.5, batch 100, {args.dataset} {data.input_shape} "
+          f"{len(x)} rows, one core; median of "
           f"{args.rounds} alternated rounds x {args.epochs} epochs:")
     reference = statistics.median(variants[0][2])
     for name, _, measured in variants:

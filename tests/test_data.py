@@ -312,7 +312,7 @@ def test_unknown_name_suggests_the_closest(name, suggestion):
 
 
 def test_unknown_name_lists_built_ins_and_the_data_dir(data_dir):
-    with pytest.raises(ValueError, match=r"Built-in datasets: digits, mnist1d\. Any TFDS dataset") as error:
+    with pytest.raises(ValueError, match=r"Built-in datasets: digits, mnist1d, mnist5k\. Any TFDS dataset") as error:
         load_dataset("qqqqqq")
     assert "Did you mean" not in str(error.value)
     assert data_dir in str(error.value)
@@ -355,17 +355,17 @@ def test_invalid_split_and_batch_size():
 
 def test_list_datasets_shows_built_ins_and_prepared_tfds_datasets(tmp_path):
     listings = list_datasets(data_dir=tmp_path)
-    assert [item.name for item in listings] == ["digits", "mnist1d"]
+    assert [item.name for item in listings] == ["digits", "mnist1d", "mnist5k"]
     assert all(item.source == "built-in" and not item.prepared for item in listings)
     CopiedShapes(data_dir=str(tmp_path)).download_and_prepare(
         download_config=tfds.download.DownloadConfig(try_download_gcs=False)
     )
     listings = list_datasets(data_dir=tmp_path)
-    assert [item.name for item in listings] == ["digits", "kerasreg_test_copied_shapes", "mnist1d"]
+    assert [item.name for item in listings] == ["digits", "kerasreg_test_copied_shapes", "mnist1d", "mnist5k"]
     copied = listings[1]
     assert (copied.source, copied.prepared, copied.version) == ("tfds", True, "1.0.0")
     assert copied.description == "Tiny random images for kerasreg tests."
-    assert [item.name for item in list_datasets("*mnist*", data_dir=tmp_path)] == ["mnist1d"]
+    assert [item.name for item in list_datasets("*mnist*", data_dir=tmp_path)] == ["mnist1d", "mnist5k"]
     table = format_dataset_list(listings, data_dir=tmp_path)
     assert "kerasreg_test_copied_shapes  tfds" in table
     assert "on first use" in table and f"data_dir: {tmp_path}" in table

