@@ -45,7 +45,8 @@ def test_a_trained_model_has_no_stale_statistics_and_planted_problems_are_named(
     assert findings["dead channels"].layer == first.name
     assert f"3 channels of {gamma.size} with a scale below 0.001" in findings["dead channels"].text
     assert findings["extreme variance"].layer == second.name and "from 1e-09" in findings["extreme variance"].text
-    assert findings["frozen"].layer == second.name and "training=False" in findings["frozen"].fix
+    assert findings["frozen"].layer == second.name and not findings["frozen"].problem
+    assert "inference mode even inside fit" in findings["frozen"].text
     assert findings["frozen"].sentence().endswith(".")
 
 
