@@ -15,8 +15,9 @@
 - **Batch size**: argmax accuracy of training-mode outputs (batch statistics,
   dropout on, as `fit` computes them) over the same training rows at batch
   sizes 8, 32 and the user's. Dropout's noise is the same at every batch size,
-  so a difference between them is BatchNorm's: a drop of `BATCH_POINTS` or
-  more at a small batch is a finding.
+  so a difference between them is BatchNorm's: the user's batch (else
+  `fit`'s default, 32) `BATCH_POINTS` or more below the best of them is a
+  finding.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from kerasreg.training.variance_shift import batch_norm_layers
 # halves: s = 0.71); a tenth is far beyond what a converged model's moving average lags by.
 LAG_THRESHOLD = 0.1
 BATCH_SIZES = (8, 32)
+FIT_BATCH = 32  # `fit`'s default batch: judged when the user's is not known
 BATCH_ROWS = 512  # training rows of the batch-size check: every batch size sees the same ones
 BATCH_POINTS = 5.0
 _REESTIMATE = "re-estimate (`kerasreg.reestimate_batch_norm(model, data)`)"
@@ -110,6 +112,10 @@ def _noisiest(model, batch_size):
 def batch_size_accuracy(model, x, y, *, batch_size=None):
     """Training-mode accuracy at batch sizes 8, 32 and `batch_size`, and a `"batch size"` finding (or note).
 
+    A problem when the accuracy at `batch_size` (None: 32, `fit`'s default)
+    is 5 points or more below the best of them; else a note with the
+    numbers.
+
     Training vs inference: training mode is what `fit` runs, so these are the
     accuracies `fit` would log at each batch size with these weights; no
     weight or statistic of `model` changes (the passes run on a copy).
@@ -130,27 +136,27 @@ def batch_size_accuracy(model, x, y, *, batch_size=None):
     if (not any(layer.trainable for layer in batch_norm_layers(model)) or model.outputs[0].shape[-1] in (None, 1)
             or y.ndim != 1 or not np.issubdtype(y.dtype, np.integer)):
         return {}, None
-    rows = min(len(x), BATCH_ROWS)
+    rows = min(len(x), max(BATCH_ROWS, batch_size or 0))
     sizes = sorted({b for b in (*BATCH_SIZES, batch_size) if b is not None and b <= rows})
     if len(sizes) < 2:
         return {}, None
     copy = copy_model(model)  # training mode updates the moving statistics on TensorFlow
     accuracies = {b: _accuracy_at(copy, x[:rows], y[:rows], b) for b in sizes}
-    best = max(accuracies, key=accuracies.get)
-    judged = [b for b in sizes if batch_size is None or b <= batch_size] or sizes[:1]
-    worst = min(judged, key=accuracies.get)
-    drop = 100.0 * (accuracies[best] - accuracies[worst])
+    judged = batch_size if batch_size in accuracies else FIT_BATCH
+    drop = 100.0 * (max(accuracies.values()) - accuracies[judged])
     listed = ", ".join(f"{accuracies[b]:.1%} at {b}" for b in sizes)
-    noisiest = _noisiest(model, worst)
-    where = f"; the noisiest batch statistics are {noisiest[1]}'s ({plural(noisiest[0], 'value')} per channel)" \
-        if noisiest else ""
+    noisiest = _noisiest(model, judged)
     layer = noisiest[1] if noisiest else batch_norm_layers(model)[0].name
     text = f"training-mode accuracy on {rows} training rows is {listed}"
     if drop >= BATCH_POINTS:
+        where = f"; the noisiest batch statistics are {noisiest[1]}'s ({plural(noisiest[0], 'value')} per " \
+            "channel)" if noisiest else ""
         return accuracies, BatchNormFinding(
-            layer, "batch size", f"{text}: batch statistics of {worst} rows cost {drop:.1f} points{where}",
+            layer, "batch size", f"{text}: batch statistics of {judged} rows cost {drop:.1f} points{where}",
             "train with a larger batch, or replace BatchNorm by GroupNorm (`kerasreg.set_batch_norm(model, "
             "norm=\"group\")`), which does not depend on the batch")
-    return accuracies, BatchNormFinding(
-        layer, "batch size", text, f"BatchNorm's batch statistics hold at {plural(worst, 'row')} per batch",
-        problem=False)
+    smallest = 100.0 * (max(accuracies.values()) - accuracies[sizes[0]])
+    fix = f"BatchNorm's batch statistics hold at {plural(judged, 'row')} per batch"
+    if smallest >= BATCH_POINTS:
+        fix += f"; at {sizes[0]} they would cost {smallest:.1f} points (keep the batch when fine-tuning)"
+    return accuracies, BatchNormFinding(layer, "batch size", text, fix, problem=False)

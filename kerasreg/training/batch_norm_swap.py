@@ -83,7 +83,8 @@ def _copy_weights(old_model, new_model):
         elif isinstance(old, keras.layers.BatchNormalization) and isinstance(new, keras.layers.GroupNormalization):
             for name in ("gamma", "beta"):  # the moving statistics have no counterpart in GroupNorm
                 if getattr(old, name) is not None and getattr(new, name) is not None:
-                    getattr(new, name).assign(getattr(old, name))
+                    # A copy: on JAX the two variables would otherwise share a buffer that a compiled call may free.
+                    getattr(new, name).assign(keras.ops.convert_to_numpy(getattr(old, name)))
         else:
             new.set_weights(old.get_weights())
 
