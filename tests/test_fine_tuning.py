@@ -77,6 +77,24 @@ def trained(digits, tmp_path_factory):
     return {"stale": stale, "guide": guide, "small": small}, folder
 
 
+def test_the_graph_alone_tells_how_each_backbone_call_runs_its_batch_norm():
+    frozen = _backbone()
+    frozen.trainable = False
+    findings = kerasreg.audit_batch_norm(_classifier(frozen))
+    (call,) = [f for f in findings if f.kind == "fine-tuning"]
+    assert call.problem and call.layer == "backbone" and "frozen and called without training=False" in call.text
+    guide = kerasreg.audit_batch_norm(_classifier(frozen, training=False))  # the guide's first step
+    assert [f.kind for f in guide if f.kind == "fine-tuning"] == [] and [f for f in guide if f.kind == "frozen"]
+    unfrozen = [f for f in kerasreg.audit_batch_norm(_classifier(_backbone(), training=False), batch_size=8)
+                if f.kind == "fine-tuning"]
+    if training_false_holds():
+        assert unfrozen == []
+    else:
+        assert unfrozen[0].problem and "with training=False, but Keras" in unfrozen[0].text
+    assert [f.kind for f in kerasreg.audit_batch_norm(_classifier(_backbone()), batch_size=32)
+            if f.kind == "fine-tuning"] == []
+
+
 def _problems(findings):
     return [f for f in findings if f.problem]
 
@@ -96,7 +114,8 @@ def test_a_backbone_fine_tuned_in_training_mode_at_batch_8_is_flagged(digits, tr
     findings = {f.kind: f for f in _problems(kerasreg.audit_batch_norm(trained[0]["small"], data, batch_size=8))}
     assert findings["fine-tuning"].layer == "backbone"
     assert "called without training=False, so at batch 8" in findings["fine-tuning"].text
-    assert "trainable=False" in findings["fine-tuning"].fix and "GroupNorm" in findings["fine-tuning"].fix
+    assert "layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)" in findings["fine-tuning"].fix
+    assert "GroupNorm" in findings["fine-tuning"].fix
 
 
 def test_momentum_099_after_one_epoch_is_flagged_and_reestimation_recovers_the_accuracy(digits, trained):
@@ -110,7 +129,9 @@ def test_momentum_099_after_one_epoch_is_flagged_and_reestimation_recovers_the_a
     assert f"about 100 steps (momentum 0.99), more than the {steps} steps trained: {0.99 ** steps:.0%}" in momentum.text
     x_val, y_val = data.as_numpy("val")
     before = _accuracy(model, x_val, y_val)
-    after = _accuracy(kerasreg.reestimate_batch_norm(model, data), x_val, y_val)
+    fixed = kerasreg.reestimate_batch_norm(model, data)
+    after = _accuracy(fixed, x_val, y_val)
+    assert fixed is not model and _accuracy(model, x_val, y_val) == before  # the user's model is untouched
     print(f"\nvalidation accuracy after {steps} steps at momentum 0.99: {before:.1%}; BN re-estimated: {after:.1%}")
     assert after > before + 0.2
 

@@ -73,16 +73,17 @@ def _overrides():
 
 
 def _freeze_advice(name):
-    return (f"set trainable=False on its BatchNormalization layers after unfreezing `{name}` (`for layer in "
-            f"{name}.layers: layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)`), as the "
-            "Keras transfer-learning guide advises")
+    return (f"keep its BatchNormalization layers frozen (`for layer in {name}.layers: layer.trainable = not "
+            "isinstance(layer, keras.layers.BatchNormalization)`), as the Keras transfer-learning guide advises")
 
 
 def _frozen_without_training_false(name, layers, holds):
-    advice = (f"call it as `{name}(inputs, training=False)` so that BatchNorm stays in inference mode when you "
-              "unfreeze it (the Keras transfer-learning guide's advice)")
-    if not holds:
-        advice += f"; since {_overrides()}, also {_freeze_advice(name)}"
+    if holds:
+        advice = (f"call it as `{name}(inputs, training=False)` so that BatchNorm stays in inference mode when you "
+                  "unfreeze it (the Keras transfer-learning guide's advice)")
+    else:
+        advice = (f"when you unfreeze it, {_freeze_advice(name)}; calling it with training=False, the guide's other "
+                  f"advice, is not enough here: {_overrides()}")
     return BatchNormFinding(
         name, KIND, f"backbone {name} is frozen and called without training=False: its "
         f"{plural(len(layers), 'BatchNormalization layer')} run in inference mode only while frozen, and switch "
@@ -96,7 +97,7 @@ def _unfrozen_small_batch(name, trainable, training, batch_size):
         name, KIND, f"backbone {name} is fine-tuned with {plural(len(trainable), 'BatchNormalization layer')} "
         f"unfrozen and {how}, so at batch {batch_size} they normalise with the statistics of {batch_size} rows "
         "and pull their pretrained moving statistics towards them",
-        f"{_freeze_advice(name)}, or train with a batch of at least {SMALL_BATCH}, or replace BatchNorm by "
+        f"{_freeze_advice(name)}; or train with a batch of at least {SMALL_BATCH}, or replace BatchNorm by "
         "GroupNorm (`kerasreg.set_batch_norm(model, norm=\"group\")`)")
 
 

@@ -64,9 +64,8 @@ def _layer_cells(diagnosis):
 
 
 def _audit(diagnosis):
-    """The BatchNorm audit's sentences, or none for a model without BatchNorm."""
-    count = len(diagnosis.structure.batch_norm_layers)
-    return audit_sentences(diagnosis.batch_norm, count) if count else []
+    """The BatchNorm audit's sentences (for a model without BatchNorm: that there is nothing to audit)."""
+    return audit_sentences(diagnosis.batch_norm, len(diagnosis.structure.batch_norm_layers))
 
 
 _METRIC_HEADER = ("measure", "as trained", "BN re-estimated")
@@ -85,8 +84,7 @@ def format_text(diagnosis):
              text_table(_METRIC_HEADER, _metric_cells(diagnosis), rule=True)]
     if diagnosis.structure.batch_norm_layers:
         parts += ["", text_table(_LAYER_HEADER, _layer_cells(diagnosis), rule=True)]
-    if _audit(diagnosis):
-        parts += ["", "BatchNorm audit:", *(f"- {sentence}" for sentence in _audit(diagnosis))]
+    parts += ["", "BatchNorm audit:", *(f"- {sentence}" for sentence in _audit(diagnosis))]
     return "\n".join(parts)
 
 
@@ -97,8 +95,7 @@ def markdown(diagnosis):
              markdown_table(_METRIC_HEADER, _metric_cells(diagnosis))]
     if diagnosis.structure.batch_norm_layers:
         parts += ["", "## BatchNormalization layers", "", markdown_table(_LAYER_HEADER, _layer_cells(diagnosis))]
-    if _audit(diagnosis):
-        parts += ["", "## BatchNorm audit", "", *(f"- {sentence}" for sentence in _audit(diagnosis))]
+    parts += ["", "## BatchNorm audit", "", *(f"- {sentence}" for sentence in _audit(diagnosis))]
     return "\n".join(parts) + "\n"
 
 
@@ -138,8 +135,7 @@ def html_page(diagnosis):
         parts.append(f'<h2>Variance shift</h2><img alt="variance shift per layer" src="data:image/png;base64,{data}">')
     if diagnosis.structure.batch_norm_layers:
         parts += ["<h2>BatchNormalization layers</h2>", html_table(_LAYER_HEADER, _layer_cells(diagnosis))]
-    if _audit(diagnosis):
-        parts += ["<h2>BatchNorm audit</h2><ul>", *(f"<li>{html.escape(s)}</li>" for s in _audit(diagnosis)), "</ul>"]
+    parts += ["<h2>BatchNorm audit</h2><ul>", *(f"<li>{html.escape(s)}</li>" for s in _audit(diagnosis)), "</ul>"]
     return "".join(parts) + "</body></html>\n"
 
 
