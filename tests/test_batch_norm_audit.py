@@ -110,3 +110,20 @@ def test_a_model_whose_accuracy_drops_at_the_users_small_batch_is_told_to_use_a_
         kerasreg.audit_batch_norm(model, np.zeros((4, 3)))
     with pytest.raises(ValueError, match=r"`steps_trained`. Expected a positive int. Received: steps_trained=0"):
         kerasreg.audit_batch_norm(model, steps_trained=0)
+
+
+def test_a_momentum_horizon_longer_than_the_steps_trained_is_a_problem_and_the_steps_come_from_the_saved_optimizer(
+        tmp_path):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization(name="bn"), keras.layers.Dense(2)])
+    (note,) = [f for f in kerasreg.audit_batch_norm(model) if f.kind == "momentum"]
+    assert not note.problem
+    (short,) = [f for f in kerasreg.audit_batch_norm(model, steps_trained=50) if f.kind == "momentum"]
+    assert short.problem and "about 100 steps (momentum 0.99), more than the 50 steps trained: 61%" in short.text
+    assert "set_batch_norm(model, momentum=0.9)" in short.fix
+    assert [f for f in kerasreg.audit_batch_norm(model, steps_trained=500) if f.kind == "momentum"] == []
+    model.compile("sgd", "mse")
+    model.fit(np.ones((70, 4)), np.ones((70, 2)), batch_size=10, epochs=1, verbose=0)  # 7 steps
+    model.save(tmp_path / "m.keras")
+    (saved,) = [f for f in kerasreg.audit_batch_norm(keras.models.load_model(tmp_path / "m.keras"))
+                if f.kind == "momentum"]
+    assert saved.problem and "more than the 7 steps trained" in saved.text
