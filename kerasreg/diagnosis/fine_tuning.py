@@ -73,14 +73,15 @@ def _overrides():
 
 
 def _freeze_advice(name):
-    return (f"keep its BatchNormalization layers frozen (`for layer in {name}.layers: layer.trainable = not "
-            "isinstance(layer, keras.layers.BatchNormalization)`), as the Keras transfer-learning guide advises")
+    return (f"keep its BatchNormalization layers frozen (`for layer in model.get_layer({name!r}).layers: "
+            "layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)`), as the Keras "
+            "transfer-learning guide advises")
 
 
 def _frozen_without_training_false(name, layers, holds):
     if holds:
-        advice = (f"call it as `{name}(inputs, training=False)` so that BatchNorm stays in inference mode when you "
-                  "unfreeze it (the Keras transfer-learning guide's advice)")
+        advice = ("call it with training=False (`x = base(inputs, training=False)`) so that BatchNorm stays in "
+                  "inference mode when you unfreeze it (the Keras transfer-learning guide's advice)")
     else:
         advice = (f"when you unfreeze it, {_freeze_advice(name)}; calling it with training=False, the guide's other "
                   f"advice, is not enough here: {_overrides()}")
