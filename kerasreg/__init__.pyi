@@ -62,6 +62,7 @@ from kerasreg.runs.config import RunConfig as RunConfig
 from kerasreg.runs.execute import run as run
 from kerasreg.study.config import StudyConfig as StudyConfig
 from kerasreg.study.runner import run_study as run_study
+from kerasreg.training.batch_norm_swap import set_batch_norm as set_batch_norm
 from kerasreg.training.checkpoint import CheckpointError as CheckpointError
 from kerasreg.training.early_stopping import (
     GapEarlyStopping as GapEarlyStopping,

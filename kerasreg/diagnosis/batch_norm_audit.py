@@ -1,4 +1,4 @@
-"""The BatchNorm audit that needs no data: what a model's BatchNormalization weights say about its statistics.
+"""The BatchNorm audit: what a model's BatchNormalization layers say about their statistics, with and without data.
 
 A BatchNormalization layer normalises with its moving mean and variance at
 inference. Their values, its scale (gamma), its momentum and whether it is
@@ -13,14 +13,20 @@ row:
 - extreme moving variances (below 1e-6 or above 1e6): inference divides by
   the square root of a value that small or large;
 - a frozen layer (`trainable=False`): Keras 3 runs it in inference mode even
-  inside `fit`, with its moving statistics, which it never updates (the
-  transfer-learning guide's advice for a frozen backbone);
+  inside `fit`, with its moving statistics, which it never updates (a note:
+  the transfer-learning guide's advice for a frozen backbone);
 - the momentum's horizon, `1 / (1 - momentum)` steps: the moving statistics
   average over about that many recent batches, so a model trained for fewer
-  steps keeps part of its initial statistics.
+  steps keeps part of its initial statistics (`momentum ** steps` of them).
+  The steps trained are given, or read from the optimizer a `.keras` file
+  saved with the model (its `iterations`); without them it is a note;
+- fine-tuning graphs: a nested backbone whose BatchNorm runs in the wrong
+  mode during `fit` (`fine_tuning.py`).
 
-What needs data is said too: whether the moving statistics match the data
-(variance shift, re-estimation), and how outputs depend on the batch size.
+With data (the training split), `batch_norm_data.py` measures the moving
+statistics against the precise statistics of the data (the EMA's lag; Wu &
+Johnson, "Rethinking 'Batch' in BatchNorm", 2021) and the accuracy of
+training-mode outputs at batch sizes 8, 32 and the user's.
 
 Example:
 
@@ -31,13 +37,16 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
+import math
 
 import keras
 import numpy as np
 
 from kerasreg import _checks
 from kerasreg._text import plural
+from kerasreg.diagnosis.batch_norm_data import batch_size_accuracy, stale_statistics
+from kerasreg.diagnosis.batch_norm_finding import BatchNormFinding
+from kerasreg.diagnosis.fine_tuning import fine_tuning_findings
 from kerasreg.diagnosis.structure import find_structure
 from kerasreg.diagnosis.verdict import structure_sentence
 from kerasreg.training.variance_shift import batch_norm_layers
@@ -46,32 +55,7 @@ DEAD_SCALE = 1e-3  # |gamma| below this: the channel's normalised input no longe
 VARIANCE_RANGE = (1e-6, 1e6)
 NEEDS_DATA = ("Without data the audit cannot tell whether the moving statistics match the data the model sees "
               "(variance shift, re-estimation) or how its outputs depend on the batch size: pass --dataset.")
-
-
-@dataclasses.dataclass(frozen=True)
-class BatchNormFinding:
-    """One thing the audit found in one BatchNormalization layer.
-
-    Fields:
-        layer: str. The layer's name (nested models' layers by their own names).
-        kind: str. `"never updated"`, `"dead channels"`, `"extreme variance"`, `"frozen"` or `"momentum"`.
-        text: str. What was found, with its numbers.
-        fix: str. What to do about it.
-
-    Example:
-
-    >>> BatchNormFinding("bn", "frozen", "bn is frozen", "call it with training=False").kind
-    'frozen'
-    """
-
-    layer: str
-    kind: str
-    text: str
-    fix: str
-
-    def sentence(self):
-        """The finding and its fix in one sentence."""
-        return f"{self.text}: {self.fix}."
+_REESTIMATE = "re-estimate them on the training data (`kerasreg.reestimate_batch_norm(model, data)`)"
 
 
 def _never_updated(layer, mean, variance):
@@ -79,7 +63,7 @@ def _never_updated(layer, mean, variance):
         return BatchNormFinding(
             layer.name, "never updated",
             f"{layer.name} still holds its initial statistics (every moving mean 0, every moving variance 1)",
-            "re-estimate them on the training data (`kerasreg.reestimate_batch_norm(model, data)`)")
+            _REESTIMATE)
     return None
 
 
@@ -115,75 +99,195 @@ def _frozen(layer):
         layer.name, "frozen",
         f"{layer.name} is frozen (trainable=False), so Keras runs it in inference mode even inside fit, with "
         "moving statistics it never updates",
-        "that is what a frozen backbone wants; call the backbone with training=False so that unfreezing it later "
-        "keeps it that way")
+        "that is what a frozen backbone wants; when you unfreeze the backbone, keep its BatchNormalization layers "
+        "frozen if they should keep their statistics", problem=False)
 
 
-def _momentum(layers):
+def _momentum(layers, steps_trained, stale=None):
     first = layers[0]
-    horizon = 1.0 / (1.0 - first.momentum) if first.momentum < 1 else float("inf")
-    who = first.name if len(layers) == 1 else f"{plural(len(layers), 'BatchNormalization layer')} (first {first.name})"
+    horizon = 1.0 / (1.0 - first.momentum) if first.momentum < 1 else math.inf
+    many = len(layers) > 1
+    who = f"{plural(len(layers), 'BatchNormalization layer')} (first {first.name})" if many else first.name
+    averages = (f"{who} {'average their' if many else 'averages its'} statistics over about {horizon:.0f} steps "
+                f"(momentum {first.momentum:g})")
+    if steps_trained is None:
+        return BatchNormFinding(
+            first.name, "momentum", averages,
+            "trained for fewer steps than that, the moving statistics still hold part of their initial values: "
+            "re-estimate them or lower the momentum", problem=False)
+    if horizon <= steps_trained:
+        return None
+    kept = first.momentum ** steps_trained
+    text = (f"{averages}, more than the {steps_trained} steps trained: {kept:.0%} of their values are still those "
+            "they had when training started")
+    if stale is not None and not any(layer.name in stale for layer in layers):
+        return BatchNormFinding(first.name, "momentum", text, "yet they match the training data (their starting "
+                                "values were close, as a pretrained model's are)", problem=False)
     return BatchNormFinding(
-        first.name, "momentum",
-        f"{who} average their statistics over about {horizon:.0f} steps (momentum {first.momentum:g})"
-        if len(layers) > 1 else f"{who} averages its statistics over about {horizon:.0f} steps "
-        f"(momentum {first.momentum:g})",
-        "trained for fewer steps than that, the moving statistics still hold part of their initial values: "
-        "re-estimate them or lower the momentum")
+        first.name, "momentum", text,
+        f"{_REESTIMATE}, or lower the momentum (`kerasreg.set_batch_norm(model, momentum=0.9)`) and train again")
 
 
-def audit_batch_norm(model: keras.Model) -> list[BatchNormFinding]:
-    """Audit every BatchNormalization layer of a model from its weights alone, no data needed.
+def steps_of(model):
+    """The training steps a model's optimizer counted (`optimizer.iterations`), or None (no optimizer, or 0).
 
-    Returns the findings, problems first (never updated, dead channels,
-    extreme variances, frozen layers), then one momentum finding per
-    distinct momentum (its horizon, which only data and the steps trained
-    can check). An empty list means the model has no BatchNormalization.
+    A `.keras` file saved after `fit` holds its optimizer and that count:
+    the steps since the last `compile`.
+
+    Example:
+
+    >>> steps_of(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])) is None
+    True
+    """
+    optimizer = getattr(model, "optimizer", None)
+    iterations = getattr(optimizer, "iterations", None)
+    steps = 0 if iterations is None else int(keras.ops.convert_to_numpy(iterations))
+    return steps or None
+
+
+def steps_from_manifest(manifest, rows):
+    """Steps trained by a kerasreg run, from its manifest: `ceil(rows / batch_size)` per epoch up to the exported one.
+
+    Example:
+
+    >>> steps_from_manifest({"training": {"batch_size": 100}, "metrics": {"best_epoch": 3}}, 1000)
+    30
+    """
+    training, metrics = (manifest or {}).get("training") or {}, (manifest or {}).get("metrics") or {}
+    epochs = metrics.get("best_epoch") or metrics.get("epochs_run") or training.get("epochs_run")
+    if not epochs or not training.get("batch_size") or not rows:
+        return None
+    return int(epochs) * math.ceil(rows / int(training["batch_size"]))
+
+
+def _data_of(data):
+    """`(x, y or None)` training rows from a kerasreg `Dataset`, a tuple `(x, y)` or an array `x`."""
+    if hasattr(data, "as_numpy"):
+        return data.as_numpy("train")
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        x, y = np.asarray(data[0]), np.asarray(data[1])
+    else:
+        x, y = np.asarray(data), None
+    if x.ndim == 0 or not len(x) or (y is not None and len(y) != len(x)):
+        raise _checks.invalid("data", "a kerasreg `Dataset`, a tuple `(x, y)` of training rows with one label per "
+                              "row, or a non-empty array `x`", received=f"data={type(data).__name__} of "
+                              f"{0 if x.ndim == 0 else len(x)} rows")
+    return x, y
+
+
+def _check_inputs(model, x):
+    expected = tuple(model.inputs[0].shape[1:]) if len(model.inputs) == 1 else None
+    got = tuple(x.shape[1:])
+    if expected is None or len(expected) != len(got) or any(e not in (None, g) for e, g in zip(expected, got)):
+        raise _checks.invalid("data", f"training inputs of shape {expected} (without the batch axis), as model "
+                              f"{model.name!r} takes", received=f"inputs of shape {got}")
+
+
+def audit_batch_norm(
+    model: keras.Model, data=None, *, batch_size: int | None = None, steps_trained: int | None = None,
+) -> list[BatchNormFinding]:
+    """Audit every BatchNormalization layer of a model: from its weights and graph, and with data, on the data.
+
+    Without data: statistics never updated, dead channels, extreme moving
+    variances, frozen layers (a note), each distinct momentum against the
+    steps trained, and nested backbones whose BatchNorm runs in the wrong
+    mode during fine-tuning. With `data` (the training split) also: each
+    layer's moving statistics against the precise statistics of the data
+    (`"stale statistics"`, at a distance above 0.1 standard deviations of
+    its normalised output), and the accuracy of
+    training-mode outputs at batch sizes 8, 32 and `batch_size` (`"batch
+    size"`: a drop of 5 points or more at a small batch). `model` is never
+    modified: the measures run on copies.
+
+    Training vs inference: inference normalises with the moving statistics,
+    `fit` with each batch's; the audit measures both on the same rows.
+
+    Returns the problems first (each with `problem=True`), then the notes.
+    An empty list means the model has no BatchNormalization.
 
     Args:
-        model: a built `keras.Model`, nested models included.
+        model: keras.Model. A built model, nested models included.
+        data: a kerasreg `Dataset` (its train split), a tuple `(x, y)` of
+            training rows, an array `x` (no batch-size check without labels),
+            or None for the data-free audit. Defaults to `None`.
+        batch_size: int or None. The batch `fit` trained with: judged for
+            fine-tuning backbones and measured beside 8 and 32. Defaults to
+            `None` (unknown).
+        steps_trained: int or None. Training steps the moving statistics had;
+            None: the steps the model's optimizer counted, if it has one
+            (a `.keras` file saved after `fit`), else unknown. Defaults to `None`.
 
     Example:
 
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization(name="bn")])
     >>> [f.kind for f in audit_batch_norm(model)]
     ['never updated', 'momentum']
+    >>> [f.kind for f in audit_batch_norm(model, steps_trained=50)]
+    ['never updated', 'momentum']
     """
     if not isinstance(model, keras.Model):
         raise _checks.invalid("model", "a keras.Model", received=type(model).__name__)
+    if batch_size is not None:
+        batch_size = _checks.positive_int(batch_size, "batch_size")
+    steps_trained = steps_of(model) if steps_trained is None else _checks.positive_int(steps_trained,
+                                                                                         "steps_trained")
+    rows = None if data is None else _data_of(data)
     layers = batch_norm_layers(model)
-    problems, horizons = [], {}
+    if not layers:
+        return []
+    if rows is not None:
+        _check_inputs(model, rows[0])
+    findings, horizons = [], {}
     for layer in layers:
         mean = np.asarray(keras.ops.convert_to_numpy(layer.moving_mean))
         variance = np.asarray(keras.ops.convert_to_numpy(layer.moving_variance))
-        problems += [f for f in (_never_updated(layer, mean, variance), _dead_channels(layer),
+        findings += [f for f in (_never_updated(layer, mean, variance), _dead_channels(layer),
                                  _extreme_variance(layer, variance), _frozen(layer)) if f]
         horizons.setdefault(layer.momentum, []).append(layer)
-    return problems + [_momentum(group) for group in horizons.values()]
+    stale = [] if rows is None else stale_statistics(model, rows[0])
+    stale_layers = None if rows is None else {f.layer for f in stale}
+    findings += [f for group in horizons.values() if (f := _momentum(group, steps_trained, stale_layers))]
+    findings += fine_tuning_findings(model, batch_size=batch_size) + stale
+    if rows is not None and rows[1] is not None:
+        findings += [f for f in [batch_size_accuracy(model, *rows, batch_size=batch_size)[1]] if f]
+    return [f for f in findings if f.problem] + [f for f in findings if not f.problem]
 
 
-def audit_sentences(findings):
-    """The audit in a few sentences: one per kind of finding, the layers it names first.
+def audit_sentences(findings, layers=None):
+    """The audit in a few sentences: one per kind of finding, the layers it names first, problems before notes.
+
+    Args:
+        findings: list of `BatchNormFinding`, as `audit_batch_norm` returns them.
+        layers: int or None. How many BatchNormalization layers were audited,
+            so that a model with nothing to report is told from one without
+            BatchNorm. Defaults to `None` (as many as the findings show: none
+            when there are no findings).
 
     Example:
 
     >>> audit_sentences([])
     ['The model has no BatchNormalization layer: nothing to audit.']
+    >>> audit_sentences([], layers=3)
+    ['The BatchNorm audit found no problem in 3 BatchNormalization layers.']
     """
-    if not findings:
+    if not findings and not layers:
         return ["The model has no BatchNormalization layer: nothing to audit."]
+    head = []
+    if not any(f.problem for f in findings):
+        counted = f" in {plural(layers, 'BatchNormalization layer')}" if layers else ""
+        head = [f"The BatchNorm audit found no problem{counted}."]
     groups = {}
     for finding in findings:
         groups.setdefault(finding.kind, []).append(finding)
     sentences = []
     for kind, members in groups.items():
-        if len(members) == 1 or kind == "momentum":
+        if len(members) == 1 or kind in ("momentum", "fine-tuning"):
             sentences += [f.sentence() for f in members]
             continue
         names = ", ".join(f.layer for f in members[:3]) + (", ..." if len(members) > 3 else "")
         sentences.append(f"{plural(len(members), 'BatchNormalization layer')} ({names}): {kind}, e.g. "
                          f"{members[0].sentence()}")
-    return sentences
+    return head + sentences
 
 
 def without_data(model):
@@ -194,4 +298,5 @@ def without_data(model):
     >>> without_data(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))[-1].startswith("Without data")
     True
     """
-    return [structure_sentence(find_structure(model)), *audit_sentences(audit_batch_norm(model)), NEEDS_DATA]
+    return [structure_sentence(find_structure(model)),
+            *audit_sentences(audit_batch_norm(model), len(batch_norm_layers(model))), NEEDS_DATA]

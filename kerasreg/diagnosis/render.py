@@ -15,6 +15,7 @@ from kerasreg.analysis.plots import new_figure
 from kerasreg._files import write_atomic
 from kerasreg._json import jsonable
 from kerasreg._tables import html_table, markdown_table, text_table
+from kerasreg.diagnosis.batch_norm_audit import audit_sentences
 
 FILES = ("diagnose.md", "diagnose.html", "diagnose.json")
 
@@ -62,6 +63,11 @@ def _layer_cells(diagnosis):
     return [(name, _number(ratio), feeding or "-") for name, ratio, feeding in layer_rows(diagnosis)]
 
 
+def _audit(diagnosis):
+    """The BatchNorm audit's sentences (for a model without BatchNorm: that there is nothing to audit)."""
+    return audit_sentences(diagnosis.batch_norm, len(diagnosis.structure.batch_norm_layers))
+
+
 _METRIC_HEADER = ("measure", "as trained", "BN re-estimated")
 _LAYER_HEADER = ("BatchNormalization", "variance shift", "fed by dropout")
 
@@ -78,6 +84,7 @@ def format_text(diagnosis):
              text_table(_METRIC_HEADER, _metric_cells(diagnosis), rule=True)]
     if diagnosis.structure.batch_norm_layers:
         parts += ["", text_table(_LAYER_HEADER, _layer_cells(diagnosis), rule=True)]
+    parts += ["", "BatchNorm audit:", *(f"- {sentence}" for sentence in _audit(diagnosis))]
     return "\n".join(parts)
 
 
@@ -88,6 +95,7 @@ def markdown(diagnosis):
              markdown_table(_METRIC_HEADER, _metric_cells(diagnosis))]
     if diagnosis.structure.batch_norm_layers:
         parts += ["", "## BatchNormalization layers", "", markdown_table(_LAYER_HEADER, _layer_cells(diagnosis))]
+    parts += ["", "## BatchNorm audit", "", *(f"- {sentence}" for sentence in _audit(diagnosis))]
     return "\n".join(parts) + "\n"
 
 
@@ -127,6 +135,7 @@ def html_page(diagnosis):
         parts.append(f'<h2>Variance shift</h2><img alt="variance shift per layer" src="data:image/png;base64,{data}">')
     if diagnosis.structure.batch_norm_layers:
         parts += ["<h2>BatchNormalization layers</h2>", html_table(_LAYER_HEADER, _layer_cells(diagnosis))]
+    parts += ["<h2>BatchNorm audit</h2><ul>", *(f"<li>{html.escape(s)}</li>" for s in _audit(diagnosis)), "</ul>"]
     return "".join(parts) + "</body></html>\n"
 
 

@@ -20,6 +20,7 @@ import keras
 from kerasreg import _checks
 from kerasreg._version import __version__
 from kerasreg.diagnosis import measure, render
+from kerasreg.diagnosis.batch_norm_audit import audit_batch_norm, steps_from_manifest
 from kerasreg.diagnosis.inputs import check_model, resolve_data
 from kerasreg.diagnosis.structure import Structure, find_structure
 from kerasreg.diagnosis.verdict import verdict
@@ -57,6 +58,8 @@ class Diagnosis:
             and with `test=True` `test_loss`, `test_accuracy`. None without BN.
         mc_dropout: dict or None. `samples`, `mean_std`, `accuracy`.
         verdict: list of str.
+        batch_norm: list of `BatchNormFinding`. The BatchNorm audit on the
+            train split (`audit_batch_norm`): problems first, then notes.
     """
 
     model_name: str
@@ -70,6 +73,7 @@ class Diagnosis:
     reestimation: dict | None = None
     mc_dropout: dict | None = None
     verdict: list = dataclasses.field(default_factory=list)
+    batch_norm: list = dataclasses.field(default_factory=list)
 
     @property
     def variance_shift_max(self):
@@ -115,6 +119,7 @@ class Diagnosis:
             "reestimation": self.reestimation,
             "mc_dropout": self.mc_dropout,
             "verdict": list(self.verdict),
+            "batch_norm": [dataclasses.asdict(finding) for finding in self.batch_norm],
         }
 
 
@@ -201,5 +206,7 @@ def diagnose(
             for key in [k for k in part if k.endswith("accuracy")]:
                 part[key] = None
     result.verdict = verdict(result)
+    result.batch_norm = audit_batch_norm(model, splits.train, batch_size=batch_size,
+                                         steps_trained=steps_from_manifest(manifest, len(splits.train[1])))
     return result
 

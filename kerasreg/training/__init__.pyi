@@ -4,6 +4,7 @@ The one list of what the package exports: type checkers read it, and
 `kerasreg._lazy.attach_stub` turns it into names loaded on first use.
 """
 
+from kerasreg.training.batch_norm_swap import set_batch_norm as set_batch_norm
 from kerasreg.training.checkpoint import CheckpointError as CheckpointError
 from kerasreg.training.early_stopping import (
     GapEarlyStopping as GapEarlyStopping,
