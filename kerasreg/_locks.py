@@ -24,7 +24,6 @@ database per lock.
 
 import datetime
 import errno
-import fcntl
 import json
 import os
 import pathlib
@@ -176,6 +175,8 @@ class Flock:
 
     def acquire(self, *, wait=True):
         """Take the lock, waiting for a conflicting holder unless `wait` is false; return whether it is held."""
+        import fcntl  # POSIX only: imported here, so that what needs no shared lock imports everywhere
+
         try:
             # Read-write where possible: NFS implements flock with byte-range locks, which need it for exclusive ones.
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)

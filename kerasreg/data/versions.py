@@ -82,7 +82,8 @@ def reading(name, data_dir):
         return
     with Flock(_resolving_lock(name, data_dir), shared=True) as resolving:
         folder = current_folder(name, data_dir)
-        if folder == data_dir:  # a plain folder: held under the resolving lock throughout
+        # A plain folder is held under the resolving lock throughout (and a link to a removed version is absent).
+        if folder == data_dir or not os.path.isdir(folder):
             yield data_dir
             return
         version = Flock(os.path.join(folder, _READERS), shared=True)
