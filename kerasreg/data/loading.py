@@ -121,6 +121,10 @@ def load_dataset(
     Validation examples are drawn from train with `seed`, never from test; the
     same seed always gives the same split.
 
+    An imported dataset that another process replaces meanwhile (`import_dataset(...,
+    overwrite=True)`) loads as the old dataset or the new one, whole; a later call
+    reads the newer import.
+
     Args:
         name: str. A built-in name (see `list_datasets`) or a TFDS name such
             as `"mnist"`, `"fashion_mnist"` or `"cifar10"`.
