@@ -28,7 +28,6 @@ while not stop.exists():
 # `kerasreg data import` that SIGKILLs itself once the new version is complete, just before it replaces the link.
 KILLED_BEFORE_THE_SWAP = """
 import os, signal, sys
-from helpers import data_dir_entries, run_python
 from kerasreg import cli
 real = os.replace
 def replace(src, dst, *args, **kwargs):
