@@ -15,12 +15,22 @@ from helpers import data_dir_entries, run_python
 from kerasreg import cli
 
 # Loads dataset `swap` until told to stop, printing what each load held: its examples and their distinct values.
+# Every load reads the files, as a fresh process would (without its 4 s of imports), and a slow disk reads each
+# split's records 50 ms after the metadata before them, so imports land mid-read.
 READER = """
-import pathlib, sys
+import pathlib, sys, time
 import numpy as np
+import tensorflow_datasets as tfds
 import kerasreg
+from kerasreg.data.loading import forget_loaded
+as_dataset = tfds.core.DatasetBuilder.as_dataset
+def slow_as_dataset(*args, **kwargs):
+    time.sleep(0.05)
+    return as_dataset(*args, **kwargs)
+tfds.core.DatasetBuilder.as_dataset = slow_as_dataset
 data_dir, stop = sys.argv[1], pathlib.Path(sys.argv[2])
 while not stop.exists():
+    forget_loaded("swap", data_dir)
     data = kerasreg.load_dataset("swap", data_dir=data_dir)
     values = np.unique(np.concatenate([data.x_train, data.x_val, data.x_test]))
     print(sum(data.sizes.values()), *values.tolist(), flush=True)
