@@ -18,10 +18,14 @@ work itself held. The stored size is the prepared TFDS folder. Targets
 (issue 22): within 1.5x of the fastest reader; peak RSS below twice the
 stored size.
 
+`--against PATH` measures the import of another kerasreg checkout (`PATH/kerasreg`) in the same rounds,
+beside this one: an A/B of a change to the import under the same load.
+
 Example:
 
     python benchmarks/import_speed.py                      # 60,000 images, 1,000,000 rows
     python benchmarks/import_speed.py --images 6000 --rows 100000 --repeat 3
+    python benchmarks/import_speed.py --only csv --repeat 3 --against /tmp/kerasreg-before
 """
 
 import argparse
@@ -35,6 +39,7 @@ import tempfile
 
 import numpy as np
 
+OURS = "kerasreg data import"
 READERS = {
     "images": {
         "kerasreg data import": (
@@ -104,9 +109,12 @@ def make_csv(path, rows, features=40, seed=0, chunk=100_000):
             np.savetxt(f, np.column_stack([x, y]), delimiter=",", fmt=["%.5f"] * features + ["%d"])
 
 
-def measure(setup, work, source, out, do_work=True):
+def measure(setup, work, source, out, do_work=True, checkout=None):
+    """Run one reader in a fresh process (importing kerasreg from `checkout` if given); return what it printed."""
     code = CHILD.format(setup="import os\n" + setup, work="    " + work.replace("\n", "\n    "))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    if checkout is not None:
+        env["PYTHONPATH"] = os.path.abspath(checkout)
     done = subprocess.run([sys.executable, "-c", code, source, out, "1" if do_work else "0"],
                           capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
@@ -128,6 +136,8 @@ def main(argv=None):
     parser.add_argument("--only", choices=("images", "csv"), default=None, help="measure one source only")
     parser.add_argument("--repeat", type=int, default=1,
                         help="rounds of every reader in turn (A B C A B C ...); medians are printed (default 1)")
+    parser.add_argument("--against", default=None, metavar="PATH",
+                        help="another kerasreg checkout whose import is measured in the same rounds")
     args = parser.parse_args(argv)
     results = {}
     with tempfile.TemporaryDirectory(prefix="kerasreg-import-bench-") as tmp:
@@ -139,18 +149,21 @@ def main(argv=None):
             make_csv(sources["csv"], args.rows)
         for kind in kinds:
             out = os.path.join(tmp, f"data-{kind}")
-            runs = {reader: [] for reader in READERS[kind]}
+            readers = {reader: (*code, None) for reader, code in READERS[kind].items()}
+            if args.against:
+                readers[f"{OURS} ({args.against})"] = (*READERS[kind][OURS], args.against)
+            runs = {reader: [] for reader in readers}
             for _ in range(args.repeat):
-                for reader, (setup, work) in READERS[kind].items():
+                for reader, (setup, work, checkout) in readers.items():
                     shutil.rmtree(out, ignore_errors=True)
-                    runs[reader].append(measure(setup, work, sources[kind], out))
-                    if reader == "kerasreg data import":
+                    runs[reader].append(measure(setup, work, sources[kind], out, checkout=checkout))
+                    if reader == OURS:
                         stored_mb = folder_mb(out)
             results[kind] = {reader: {"rows": rows[0]["rows"],
                                       "seconds": statistics.median(row["seconds"] for row in rows),
                                       "peak_kb": statistics.median(row["peak_kb"] for row in rows),
-                                      "idle_kb": measure(*READERS[kind][reader], sources[kind], out,
-                                                         do_work=False)["peak_kb"],
+                                      "idle_kb": measure(*readers[reader][:2], sources[kind], out, do_work=False,
+                                                         checkout=readers[reader][2])["peak_kb"],
                                       "all_seconds": [row["seconds"] for row in rows]}
                              for reader, rows in runs.items()}
             report(kind, results[kind], folder_mb(sources[kind]), stored_mb, args.repeat)
@@ -159,8 +172,8 @@ def main(argv=None):
 
 def report(kind, rows, source_mb, stored_mb, repeat):
     """Print each reader's rows/s, its time against the fastest other reader, and its peak RSS."""
-    ours = "kerasreg data import"
-    fastest = min((name for name in rows if name != ours), key=lambda name: rows[name]["seconds"])
+    ours = OURS
+    fastest = min((name for name in rows if not name.startswith(ours)), key=lambda name: rows[name]["seconds"])
     print(f"\n{kind}: {source_mb:.1f} MiB source, {stored_mb:.1f} MiB stored by the import"
           f"{f', median of {repeat} rounds' if repeat > 1 else ''}")
     print(f"{'reader':<36} {'rows':>9} {'s':>7} {'rows/s':>8} {'time/fastest':>13} {'peak RSS MiB':>13} "

@@ -15,9 +15,15 @@ they are left empty.
 `Lock(path, what)` fails at once (`LockedError`) when the lock is held;
 `Lock(path, what, wait=True)` waits for the holder instead (dataset preparation: the next process reads
 what the first one prepared).
+
+`Flock(path, shared=True)` is the other kind: a lock many readers share and one writer takes alone (an
+imported dataset's versions, `kerasreg.data.versions`). It is an `fcntl.flock` on a file that stays, since
+removing a file others may be waiting on would let two holders in; filelock's own `ReadWriteLock` is an SQLite
+database per lock.
 """
 
 import datetime
+import errno
 import json
 import os
 import pathlib
@@ -137,6 +143,70 @@ class Lock:
 
     def __enter__(self):
         return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+class Flock:
+    """A shared or exclusive `fcntl.flock` on the file `path` (created if missing); the operating system releases
+    it when the process dies.
+
+    Args:
+        path: str or path. The lock file; its folder must exist.
+        shared: bool. Shared with other shared holders (readers), else exclusive (a writer). Defaults to `False`.
+
+    Attributes:
+        held: bool. Whether the lock is held. `acquire` leaves it `False` where the file cannot be opened (a
+            folder this process may not write to, which no one else's lock can then guard either).
+
+    Example:
+
+    >>> with Flock("/tmp/kerasreg_doc.flock", shared=True) as lock:
+    ...     lock.held
+    True
+    """
+
+    def __init__(self, path, *, shared=False):
+        self.path = os.fspath(path)
+        self.shared = shared
+        self.held = False
+        self._fd = None
+
+    def acquire(self, *, wait=True):
+        """Take the lock, waiting for a conflicting holder unless `wait` is false; return whether it is held."""
+        import fcntl  # POSIX only: imported here, so that what needs no shared lock imports everywhere
+
+        try:
+            # Read-write where possible: NFS implements flock with byte-range locks, which need it for exclusive ones.
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as error:
+            if error.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            try:
+                self._fd = os.open(self.path, os.O_RDONLY)
+            except OSError:
+                return False
+        try:
+            fcntl.flock(self._fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            self.release()
+            return False
+        except BaseException:
+            self.release()
+            raise
+        self.held = True
+        return True
+
+    def release(self):
+        """Release the lock (closing the file releases it); a lock not held is left alone."""
+        if self._fd is not None:
+            fd, self._fd, self.held = self._fd, None, False
+            os.close(fd)
+
+    def __enter__(self):
+        self.acquire()
+        return self
 
     def __exit__(self, *exc):
         self.release()

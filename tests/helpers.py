@@ -73,6 +73,17 @@ def run_python(code, *args, timeout=120, env=None, check=True):
     return result
 
 
+def data_dir_entries(data_dir):
+    """The entries of a data directory, sorted, with the ids of imported datasets' version folders masked.
+
+    Example:
+
+    >>> data_dir_entries("data")  # doctest: +SKIP
+    ['.wine.lock', '.wine.version-*', 'wine']
+    """
+    return sorted(re.sub(r"\.version-[0-9a-f]+$", ".version-*", entry) for entry in os.listdir(data_dir))
+
+
 # The real functions, so that patching twice in one test replaces the watch instead of stacking two.
 _OPEN, _REPLACE = builtins.open, os.replace
 _TEMPORARY = re.compile(r"\.(?P<name>.+)\.tmp-\d+")

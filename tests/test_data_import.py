@@ -14,6 +14,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 import kerasreg
+from helpers import data_dir_entries
 from kerasreg import cli
 
 SKLEARN_DATA = pathlib.Path(sklearn.__file__).parent / "datasets" / "data"
@@ -373,7 +374,7 @@ def test_a_bad_row_found_mid_write_leaves_an_earlier_import_in_place(tmp_path):
     bad.write_text("a,label\n" + rows + "nan,1\n")
     with pytest.raises(ValueError, match=r"late.csv has a nan feature value in row 70000"):
         kerasreg.import_dataset("late", bad, data_dir=tmp_path / "d", overwrite=True)
-    assert sorted(os.listdir(tmp_path / "d")) == ["late"]
+    assert data_dir_entries(tmp_path / "d") == [".late.lock", ".late.version-*", "late"]
     assert sum(kerasreg.load_dataset("late", data_dir=tmp_path / "d").sizes.values()) == 70000
 
 
@@ -416,7 +417,7 @@ def test_an_earlier_import_is_replaced_only_with_overwrite(tmp_path, capsys):
     assert kerasreg.load_dataset("sk_iris", data_dir=tmp_path).input_shape == (4,)
     code, _, _ = import_cli(capsys, "sk_iris", SKLEARN_DATA / "wine_data.csv", "--data-dir", tmp_path, "--overwrite")
     assert code == 0 and kerasreg.load_dataset("sk_iris", data_dir=tmp_path).input_shape == (13,)
-    assert sorted(os.listdir(tmp_path)) == ["sk_iris"]
+    assert data_dir_entries(tmp_path) == [".sk_iris.lock", ".sk_iris.version-*", "sk_iris"]
 
 
 def test_a_source_changed_after_import_is_reported_when_given_again(tmp_path, capsys):
@@ -458,14 +459,14 @@ def test_a_machine_lacking_an_imported_dataset_receives_it_once_checksummed(tmp_
     node = tmp_path / "node"
     assert transfer.ensure_dataset("sent", package.source_sha256, fetch, node) is True
     assert transfer.ensure_dataset("sent", package.source_sha256, fetch, node) is False
-    assert len(fetched) == 1 and sorted(os.listdir(node)) == ["sent"]
+    assert len(fetched) == 1 and data_dir_entries(node) == [".sent.lock", ".sent.version-*", "sent"]
     here, there = (kerasreg.load_dataset("sent", data_dir=d) for d in (tmp_path / "driver", node))
     np.testing.assert_array_equal(here.x_train, there.x_train)
     assert there.source_sha256 == hashlib.sha256((SKLEARN_DATA / "iris.csv").read_bytes()).hexdigest()
     damaged = dataclasses.replace(package, archive=package.archive[:-1] + b"x")
     with pytest.raises(ValueError, match=r"Dataset 'damaged' arrived damaged"):
         transfer.ensure_dataset("damaged", package.source_sha256, lambda: damaged, node)
-    assert sorted(os.listdir(node)) == ["sent"]
+    assert data_dir_entries(node) == [".sent.lock", ".sent.version-*", "sent"]
 
 
 def test_a_study_file_naming_an_imported_image_folder_runs_and_compares(tmp_path):

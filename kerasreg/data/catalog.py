@@ -20,6 +20,7 @@ from kerasreg.data.loading import (
     quiet_absl,
     resolve_data_dir,
 )
+from kerasreg.data.versions import reading
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,15 +128,17 @@ def dataset_info(name: str, *, data_dir: str | os.PathLike | None = None) -> str
     mnist1d (built-in...
     """
     data_dir = resolve_data_dir(data_dir)
-    builder = make_builder(name, data_dir)
-    info = builder.info
-    prepared = is_prepared(builder)
+    # One version's files describe it, whatever an import replaces meanwhile.
+    with reading(name, data_dir) as folder:
+        builder = make_builder(name, folder)
+        info = builder.info
+        prepared = is_prepared(builder)
     origin = "imported" if prepared and import_record(info) else source(name)
     status = "prepared" if prepared else "not prepared"
     lines = [f"{name} ({origin}, {status}, version {builder.version})"]
     description = (info.description or "").strip().splitlines()
     lines.extend(f"  {line}".rstrip() for line in description)
-    lines.append(f"  location: {builder.data_dir}")
+    lines.append(f"  location: {os.path.join(data_dir, os.path.relpath(builder.data_dir, folder))}")
     if info.supervised_keys:
         input_key, label_key = info.supervised_keys[:2]
         feature = info.features[input_key]

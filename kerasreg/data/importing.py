@@ -9,8 +9,10 @@ without kerasreg. Its description and its `metadata.json` record the source
 and its sha256, hashed while the examples are written.
 
 Nothing half-written is ever visible: the dataset is built in a temporary
-sibling folder of `data_dir/<name>` and renamed into place; a failure (a bad
-row found mid-way, a kill) leaves the data directory as it was.
+sibling folder of `data_dir/<name>`, then published as a new version
+(`kerasreg.data.versions`): a failure (a bad row found mid-way, a kill) leaves
+the data directory as it was, and a process reading the dataset meanwhile
+reads the old version or the new one, whole.
 """
 
 from __future__ import annotations
@@ -27,14 +29,14 @@ import sys
 import tensorflow_datasets as tfds
 
 from kerasreg import _checks
-from kerasreg._files import replace_dir
 from kerasreg._locks import Lock
 from kerasreg.data.builders import BUILTINS
 from kerasreg.data.fingerprint import METADATA_KEY, fingerprint, import_record
-from kerasreg.data.loading import forget_loaded, quiet_absl, resolve_data_dir
+from kerasreg.data.loading import quiet_absl, resolve_data_dir
 from kerasreg.data.source_arrays import open_npz
 from kerasreg.data.source_csv import open_csv
 from kerasreg.data.source_images import open_images
+from kerasreg.data.versions import leftovers, publish
 from kerasreg.data.writing import features_of, write_source
 
 VERSION = "1.0.0"
@@ -146,8 +148,7 @@ def import_dataset(
             # hashlib and file reads release the GIL: the source is hashed on the other core meanwhile.
             sha256 = hasher.submit(fingerprint, source)
             class_names = _build(name, opened, record, staging, progress, sha256)
-            replace_dir(os.path.join(staging, name), target)
-    forget_loaded(name, data_dir)
+            publish(os.path.join(staging, name), name, data_dir)
     return ImportedDataset(name=name, path=os.path.join(target, VERSION), kind=opened.kind, source=source,
                            sha256=record["sha256"], input_shape=opened.input_shape, class_names=class_names,
                            sizes=dict(opened.sizes))
@@ -219,7 +220,8 @@ def import_lock(name, data_dir, *, wait=False):
 def staging_folder(name, data_dir):
     """A fresh temporary sibling folder to build dataset `name` in, removed afterwards (hold `import_lock`).
 
-    What a killed writer left is removed first: with the lock held, no other writer is live.
+    What a killed writer left is removed first: with the lock held, no other writer is live (versions it
+    left are removed when the next one is published).
 
     Example:
 
@@ -227,8 +229,12 @@ def staging_folder(name, data_dir):
     ...     pass
     """
     for entry in os.listdir(data_dir):
-        if entry.startswith((f".{name}.importing-", f".{name}.replaced-")):
-            shutil.rmtree(os.path.join(data_dir, entry), ignore_errors=True)
+        if entry.startswith(leftovers(name)):
+            path = os.path.join(data_dir, entry)
+            if os.path.islink(path):
+                os.unlink(path)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
     staging = os.path.join(data_dir, f".{name}.importing-{os.getpid()}")
     try:
         yield staging

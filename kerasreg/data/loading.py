@@ -7,6 +7,9 @@ works once it is prepared in `data_dir`. Nothing downloads unless asked to,
 and GCS is never tried, so an unprepared dataset fails in well under a
 second instead of stalling on a network that is not there.
 
+An imported dataset is read from one version (`kerasreg.data.versions`): a
+process importing it again meanwhile changes nothing this read sees.
+
 Validation is carved from train with a seed, never from test, and
 standardization statistics come from the training part only, so nothing about
 validation or test leaks into what the model is fitted on.
@@ -34,6 +37,7 @@ from kerasreg.data.defaults import VALIDATION_SPLIT
 from kerasreg.data.builders import BUILTINS
 from kerasreg.data.dataset import Dataset, carve_validation, float_inputs
 from kerasreg.data.fingerprint import check_source, import_record
+from kerasreg.data.versions import current_folder, reading
 
 _DATA_DIR_ENV = "KERASREG_DATA_DIR"
 _TFDS_DATA_DIR_ENV = "TFDS_DATA_DIR"
@@ -58,7 +62,7 @@ class DatasetDamagedError(OSError):
 
 @dataclasses.dataclass(frozen=True)
 class _Raw:
-    """Train/test arrays as read from TFDS, shared by every load in a process."""
+    """Train/test arrays as read from TFDS, shared by every load in a process, and the folder read from."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -68,10 +72,11 @@ class _Raw:
     class_names: tuple
     info: tfds.core.DatasetInfo
     record: dict | None
+    folder: str
 
 
 # Studies and tests call load_dataset many times per process; reading the
-# TFDS files once per (name, data_dir) makes every later call near free.
+# TFDS files once per (name, data_dir) and version makes every later call near free.
 _RAW_CACHE = {}
 
 
@@ -115,6 +120,10 @@ def load_dataset(
 
     Validation examples are drawn from train with `seed`, never from test; the
     same seed always gives the same split.
+
+    An imported dataset that another process replaces meanwhile (`import_dataset(...,
+    overwrite=True)`) loads as the old dataset or the new one, whole; a later call
+    reads the newer import.
 
     Args:
         name: str. A built-in name (see `list_datasets`) or a TFDS name such
@@ -188,16 +197,19 @@ def load_dataset(
 
 
 def forget_loaded(name, data_dir):
-    """Drop the in-process copy of dataset `name`, so the next load reads its files again (after an import)."""
+    """Drop the in-process copy of dataset `name`, so the next load reads its files again (after a rebuild)."""
     _RAW_CACHE.pop((name, resolve_data_dir(data_dir)), None)
 
 
 def _load_raw(name, data_dir, *, download):
     key = (name, data_dir)
-    if key not in _RAW_CACHE:
-        builder = _prepared_builder(name, data_dir, download=download)
-        _RAW_CACHE[key] = _read_builder(name, builder)
-    return _RAW_CACHE[key]
+    raw = _RAW_CACHE.get(key)
+    # An import by another process since the last read is a new version folder: read that one.
+    if raw is None or raw.folder != current_folder(name, data_dir):
+        with reading(name, data_dir) as folder:
+            builder = _prepared_builder(name, folder, download=download)
+            raw = _RAW_CACHE[key] = _read_builder(name, builder, data_dir, folder)
+    return raw
 
 
 def _prepared_builder(name, data_dir, *, download):
@@ -280,8 +292,8 @@ def _prepare(name, data_dir, *, quiet, rebuild=False):
         return builder
 
 
-def _read_builder(name, builder):
-    """Read a prepared dataset fully into memory as float32 inputs and int32 labels."""
+def _read_builder(name, builder, data_dir, folder):
+    """Read a prepared dataset (from `folder`, a version of it in `data_dir`) into memory: float32 inputs, int32 labels."""
     info = builder.info
     if not info.supervised_keys:
         raise ValueError(
@@ -296,8 +308,8 @@ def _read_builder(name, builder):
             f"{type(label_feature).__name__}; kerasreg needs class labels (ClassLabel)."
         )
     train_split, test_split = _train_test_split_names(name, info)
-    x_train, y_train = _read_split(builder, train_split, name)
-    x_test, y_test = _read_split(builder, test_split, name)
+    x_train, y_train = _read_split(builder, train_split, name, data_dir)
+    x_test, y_test = _read_split(builder, test_split, name, data_dir)
     return _Raw(
         x_train=x_train,
         y_train=y_train,
@@ -307,6 +319,7 @@ def _read_builder(name, builder):
         class_names=tuple(label_feature.names),
         info=info,
         record=import_record(info),
+        folder=folder,
     )
 
 
@@ -327,7 +340,7 @@ def _train_test_split_names(name, info):
     )
 
 
-def _read_split(builder, split, name):
+def _read_split(builder, split, name, data_dir):
     import tensorflow as tf
 
     try:
@@ -336,9 +349,9 @@ def _read_split(builder, split, name):
             pairs = builder.as_dataset(split=split, batch_size=-1, as_supervised=True)
             x, y = tfds.as_numpy(pairs)
     except tf.errors.OpError:  # TFDS's count check, a record's CRC, a missing shard
-        raise DatasetDamagedError(damaged_message(name, builder, split)) from None
+        raise DatasetDamagedError(damaged_message(name, builder, split, data_dir)) from None
     if len(y) != builder.info.splits[split].num_examples:
-        raise DatasetDamagedError(damaged_message(name, builder, split))
+        raise DatasetDamagedError(damaged_message(name, builder, split, data_dir))
     x, y = float_inputs(x, name), np.asarray(y, np.int32)
     x.setflags(write=False)
     y.setflags(write=False)
@@ -375,13 +388,16 @@ def _damaged_file(builder, split):
     return os.fspath(builder.data_dir), f"split {split!r} does not match dataset_info.json"
 
 
-def damaged_message(name, builder, split):
-    """What is damaged in a prepared dataset and how to rebuild it."""
+def damaged_message(name, builder, split, data_dir):
+    """What is damaged in a prepared dataset of `data_dir` and how to rebuild it."""
     path, problem = _damaged_file(builder, split)
-    data_dir = os.path.dirname(os.path.dirname(os.fspath(builder.data_dir)))
+    record = import_record(builder.info)
     if name in BUILTINS:
         remedy = (f"rebuild it with `--rebuild-data` (kerasreg train or study), or "
                   f"kerasreg.data.rebuild_dataset({name!r}, data_dir={data_dir!r})")
+    elif record:
+        remedy = (f"import it again from {record['source']} (`kerasreg data import {shlex.quote(name)} SOURCE "
+                  f"--overwrite --data-dir {shlex.quote(data_dir)}`, with the options of the first import)")
     else:
         remedy = (f"remove {os.fspath(builder.data_dir)} and prepare it again (`tfds build {shlex.quote(name)} "
                   f"--data_dir {shlex.quote(data_dir)}`, or `kerasreg data import` for an imported dataset)")

@@ -5,7 +5,8 @@ directory does not hold the user's imported dataset. The driver packs the
 prepared folder (`data_dir/<name>/<version>/`) once into a `DatasetPackage`;
 a node that lacks the dataset (or holds another import of the same name)
 fetches it, checks its sha256 and unpacks it the way an import writes:
-under the dataset's import lock, in a temporary sibling, renamed into place.
+under the dataset's import lock, in a temporary sibling, published as a new
+version (`kerasreg.data.versions`).
 Every later task on the node finds it there and fetches nothing.
 """
 
@@ -15,11 +16,11 @@ import io
 import os
 import tarfile
 
-from kerasreg._files import replace_dir
 from kerasreg.data.builders import BUILTINS
 from kerasreg.data.fingerprint import import_record
 from kerasreg.data.importing import VERSION, import_lock, staging_folder
-from kerasreg.data.loading import forget_loaded, make_builder, resolve_data_dir
+from kerasreg.data.loading import make_builder, resolve_data_dir
+from kerasreg.data.versions import publish, reading
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,10 +50,14 @@ def import_identity(name, data_dir=None):
     """
     if name in BUILTINS:
         return None
-    folder = os.path.join(resolve_data_dir(data_dir), name, VERSION)
-    if not os.path.isfile(os.path.join(folder, "dataset_info.json")):
+    with reading(name, resolve_data_dir(data_dir)) as folder:
+        return _identity(name, folder)
+
+
+def _identity(name, folder):
+    if not os.path.isfile(os.path.join(folder, name, VERSION, "dataset_info.json")):
         return None
-    record = import_record(make_builder(name, resolve_data_dir(data_dir)).info)
+    record = import_record(make_builder(name, folder).info)
     return record["sha256"] if record else None
 
 
@@ -64,12 +69,16 @@ def pack_dataset(name, data_dir=None):
     >>> pack_dataset("mnist1d") is None
     True
     """
-    source_sha256 = import_identity(name, data_dir)
-    if source_sha256 is None:
+    if name in BUILTINS:
         return None
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        tar.add(os.path.join(resolve_data_dir(data_dir), name, VERSION), arcname=VERSION)
+    # One version gives both the identity and the archive, whatever an import replaces meanwhile.
+    with reading(name, resolve_data_dir(data_dir)) as folder:
+        source_sha256 = _identity(name, folder)
+        if source_sha256 is None:
+            return None
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            tar.add(os.path.join(folder, name, VERSION), arcname=VERSION)
     archive = buffer.getvalue()
     return DatasetPackage(name, source_sha256, hashlib.sha256(archive).hexdigest(), archive)
 
@@ -114,6 +123,5 @@ def ensure_dataset(name, source_sha256, fetch, data_dir=None):
         with staging_folder(name, data_dir) as staging:
             with tarfile.open(fileobj=io.BytesIO(package.archive)) as tar:
                 tar.extractall(os.path.join(staging, name), filter="data")
-            replace_dir(os.path.join(staging, name), os.path.join(data_dir, name))
-    forget_loaded(name, data_dir)
+            publish(os.path.join(staging, name), name, data_dir)
     return True

@@ -9,15 +9,22 @@ payload: TFDS's serializer writes one template per feature, and each row is
 `input template + raw input bytes + label template`. Two serialized
 messages one after the other are one message holding both (protobuf merges
 a repeated embedded message), so the row parses as an example with both
-features. A chunk of rows is assembled as one numpy array and framed as
-TFRecords (length, data, and their masked CRC-32C, as TensorFlow's
-`TFRecordWriter` frames them; `google-crc32c` computes the checksums),
-which TFDS verifies when it reads. The shards are named and counted as TFDS
+features. A chunk of rows is assembled as one numpy array, and TensorFlow's
+`tf.io.TFRecordWriter` writes each row as a TFRecord (with the checksums
+TFDS verifies when it reads). The shards are named and counted as TFDS
 names and counts them, and `tfds.folder_dataset.write_metadata` (TFDS's way
 in for datasets written outside it) writes `dataset_info.json`,
 `features.json` and the class names. The source is read in a thread, a
 chunk ahead of the writing (pandas' parser and file reads release the GIL),
 so memory holds three chunks at most.
+
+TensorFlow's writer is as fast as framing the records in numpy with
+`google-crc32c`, as imports did before, on `benchmarks/import_speed.py`'s
+1,000,000-row CSV with both imports and `pandas.read_csv` in turn (2 cores at
+load average 13-17, where one reader's runs varied by 1.5x): medians 10.48 s
+with the writer, 11.53 s with the framing, 6.33 s for pandas over 5 rounds
+(`--only csv --repeat 5 --against <framing checkout>`); 14.36 s, 12.68 s and
+8.57 s over 3 rounds before; 12.16 s and 12.20 s over all 8.
 """
 
 import contextlib
@@ -25,15 +32,13 @@ import os
 import queue
 import threading
 
-import google_crc32c
 import numpy as np
+import tensorflow as tf
 import tensorflow_datasets as tfds
 
-# TFRecord framing: a little-endian uint64 length and its masked CRC before the data, the data's masked CRC after.
-_LENGTH_BYTES, _CRC_BYTES = 8, 4
-_FRAMING = _LENGTH_BYTES + 2 * _CRC_BYTES
+from kerasreg._files import os_error_from_text
+
 _ENCODE_ROWS = 4096
-_CRC_MASK_DELTA = 0xA282EAD8
 
 
 def write_source(version_dir, name, source, bar):
@@ -59,7 +64,7 @@ def write_source(version_dir, name, source, bar):
     os.makedirs(version_dir, exist_ok=True)
     encode = _encoder(source)
     _, (row_bytes,) = encode(np.zeros((1, *source.input_shape), source.input_dtype), np.zeros(1, np.int64))
-    splits = {split: _SplitWriter(version_dir, name, split, count, int(row_bytes) - _FRAMING)
+    splits = {split: _SplitWriter(version_dir, name, split, count, int(row_bytes))
               for split, count in source.sizes.items()}
     # Closed at once on an error, so the reading thread stops before the caller removes the folder.
     with contextlib.closing(_ahead(source.chunks())) as chunks, contextlib.ExitStack() as files:
@@ -117,7 +122,7 @@ def _ahead(chunks, depth=1):
 
 
 def _encoder(source):
-    """`encode(x, y)`: every row's `tf.train.Example`, made from TFDS's templates, framed as a TFRecord."""
+    """`encode(x, y)`: every row's serialized `tf.train.Example`, made from TFDS's templates."""
     item_bytes = int(np.prod(source.input_shape)) * source.input_dtype.itemsize
     # A payload unlike any byte of the protobuf framing, so finding it in the template cannot be mistaken.
     pattern = np.resize(np.arange(1, 256, dtype=np.uint8), item_bytes)
@@ -136,7 +141,7 @@ def _encoder(source):
         return tails[label]
 
     def encode(x, y):
-        """The rows' framed TFRecords, in order: `(bytes as a flat uint8 array, each row's end offset)`."""
+        """The rows' serialized examples, in order: `(bytes as a flat uint8 array, each row's end offset)`."""
         payload = np.ascontiguousarray(x, source.input_dtype).reshape(len(x), -1).view(np.uint8)
         labels, which = np.unique(y, return_inverse=True)
         parts = [tail(label) for label in labels.tolist()]
@@ -150,13 +155,13 @@ def _encoder(source):
             # Labels of another length never index this table: their rows are in another group.
             table = np.stack([part if len(part) == length else np.zeros(length, np.uint8) for part in parts])
             data[:, len(head) + item_bytes:] = table[which[rows]]
-            groups.append((rows, _framed(data)))
+            groups.append((rows, data))
         if len(groups) == 1:  # labels below 128 all have one length: the chunk is one array
-            (_, framed), = groups
-            return framed.reshape(-1), np.arange(1, len(framed) + 1) * framed.shape[1]
+            (_, data), = groups
+            return data.reshape(-1), np.arange(1, len(data) + 1) * data.shape[1]
         records = [None] * len(y)
-        for rows, framed in groups:
-            blob, size = framed.tobytes(), framed.shape[1]
+        for rows, data in groups:
+            blob, size = data.tobytes(), data.shape[1]
             for row, offset in zip(rows.tolist(), range(0, len(blob), size)):
                 records[row] = blob[offset:offset + size]
         return np.frombuffer(b"".join(records), np.uint8), np.cumsum([len(record) for record in records])
@@ -164,37 +169,16 @@ def _encoder(source):
     return encode
 
 
-def _framed(data):
-    """The rows of `data` (one serialized example each) framed as TFRecords: `(rows, 8 + 4 + size + 4)` uint8."""
-    rows, size = data.shape
-    blob = data.tobytes()
-    crcs = np.fromiter(map(google_crc32c.value, (blob[i:i + size] for i in range(0, len(blob), size))),
-                       np.uint32, rows)
-    length = np.array([size], "<u8").view(np.uint8)
-    framed = np.empty((rows, _FRAMING + size), np.uint8)
-    framed[:, :_LENGTH_BYTES] = length
-    framed[:, _LENGTH_BYTES:_LENGTH_BYTES + _CRC_BYTES] = _masked(
-        np.array([google_crc32c.value(length.tobytes())], np.uint32)).view(np.uint8)
-    framed[:, _LENGTH_BYTES + _CRC_BYTES:-_CRC_BYTES] = data
-    framed[:, -_CRC_BYTES:] = _masked(crcs).view(np.uint8).reshape(rows, _CRC_BYTES)
-    return framed
-
-
-def _masked(crcs):
-    """TFRecord's masked CRC (rotated right by 15 bits, plus a constant), little-endian."""
-    crcs = crcs.astype(np.uint32)
-    return (((crcs >> np.uint32(15)) | (crcs << np.uint32(17))) + np.uint32(_CRC_MASK_DELTA)).astype("<u4")
-
-
 @contextlib.contextmanager
 def _naming(path):
-    """Give a write's `OSError` the file's name: the OS names none (`[Errno 27] File too large` at a size limit)."""
+    """Raise a write's error as an `OSError` naming the file: TensorFlow gives the system's reason as text only."""
     try:
         yield
-    except OSError as error:
-        if error.filename is not None:
+    except tf.errors.OpError as error:
+        reason = os_error_from_text(error.message, path)
+        if reason is None:
             raise
-        raise OSError(error.errno, error.strerror, path) from None
+        raise reason from None
 
 
 def features_of(source, class_names):
@@ -220,7 +204,7 @@ def _input_features(source):
 
 
 class _SplitWriter:
-    """The shards of one split, as many as TFDS would write for its size; takes framed records in order."""
+    """The shards of one split, as many as TFDS would write for its size; takes serialized examples in order."""
 
     def __init__(self, version_dir, name, split, count, row_bytes):
         from tensorflow_datasets.core.utils import shard_utils
@@ -232,34 +216,38 @@ class _SplitWriter:
                                                  dataset_name=name, filetype_suffix="tfrecord")
         self._paths = [os.fspath(path) for path in template.sharded_filepaths(len(self._ends))]
         self._lengths, self._bytes, self._written = [], 0, 0
-        self._file = None
+        self._file = self._path = None
 
     def write(self, records):
-        """Write `(framed bytes, each row's end offset)` from `encode`, starting a new shard where one ends."""
+        """Write `(bytes, each row's end offset)` from `encode`, starting a new shard where one ends."""
         blob, ends = records
-        while len(ends):
+        blob, ends = blob.tobytes(), ends.tolist()
+        while ends:
             if self._file is None:
-                self._file = open(self._paths[len(self._lengths)], "wb")
+                self._path = self._paths[len(self._lengths)]
+                with _naming(self._path):
+                    self._file = tf.io.TFRecordWriter(self._path)
                 self._lengths.append(0)
             room = self._ends[len(self._lengths) - 1] - self._written
             if room <= 0:
                 raise RuntimeError(f"Split {self.split!r}: more than the {self._ends[-1]} examples expected.")
             count = min(room, len(ends))
-            size = int(ends[count - 1])
-            with _naming(self._file.name):
-                self._file.write(blob[:size])
+            with _naming(self._path):
+                start = 0
+                for end in ends[:count]:
+                    self._file.write(blob[start:end])
+                    start = end
             self._lengths[-1] += count
-            # TFDS counts the serialized examples' bytes, without the framing.
-            self._bytes += size - count * _FRAMING
+            self._bytes += start
             self._written += count
-            blob, ends = blob[size:], ends[count:] - size
+            blob, ends = blob[start:], [end - start for end in ends[count:]]
             if count == room:
                 self.close()
 
     def close(self):
         if self._file is not None:
             file, self._file = self._file, None
-            with _naming(file.name):  # closing writes what is still buffered
+            with _naming(self._path):  # closing writes what is still buffered
                 file.close()
 
     def split_info(self):
