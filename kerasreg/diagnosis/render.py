@@ -15,6 +15,7 @@ from kerasreg.analysis.plots import new_figure
 from kerasreg._files import write_atomic
 from kerasreg._json import jsonable
 from kerasreg._tables import html_table, markdown_table, text_table
+from kerasreg.diagnosis.verdict import PART_TITLES, gap_part_lines
 
 FILES = ("diagnose.md", "diagnose.html", "diagnose.json")
 
@@ -62,6 +63,46 @@ def _layer_cells(diagnosis):
     return [(name, _number(ratio), feeding or "-") for name, ratio, feeding in layer_rows(diagnosis)]
 
 
+_GAP_TITLE = "fit vs evaluate on the same training rows, taken apart"
+_GAP_HEADER = ("part", "accuracy (points)", "loss", "share of the gap")
+
+
+def gap_part_cells(diagnosis):
+    """The table of `diagnosis.gap_parts`: one row per part, then the whole gap (fit minus evaluate)."""
+    parts = diagnosis.gap_parts
+
+    def points(value):
+        return "-" if value is None else f"{100.0 * value:+.1f}"
+
+    rows = [(PART_TITLES[p.name], points(p.accuracy), f"{p.loss:+.4f}",
+             "-" if p.share is None else f"{p.share:.0%}") for p in parts]
+    gap = parts.gap
+    return rows + [("fit minus evaluate", points(gap["accuracy"]), f"{gap['loss']:+.4f}",
+                    "100%" if any(p.share is not None for p in parts) else "-")]
+
+
+def _gap_text(diagnosis):
+    if diagnosis.gap_parts is None:
+        return []
+    return ["", _GAP_TITLE, *(f"- {line}" for line in gap_part_lines(diagnosis.gap_parts)), "",
+            text_table(_GAP_HEADER, gap_part_cells(diagnosis), rule=True)]
+
+
+def _gap_markdown(diagnosis):
+    if diagnosis.gap_parts is None:
+        return []
+    return ["", f"## {_GAP_TITLE}", "", *(f"- {line}" for line in gap_part_lines(diagnosis.gap_parts)), "",
+            markdown_table(_GAP_HEADER, gap_part_cells(diagnosis))]
+
+
+def _gap_html(diagnosis):
+    if diagnosis.gap_parts is None:
+        return []
+    return [f"<h2>{html.escape(_GAP_TITLE)}</h2><ul>",
+            *(f"<li>{html.escape(line)}</li>" for line in gap_part_lines(diagnosis.gap_parts)), "</ul>",
+            html_table(_GAP_HEADER, gap_part_cells(diagnosis))]
+
+
 _METRIC_HEADER = ("measure", "as trained", "BN re-estimated")
 _LAYER_HEADER = ("BatchNormalization", "variance shift", "fed by dropout")
 
@@ -78,6 +119,7 @@ def format_text(diagnosis):
              text_table(_METRIC_HEADER, _metric_cells(diagnosis), rule=True)]
     if diagnosis.structure.batch_norm_layers:
         parts += ["", text_table(_LAYER_HEADER, _layer_cells(diagnosis), rule=True)]
+    parts += _gap_text(diagnosis)
     return "\n".join(parts)
 
 
@@ -88,6 +130,7 @@ def markdown(diagnosis):
              markdown_table(_METRIC_HEADER, _metric_cells(diagnosis))]
     if diagnosis.structure.batch_norm_layers:
         parts += ["", "## BatchNormalization layers", "", markdown_table(_LAYER_HEADER, _layer_cells(diagnosis))]
+    parts += _gap_markdown(diagnosis)
     return "\n".join(parts) + "\n"
 
 
@@ -127,6 +170,7 @@ def html_page(diagnosis):
         parts.append(f'<h2>Variance shift</h2><img alt="variance shift per layer" src="data:image/png;base64,{data}">')
     if diagnosis.structure.batch_norm_layers:
         parts += ["<h2>BatchNormalization layers</h2>", html_table(_LAYER_HEADER, _layer_cells(diagnosis))]
+    parts += _gap_html(diagnosis)
     return "".join(parts) + "</body></html>\n"
 
 

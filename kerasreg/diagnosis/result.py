@@ -5,7 +5,8 @@ user's data, what kerasreg measures for its own runs: the clean vs the
 reported overfitting gap, the variance shift of every BatchNormalization
 (Li et al., CVPR 2019), validation accuracy before and after re-estimating
 BN statistics (precise BN, Wu & Johnson 2021) and optionally the MC-dropout
-spread (Gal & Ghahramani, ICML 2016). Then it says, in a few sentences, what
+spread (Gal & Ghahramani, ICML 2016), and the gap between what `fit`
+reports and what `evaluate` gives taken apart (`gap_parts`). Then it says, in a few sentences, what
 the numbers mean and what to try.
 """
 
@@ -20,6 +21,7 @@ import keras
 from kerasreg import _checks
 from kerasreg._version import __version__
 from kerasreg.diagnosis import measure, render
+from kerasreg.diagnosis.gap_parts import GapParts, measure_gap_parts
 from kerasreg.diagnosis.inputs import check_model, resolve_data
 from kerasreg.diagnosis.structure import Structure, find_structure
 from kerasreg.diagnosis.verdict import verdict
@@ -57,6 +59,10 @@ class Diagnosis:
             and with `test=True` `test_loss`, `test_accuracy`. None without BN.
         mc_dropout: dict or None. `samples`, `mean_std`, `accuracy`.
         verdict: list of str.
+        gap_parts: `GapParts` or None. The metric `fit` reports minus what
+            `evaluate` gives on the same training rows, in three parts that
+            add up to it: weight drift, dropout noise, BatchNorm batch
+            statistics (`result.gap_parts.dropout_noise.share`).
     """
 
     model_name: str
@@ -70,6 +76,7 @@ class Diagnosis:
     reestimation: dict | None = None
     mc_dropout: dict | None = None
     verdict: list = dataclasses.field(default_factory=list)
+    gap_parts: GapParts | None = None
 
     @property
     def variance_shift_max(self):
@@ -115,6 +122,7 @@ class Diagnosis:
             "reestimation": self.reestimation,
             "mc_dropout": self.mc_dropout,
             "verdict": list(self.verdict),
+            "gap_parts": self.gap_parts.to_dict() if self.gap_parts else None,
         }
 
 
@@ -131,8 +139,11 @@ def diagnose(
 ) -> Diagnosis:
     """Whether a trained model's Dropout/BatchNorm placement hurts it, measured on its own data.
 
-    Nothing is trained and `model` is never modified: every measurement runs
-    on a copy (`keras.models.clone_model` plus the weights).
+    `model` is never modified: every measurement runs on a copy
+    (`keras.models.clone_model` plus the weights). The only training is one
+    epoch of `fit` on a copy of its own, which continues as `fit` would (the
+    model's optimizer and state, its dropout seeds) to take apart the gap
+    between what `fit` reports and what `evaluate` gives (`GapParts`).
 
     Training vs inference: the gap Keras reports compares training metrics
     collected in training mode (dropout on, batch statistics) with
@@ -153,10 +164,11 @@ def diagnose(
         mc_samples: int. MC-dropout passes over the validation split
             (`predict_mc`); 0 skips them. Defaults to `0`.
         batch_size: int. Rows per training-mode batch of the reported
-            pass (BatchNorm's batch statistics depend on it; use your `fit`
-            batch size). Defaults to `32`, as `fit`.
-        seed: int. Seed of the clean-gap training subset and the MC-dropout
-            noise. Defaults to `0`.
+            pass and of the `fit` epoch (BatchNorm's batch statistics depend
+            on it; use your `fit` batch size). Defaults to `32`, as `fit`.
+        seed: int. Seed of the clean-gap training subset, of the order of
+            the rows in the `fit` epoch and of the MC-dropout noise.
+            Defaults to `0`.
         data_dir: str or path-like or None. Where datasets are prepared, for a
             dataset name. Defaults to `None` (`default_data_dir()`).
         manifest: dict or None. A kerasreg export's manifest: a dataset name is
@@ -194,8 +206,10 @@ def diagnose(
     reestimation = measure.reestimation(instruments, splits) if structure.batch_norm_layers else None
     # Last: training mode does not read the moving statistics, but on TensorFlow it updates them.
     reported = measure.reported_metrics(work, splits, batch_size=batch_size)
+    parts = measure_gap_parts(model, splits.train, task, batch_size=batch_size, seed=seed,
+                              inference_batch=inference_batch)
     result = Diagnosis(model.name, splits.name, task.kind, structure, clean, reported,
-                       measure.gaps(clean, reported), shift, reestimation, mc)
+                       measure.gaps(clean, reported), shift, reestimation, mc, gap_parts=parts)
     if task.kind != "classification":
         for part in (result.reestimation or {}, result.mc_dropout or {}):
             for key in [k for k in part if k.endswith("accuracy")]:
