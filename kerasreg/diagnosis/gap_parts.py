@@ -158,6 +158,12 @@ def _noise_state(model):
     return [v for v in model.variables if id(v) not in weights]
 
 
+def _assign_copies(ours, theirs):
+    # Copies, not the arrays themselves: on JAX `fit` donates its state's buffers, which would delete the user's.
+    for variable, value in zip(ours, theirs):
+        variable.assign(keras.ops.convert_to_numpy(value))
+
+
 def _continued_optimizer(model, copy):
     """A copy of `model`'s optimizer for `copy`, with its state (moments, step count); Adam if there is none."""
     original = getattr(model, "optimizer", None)
@@ -166,10 +172,10 @@ def _continued_optimizer(model, copy):
     optimizer = keras.optimizers.deserialize(keras.optimizers.serialize(original))
     optimizer.build(copy.trainable_variables)
     name = type(original).__name__
-    if [tuple(v.shape) for v in optimizer.variables] != [tuple(v.shape) for v in original.variables]:
+    shapes = [tuple(v.shape) for v in optimizer.variables]
+    if not original.built or shapes != [tuple(v.shape) for v in original.variables]:
         return optimizer, f"the model's {name}, from a fresh state (it has not trained yet)"
-    for ours, theirs in zip(optimizer.variables, original.variables):
-        ours.assign(theirs)
+    _assign_copies(optimizer.variables, original.variables)
     return optimizer, f"the model's {name}, continuing from its state"
 
 
@@ -228,8 +234,7 @@ def measure_gap_parts(model, train, task, *, batch_size, seed, inference_batch):
     order = np.random.default_rng(seed).permutation(len(y))[:whole_batches(len(y), batch_size)]
     x, y = np.asarray(x)[order], np.asarray(y)[order]
     work = copy_model(model)
-    for ours, theirs in zip(_noise_state(work), _noise_state(model)):
-        ours.assign(theirs)
+    _assign_copies(_noise_state(work), _noise_state(model))
     optimizer, trained_by = _continued_optimizer(model, work)
     work.compile(optimizer=optimizer, loss=task.loss, metrics=["accuracy"] if task.classification else [])
     logs = work.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0).history
