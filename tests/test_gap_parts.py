@@ -48,17 +48,19 @@ def test_the_parts_add_up_to_what_a_real_fit_epoch_reports_minus_evaluate(data):
     after = [keras.ops.convert_to_numpy(v) for v in model.variables + model.optimizer.variables]
     assert all(np.array_equal(a, b) for a, b in zip(before, after)), "the user's model or optimizer changed"
 
-    # The user's next epoch, on the twin: the rows diagnose documents (whole batches, seeded order).
+    # The user's next epoch, on the twin: the rows diagnose documents (as many as the validation split, at least ten
+    # batches; whole batches in seeded order).
     x, y = data.as_numpy("train")
-    order = np.random.default_rng(3).permutation(len(y))[:len(y) // BATCH * BATCH]
+    rows = max(len(data.as_numpy("val")[1]), 10 * BATCH) // BATCH * BATCH
+    order = np.random.default_rng(3).permutation(len(y))[:rows]
     reported = twin.fit(x[order], y[order], batch_size=BATCH, epochs=1, shuffle=False, verbose=0).history
     evaluated = twin.evaluate(x[order], y[order], batch_size=BATCH, verbose=0, return_dict=True)
 
-    assert parts.rows == len(order) and parts.batch_size == BATCH
+    assert parts.rows == len(order) and parts.batch_size == BATCH and parts.steps == rows // BATCH
     assert "continuing from its state" in parts.optimizer
     # The same computation as the twin's `fit` (weights, optimizer state, dropout seeds, batches): equal to float32
     # rounding. `evaluate` is another compiled program summing in another order: argmax ties aside, the same
-    # accuracy (1e-6 is far below one row, 1/1184), and the loss to float32 sums' precision.
+    # accuracy (1e-6 is far below one row), and the loss to float32 sums' precision.
     assert parts.levels["fit"]["accuracy"] == pytest.approx(reported["accuracy"][0], abs=1e-6)
     assert parts.levels["fit"]["loss"] == pytest.approx(reported["loss"][0], rel=1e-5)
     assert parts.levels["evaluate"]["accuracy"] == pytest.approx(evaluated["accuracy"], abs=1e-6)

@@ -3,9 +3,9 @@
 "fit() says 87%, evaluate() on the same data says 63%" (keras-team/keras
 #10214, #6977, #7265) has three causes, answered in those threads by hand;
 here each is measured by changing one thing at a time. One epoch of
-`model.fit` runs on a copy of the model (its optimizer and state, its
-dropout seeds), and four numbers are measured on the same rows, in the same
-batches:
+`model.fit` over a seeded subset of the training rows runs on a copy of
+the model (its optimizer and state, its dropout seeds), and four numbers are
+measured on the same rows, in the same batches:
 
 1. `fit`: the running mean `fit` reports over the epoch, while the weights move;
 2. `training`: the final weights in training mode (Dropout on, BatchNorm on
@@ -34,6 +34,8 @@ LEVELS = ("fit", "training", "dropout_off", "evaluate")
 # Part name -> the two levels it lies between.
 PARTS = {"weight_drift": ("fit", "training"), "dropout_noise": ("training", "dropout_off"),
          "batch_statistics": ("dropout_off", "evaluate")}
+# The fewest optimizer steps `diagnose` gives the epoch (when the train split has the rows): fewer show little drift.
+MIN_STEPS = 10
 # A share of a gap smaller than this (accuracy: a hundredth of a point) is not defined.
 _NO_GAP = 1e-4
 
@@ -70,8 +72,9 @@ class GapParts:
     parts change one of these at a time, so they add up to the whole gap.
 
     Attributes:
-        rows: int. Training rows measured: whole batches of `batch_size`, in
-            the order `np.random.default_rng(seed).permutation` gives.
+        rows: int. Training rows of the epoch and of every measure: the
+            first whole batches of `batch_size` in the order
+            `np.random.default_rng(seed).permutation` gives.
         batch_size: int. Rows per batch, in `fit` and in the training-mode passes.
         optimizer: str. What trained the epoch.
         levels: dict. `fit`, `training`, `dropout_off`, `evaluate` -> `{"loss", "accuracy"}`
@@ -89,6 +92,11 @@ class GapParts:
     optimizer: str
     levels: dict
     measured: tuple = tuple(PARTS)
+
+    @property
+    def steps(self):
+        """Optimizer steps of the epoch."""
+        return self.rows // self.batch_size
 
     @property
     def gap(self):
@@ -128,7 +136,7 @@ class GapParts:
 
     def to_dict(self):
         """The JSON form (`diagnose.json`'s `gap_parts`)."""
-        return {"rows": self.rows, "batch_size": self.batch_size, "optimizer": self.optimizer,
+        return {"rows": self.rows, "batch_size": self.batch_size, "steps": self.steps, "optimizer": self.optimizer,
                 "levels": {k: dict(v) for k, v in self.levels.items()}, "gap": self.gap,
                 "parts": {p.name: {"accuracy": p.accuracy, "loss": p.loss, "share": p.share, "measured": p.measured}
                           for p in self}}
@@ -205,19 +213,21 @@ def dropout_off(model):
             del layer.call
 
 
-def measure_gap_parts(model, train, task, *, batch_size, seed, inference_batch):
+def measure_gap_parts(model, train, task, *, rows, batch_size, seed, inference_batch):
     """Train one epoch of `model.fit` on a copy of `model`, and take apart its reported metric minus `evaluate`'s.
 
     The copy continues as `fit` would: the model's weights, its optimizer
-    with its state and its dropout seeds; `model` is never changed. Rows are
-    `train` in the order `np.random.default_rng(seed).permutation` gives,
-    whole batches of `batch_size` (`fit` runs with `shuffle=False` on them).
+    with its state and its dropout seeds; `model` is never changed. The
+    epoch's rows are the first `rows` of `train` in the order
+    `np.random.default_rng(seed).permutation` gives, cut to whole batches of
+    `batch_size` (`fit` runs with `shuffle=False` on them).
     A part that is 0 by construction (no dropout-kind layer, or no
     BatchNormalization) is not measured.
 
     Args:
         model: keras.Model. The user's trained model.
         train: tuple `(x, y)` of arrays. The training split.
+        rows: int. Rows of the epoch, at most (fewer when `train` has fewer).
         task: `Task` from `check_model` (its loss trains and evaluates).
         batch_size: int. Rows per batch, as in `fit`.
         seed: int. Seed of the rows' order.
@@ -228,10 +238,10 @@ def measure_gap_parts(model, train, task, *, batch_size, seed, inference_batch):
 
     Example:
 
-    >>> measure_gap_parts(model, splits.train, task, batch_size=32, seed=0, inference_batch=256)  # doctest: +SKIP
+    >>> measure_gap_parts(model, splits.train, task, rows=500, batch_size=32, seed=0, inference_batch=256)  # doctest: +SKIP
     """
     x, y = train
-    order = np.random.default_rng(seed).permutation(len(y))[:whole_batches(len(y), batch_size)]
+    order = np.random.default_rng(seed).permutation(len(y))[:whole_batches(min(rows, len(y)), batch_size)]
     x, y = np.asarray(x)[order], np.asarray(y)[order]
     work = copy_model(model)
     _assign_copies(_noise_state(work), _noise_state(model))

@@ -21,7 +21,7 @@ import keras
 from kerasreg import _checks
 from kerasreg._version import __version__
 from kerasreg.diagnosis import measure, render
-from kerasreg.diagnosis.gap_parts import GapParts, measure_gap_parts
+from kerasreg.diagnosis.gap_parts import MIN_STEPS, GapParts, measure_gap_parts
 from kerasreg.diagnosis.inputs import check_model, resolve_data
 from kerasreg.diagnosis.structure import Structure, find_structure
 from kerasreg.diagnosis.verdict import verdict
@@ -141,9 +141,10 @@ def diagnose(
 
     `model` is never modified: every measurement runs on a copy
     (`keras.models.clone_model` plus the weights). The only training is one
-    epoch of `fit` on a copy of its own, which continues as `fit` would (the
-    model's optimizer and state, its dropout seeds) to take apart the gap
-    between what `fit` reports and what `evaluate` gives (`GapParts`).
+    epoch of `fit` on a copy of its own over as many seeded train rows as
+    the validation split has (at least 10 batches), which continues as `fit` would (the model's
+    optimizer and state, its dropout seeds), to take apart the gap between
+    what `fit` reports and what `evaluate` gives (`GapParts`).
 
     Training vs inference: the gap Keras reports compares training metrics
     collected in training mode (dropout on, batch statistics) with
@@ -206,8 +207,11 @@ def diagnose(
     reestimation = measure.reestimation(instruments, splits) if structure.batch_norm_layers else None
     # Last: training mode does not read the moving statistics, but on TensorFlow it updates them.
     reported = measure.reported_metrics(work, splits, batch_size=batch_size)
-    parts = measure_gap_parts(model, splits.train, task, batch_size=batch_size, seed=seed,
-                              inference_batch=inference_batch)
+    # An epoch over as many train rows as the validation split has (as for the clean gap), and at least MIN_STEPS
+    # batches: its cost (about three inference passes over those rows) stays that of a few validation passes,
+    # whatever the size of the train split.
+    parts = measure_gap_parts(model, splits.train, task, rows=max(len(splits.val[1]), MIN_STEPS * batch_size),
+                              batch_size=batch_size, seed=seed, inference_batch=inference_batch)
     result = Diagnosis(model.name, splits.name, task.kind, structure, clean, reported,
                        measure.gaps(clean, reported), shift, reestimation, mc, gap_parts=parts)
     if task.kind != "classification":

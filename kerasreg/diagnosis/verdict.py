@@ -176,8 +176,9 @@ def gap_part_lines(gap_parts):
     metric, levels = gap_parts.metric, gap_parts.levels
     shown = (lambda v: f"{v:.1%}") if metric == "accuracy" else (lambda v: f"a loss of {v:.4g}")
     lines = [f"`fit` reports {shown(levels['fit'][metric])} over one more epoch of {gap_parts.rows:,} training rows "
-             f"({gap_parts.optimizer}), `evaluate` gives {shown(levels['evaluate'][metric])} on the same rows: "
-             f"{_amount(gap_parts.gap[metric], metric)}, in three parts."]
+             f"({plural(gap_parts.steps, 'step')} of {gap_parts.optimizer}), `evaluate` gives "
+             f"{shown(levels['evaluate'][metric])} on the same rows: {_amount(gap_parts.gap[metric], metric)}, in three "
+             "parts."]
     for part in gap_parts:
         title = PART_TITLES[part.name]
         if not part.measured:
