@@ -73,13 +73,20 @@ def test_the_parts_add_up_to_what_a_real_fit_epoch_reports_minus_evaluate(data):
     assert all(p.measured for p in parts)
 
 
-def test_heavy_dropout_without_bn_is_mostly_dropout_noise_and_no_batch_statistics(data):
-    model = _trained(data, L.Dense(64, activation="relu"), L.Dropout(0.8), epochs=3)
+def test_heavy_dropout_after_bn_is_mostly_dropout_noise(data):
+    model = _trained(data, L.Dense(64), L.BatchNormalization(), L.ReLU(), L.Dropout(0.8), epochs=3)
     parts = kerasreg.diagnose(model, data).gap_parts
     assert parts.dropout_noise.accuracy < 0 and parts.dropout_noise.share > 0.5, list(parts)
     assert parts.dropout_noise.share == max(p.share for p in parts)
+    assert all(p.measured for p in parts)
+
+
+def test_a_model_without_bn_has_no_batch_statistics_part(data):
+    model = _trained(data, L.Dense(64, activation="relu"), L.Dropout(0.5))
+    parts = kerasreg.diagnose(model, data).gap_parts
     assert parts.batch_statistics.accuracy == 0.0 and parts.batch_statistics.loss == 0.0
     assert not parts.batch_statistics.measured and parts.levels["dropout_off"] == parts.levels["evaluate"]
+    assert parts.dropout_noise.measured and parts.dropout_noise.accuracy != 0.0
 
 
 def test_bn_at_a_tiny_batch_costs_batch_statistics_and_no_dropout_noise(data):

@@ -180,9 +180,10 @@ def _continued_optimizer(model, copy):
     optimizer = keras.optimizers.deserialize(keras.optimizers.serialize(original))
     optimizer.build(copy.trainable_variables)
     name = type(original).__name__
-    shapes = [tuple(v.shape) for v in optimizer.variables]
-    if not original.built or shapes != [tuple(v.shape) for v in original.variables]:
+    if not original.built:
         return optimizer, f"the model's {name}, from a fresh state (it has not trained yet)"
+    if [tuple(v.shape) for v in optimizer.variables] != [tuple(v.shape) for v in original.variables]:
+        return optimizer, f"the model's {name}, from a fresh state (its state does not match the weights)"
     _assign_copies(optimizer.variables, original.variables)
     return optimizer, f"the model's {name}, continuing from its state"
 
