@@ -68,7 +68,13 @@ _GAP_HEADER = ("part", "accuracy (points)", "loss", "share of the gap")
 
 
 def gap_part_cells(diagnosis):
-    """The table of `diagnosis.gap_parts`: one row per part, then the whole gap (fit minus evaluate)."""
+    """The table of `diagnosis.gap_parts`: one row per part, then the whole gap (fit minus evaluate).
+
+    Example:
+
+    >>> gap_part_cells(kerasreg.diagnose(model, data))[-1][0]  # doctest: +SKIP
+    'fit minus evaluate'
+    """
     parts = diagnosis.gap_parts
 
     def points(value):
