@@ -8,6 +8,7 @@ from kerasreg.diagnosis.batch_norm_audit import (
     BatchNormFinding as BatchNormFinding,
     audit_batch_norm as audit_batch_norm,
 )
+from kerasreg.diagnosis.gap_parts import GapPart as GapPart, GapParts as GapParts
 from kerasreg.diagnosis.inputs import load_model_file as load_model_file
 from kerasreg.diagnosis.move import move_dropout as move_dropout
 from kerasreg.diagnosis.result import Diagnosis as Diagnosis, diagnose as diagnose

@@ -24,6 +24,7 @@ import dataclasses
 import numpy as np
 
 from kerasreg.analysis.mc_dropout import predict_mc
+from kerasreg.diagnosis.gap_parts import whole_batches
 from kerasreg.training.evaluator import Evaluator
 from kerasreg.training.gap import OverfittingGap
 from kerasreg.training.reestimate import reestimate_batch_norm
@@ -109,7 +110,7 @@ def reported_metrics(model, splits, *, batch_size):
     and measure nothing in inference mode on it afterwards.
     """
     x, y = splits.train
-    rows = max(batch_size, len(y) // batch_size * batch_size) if len(y) >= batch_size else len(y)
+    rows = whole_batches(len(y), batch_size)
     loss, accuracy = Evaluator(model, batch_size, training=True).evaluate(x[:rows], y[:rows])
     return {"train_reported_loss": loss, "train_reported_accuracy": accuracy, "train_reported_rows": int(rows)}
 

@@ -16,6 +16,7 @@ from kerasreg._files import write_atomic
 from kerasreg._json import jsonable
 from kerasreg._tables import html_table, markdown_table, text_table
 from kerasreg.diagnosis.batch_norm_audit import audit_sentences
+from kerasreg.diagnosis.verdict import PART_TITLES, gap_part_lines
 
 FILES = ("diagnose.md", "diagnose.html", "diagnose.json")
 
@@ -66,6 +67,50 @@ def _layer_cells(diagnosis):
 def _audit(diagnosis):
     """The BatchNorm audit's sentences (for a model without BatchNorm: that there is nothing to audit)."""
     return audit_sentences(diagnosis.batch_norm, len(diagnosis.structure.batch_norm_layers))
+_GAP_TITLE = "fit vs evaluate on the same training rows, taken apart"
+_GAP_HEADER = ("part", "accuracy (points)", "loss", "share of the gap")
+
+
+def gap_part_cells(diagnosis):
+    """The table of `diagnosis.gap_parts`: one row per part, then the whole gap (fit minus evaluate).
+
+    Example:
+
+    >>> gap_part_cells(kerasreg.diagnose(model, data))[-1][0]  # doctest: +SKIP
+    'fit minus evaluate'
+    """
+    parts = diagnosis.gap_parts
+
+    def points(value):
+        return "-" if value is None else f"{100.0 * value:+.1f}"
+
+    rows = [(PART_TITLES[p.name], points(p.accuracy), f"{p.loss:+.4f}",
+             "-" if p.share is None else f"{p.share:.0%}") for p in parts]
+    gap = parts.gap
+    return rows + [("fit minus evaluate", points(gap["accuracy"]), f"{gap['loss']:+.4f}",
+                    "100%" if any(p.share is not None for p in parts) else "-")]
+
+
+def _gap_text(diagnosis):
+    if diagnosis.gap_parts is None:
+        return []
+    return ["", _GAP_TITLE, *(f"- {line}" for line in gap_part_lines(diagnosis.gap_parts)), "",
+            text_table(_GAP_HEADER, gap_part_cells(diagnosis), rule=True)]
+
+
+def _gap_markdown(diagnosis):
+    if diagnosis.gap_parts is None:
+        return []
+    return ["", f"## {_GAP_TITLE}", "", *(f"- {line}" for line in gap_part_lines(diagnosis.gap_parts)), "",
+            markdown_table(_GAP_HEADER, gap_part_cells(diagnosis))]
+
+
+def _gap_html(diagnosis):
+    if diagnosis.gap_parts is None:
+        return []
+    return [f"<h2>{html.escape(_GAP_TITLE)}</h2><ul>",
+            *(f"<li>{html.escape(line)}</li>" for line in gap_part_lines(diagnosis.gap_parts)), "</ul>",
+            html_table(_GAP_HEADER, gap_part_cells(diagnosis))]
 
 
 _METRIC_HEADER = ("measure", "as trained", "BN re-estimated")
@@ -85,6 +130,7 @@ def format_text(diagnosis):
     if diagnosis.structure.batch_norm_layers:
         parts += ["", text_table(_LAYER_HEADER, _layer_cells(diagnosis), rule=True)]
     parts += ["", "BatchNorm audit:", *(f"- {sentence}" for sentence in _audit(diagnosis))]
+    parts += _gap_text(diagnosis)
     return "\n".join(parts)
 
 
@@ -96,6 +142,7 @@ def markdown(diagnosis):
     if diagnosis.structure.batch_norm_layers:
         parts += ["", "## BatchNormalization layers", "", markdown_table(_LAYER_HEADER, _layer_cells(diagnosis))]
     parts += ["", "## BatchNorm audit", "", *(f"- {sentence}" for sentence in _audit(diagnosis))]
+    parts += _gap_markdown(diagnosis)
     return "\n".join(parts) + "\n"
 
 
@@ -136,6 +183,7 @@ def html_page(diagnosis):
     if diagnosis.structure.batch_norm_layers:
         parts += ["<h2>BatchNormalization layers</h2>", html_table(_LAYER_HEADER, _layer_cells(diagnosis))]
     parts += ["<h2>BatchNorm audit</h2><ul>", *(f"<li>{html.escape(s)}</li>" for s in _audit(diagnosis)), "</ul>"]
+    parts += _gap_html(diagnosis)
     return "".join(parts) + "</body></html>\n"
 
 

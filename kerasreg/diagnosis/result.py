@@ -5,7 +5,8 @@ user's data, what kerasreg measures for its own runs: the clean vs the
 reported overfitting gap, the variance shift of every BatchNormalization
 (Li et al., CVPR 2019), validation accuracy before and after re-estimating
 BN statistics (precise BN, Wu & Johnson 2021) and optionally the MC-dropout
-spread (Gal & Ghahramani, ICML 2016). Then it says, in a few sentences, what
+spread (Gal & Ghahramani, ICML 2016), and the gap between what `fit`
+reports and what `evaluate` gives taken apart (`gap_parts`). Then it says, in a few sentences, what
 the numbers mean and what to try.
 """
 
@@ -21,6 +22,7 @@ from kerasreg import _checks
 from kerasreg._version import __version__
 from kerasreg.diagnosis import measure, render
 from kerasreg.diagnosis.batch_norm_audit import audit_batch_norm, steps_from_manifest
+from kerasreg.diagnosis.gap_parts import MIN_STEPS, GapParts, measure_gap_parts
 from kerasreg.diagnosis.inputs import check_model, resolve_data
 from kerasreg.diagnosis.structure import Structure, find_structure
 from kerasreg.diagnosis.verdict import verdict
@@ -60,6 +62,10 @@ class Diagnosis:
         verdict: list of str.
         batch_norm: list of `BatchNormFinding`. The BatchNorm audit on the
             train split (`audit_batch_norm`): problems first, then notes.
+        gap_parts: `GapParts` or None. The metric `fit` reports minus what
+            `evaluate` gives on the same training rows, in three parts that
+            add up to it: weight drift, dropout noise, BatchNorm batch
+            statistics (`result.gap_parts.dropout_noise.share`).
     """
 
     model_name: str
@@ -74,6 +80,7 @@ class Diagnosis:
     mc_dropout: dict | None = None
     verdict: list = dataclasses.field(default_factory=list)
     batch_norm: list = dataclasses.field(default_factory=list)
+    gap_parts: GapParts | None = None
 
     @property
     def variance_shift_max(self):
@@ -120,6 +127,7 @@ class Diagnosis:
             "mc_dropout": self.mc_dropout,
             "verdict": list(self.verdict),
             "batch_norm": [dataclasses.asdict(finding) for finding in self.batch_norm],
+            "gap_parts": self.gap_parts.to_dict() if self.gap_parts else None,
         }
 
 
@@ -136,8 +144,12 @@ def diagnose(
 ) -> Diagnosis:
     """Whether a trained model's Dropout/BatchNorm placement hurts it, measured on its own data.
 
-    Nothing is trained and `model` is never modified: every measurement runs
-    on a copy (`keras.models.clone_model` plus the weights).
+    `model` is never modified: every measurement runs on a copy
+    (`keras.models.clone_model` plus the weights). The only training is one
+    epoch of `fit` on a copy of its own over as many seeded train rows as
+    the validation split has (at least 10 batches), which continues as `fit` would (the model's
+    optimizer and state, its dropout seeds), to take apart the gap between
+    what `fit` reports and what `evaluate` gives (`GapParts`).
 
     Training vs inference: the gap Keras reports compares training metrics
     collected in training mode (dropout on, batch statistics) with
@@ -158,10 +170,11 @@ def diagnose(
         mc_samples: int. MC-dropout passes over the validation split
             (`predict_mc`); 0 skips them. Defaults to `0`.
         batch_size: int. Rows per training-mode batch of the reported
-            pass (BatchNorm's batch statistics depend on it; use your `fit`
-            batch size). Defaults to `32`, as `fit`.
-        seed: int. Seed of the clean-gap training subset and the MC-dropout
-            noise. Defaults to `0`.
+            pass and of the `fit` epoch (BatchNorm's batch statistics depend
+            on it; use your `fit` batch size). Defaults to `32`, as `fit`.
+        seed: int. Seed of the clean-gap training subset, of the order of
+            the rows in the `fit` epoch and of the MC-dropout noise.
+            Defaults to `0`.
         data_dir: str or path-like or None. Where datasets are prepared, for a
             dataset name. Defaults to `None` (`default_data_dir()`).
         manifest: dict or None. A kerasreg export's manifest: a dataset name is
@@ -199,8 +212,13 @@ def diagnose(
     reestimation = measure.reestimation(instruments, splits) if structure.batch_norm_layers else None
     # Last: training mode does not read the moving statistics, but on TensorFlow it updates them.
     reported = measure.reported_metrics(work, splits, batch_size=batch_size)
+    # An epoch over as many train rows as the validation split has (as for the clean gap), and at least MIN_STEPS
+    # batches: its cost (about three inference passes over those rows) stays that of a few validation passes,
+    # whatever the size of the train split.
+    parts = measure_gap_parts(model, splits.train, task, rows=max(len(splits.val[1]), MIN_STEPS * batch_size),
+                              batch_size=batch_size, seed=seed, inference_batch=inference_batch)
     result = Diagnosis(model.name, splits.name, task.kind, structure, clean, reported,
-                       measure.gaps(clean, reported), shift, reestimation, mc)
+                       measure.gaps(clean, reported), shift, reestimation, mc, gap_parts=parts)
     if task.kind != "classification":
         for part in (result.reestimation or {}, result.mc_dropout or {}):
             for key in [k for k in part if k.endswith("accuracy")]:

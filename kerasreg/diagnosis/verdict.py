@@ -146,3 +146,46 @@ def verdict(diagnosis):
     sentences = [structure_sentence(diagnosis.structure), _shift_sentence(diagnosis.variance_shift),
                  _reestimation_sentence(diagnosis), _advice(diagnosis), _gap_sentence(diagnosis)]
     return [s for s in sentences if s]
+
+
+_PART_WHY = {
+    "weight_drift": "`fit` averages its metric over the epoch while the weights move; `evaluate` sees only the "
+                    "final weights",
+    "dropout_noise": "dropout is on while `fit` measures, off in `evaluate`",
+    "batch_statistics": "`fit` normalises each batch of {batch_size} with that batch's statistics, `evaluate` "
+                        "with the moving ones",
+}
+_PART_ABSENT = {"dropout_noise": "the model has no dropout-kind layer",
+                "batch_statistics": "the model has no BatchNormalization layer"}
+PART_TITLES = {"weight_drift": "weight drift", "dropout_noise": "dropout noise",
+               "batch_statistics": "BatchNorm batch vs moving statistics"}
+
+
+def _amount(value, metric):
+    return f"{_points(value):+.1f} points" if metric == "accuracy" else f"{value:+.4g} loss"
+
+
+def gap_part_lines(gap_parts):
+    """One line for the fit-vs-evaluate gap, then one per part: the answer to "fit() says 87%, evaluate() 63%".
+
+    Example:
+
+    >>> gap_part_lines(kerasreg.diagnose(model, data).gap_parts)[2]  # doctest: +SKIP
+    'dropout noise: -14.0 points (58% of the gap): dropout is on while `fit` measures, off in `evaluate`'
+    """
+    metric, levels = gap_parts.metric, gap_parts.levels
+    shown = (lambda v: f"{v:.1%}") if metric == "accuracy" else (lambda v: f"a loss of {v:.4g}")
+    lines = [f"`fit` reports {shown(levels['fit'][metric])} over one more epoch of {gap_parts.rows:,} training rows "
+             f"({plural(gap_parts.steps, 'step')} of {gap_parts.optimizer}), `evaluate` gives "
+             f"{shown(levels['evaluate'][metric])} on the same rows: {_amount(gap_parts.gap[metric], metric)}, in three "
+             "parts."]
+    for part in gap_parts:
+        title = PART_TITLES[part.name]
+        if not part.measured:
+            lines.append(f"{title}: 0 ({_PART_ABSENT[part.name]}).")
+            continue
+        share = f"{part.share:.0%} of the gap" if part.share is not None else "no gap to share"
+        value = part.accuracy if metric == "accuracy" else part.loss
+        why = _PART_WHY[part.name].format(batch_size=gap_parts.batch_size)
+        lines.append(f"{title}: {_amount(value, metric)} ({share}): {why}.")
+    return lines
