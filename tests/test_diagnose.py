@@ -10,6 +10,7 @@ import pytest
 import kerasreg
 from kerasreg import cli
 from kerasreg.analysis import published
+from kerasreg.diagnosis.inputs import load_model_file
 
 # Runs of an epoch or two, here and in the processes started: compiling is most of their time (conftest.py).
 pytestmark = pytest.mark.usefixtures("quick_compile")
@@ -135,7 +136,7 @@ def test_a_kerasreg_export_gives_the_manifests_numbers(tmp_path):
                                 options={"widths": (16, 16)})
     path = kerasreg.run(config, out=tmp_path, verbose=0)
     metrics = json.loads((path / "manifest.json").read_text())["metrics"]
-    model, manifest = kerasreg.diagnosis.load_model_file(path)
+    model, manifest = load_model_file(path)
     result = kerasreg.diagnose(model, manifest["dataset"]["name"], test=True, manifest=manifest)
     assert result.variance_shift_max == pytest.approx(metrics["variance_shift_max"], rel=1e-5)
     assert result.reestimation["variance_shift_max"] == pytest.approx(metrics["variance_shift_reestimated"], rel=1e-5)
