@@ -162,8 +162,10 @@ MODEL_CASES = {
     "cnn1d": ModelCase((16,), {"filters": (4, 8), "kernel_size": 3}, blocks=2),
     "cnn2d": ModelCase((8, 8, 1), {"filters": (4, 8)}, blocks=2),
     "resnet_small": ModelCase((16,), {"filters": 4}, blocks=5, sequential=False),
+    # Three stages of one unit: 8x8 -> 4x4 -> 2x2, a projection that widens and one that only strides.
+    "resnet_cifar": ModelCase((8, 8, 1), {"filters": (4, 8, 8), "blocks_per_stage": 1}, blocks=7, sequential=False),
 }
-CONV_MODELS = ("cnn1d", "cnn2d", "resnet_small")
+CONV_MODELS = ("cnn1d", "cnn2d", "resnet_cifar", "resnet_small")
 APIS = ("functional", "sequential")
 
 
@@ -231,7 +233,8 @@ def block_tokens(model):
     groups = []
     for layer in model.layers:
         token = layer_token(layer)
-        if token is None:
+        # A residual's projection shortcut (`<residual>_shortcut`) is a weight outside every placement block.
+        if token is None or layer.name.endswith("_shortcut"):
             continue
         prefix = layer.name.rsplit("_", 1)[0]
         if groups and groups[-1][0] == prefix:

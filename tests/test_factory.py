@@ -134,6 +134,7 @@ RELOAD_CASES = {
     "resnet_small-none-norm": dict(name="resnet_small", placement="bn_act_drop", norm="none"),
     "mlp-custom-placement": dict(name="mlp", placement=_FRESH_PLACEMENT, norm="group", api="sequential"),
     "resnet_small-custom-placement": dict(name="resnet_small", placement=_FRESH_PLACEMENT),
+    "resnet_cifar-custom-placement": dict(name="resnet_cifar", placement=_FRESH_PLACEMENT),
 }
 
 _RELOAD_CHILD = """
@@ -385,6 +386,8 @@ def test_every_dropout_kind_is_covered_here():
         (dict(name="cnn2d"), 2),
         (dict(name="resnet_small"), 1),
         (dict(name="resnet_small", input_shape=(8, 8, 1)), 2),
+        (dict(name="resnet_cifar"), 2),
+        (dict(name="resnet_cifar", input_shape=(16,)), 1),
     ],
 )
 def test_spatial_dropout_matches_the_conv_dimension(kwargs, dims):

@@ -12,7 +12,7 @@ from helpers import APIS, assert_placement_order, build_small, small_inputs
 from kerasreg.models import zoo
 
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9_]*$")
-BUILT_INS = ["cnn1d", "cnn2d", "mlp", "resnet_small", "tutorial_net"]
+BUILT_INS = ["cnn1d", "cnn2d", "mlp", "resnet_cifar", "resnet_small", "tutorial_net"]
 
 
 def _layers(model, cls):
@@ -48,6 +48,7 @@ def test_model_options():
     assert kerasreg.model_options("cnn1d") == {"filters": (32, 64), "kernel_size": 5}
     assert kerasreg.model_options("cnn2d") == {"filters": (16, 32), "kernel_size": 3}
     assert kerasreg.model_options("resnet_small") == {"filters": 32, "stages": 2}
+    assert kerasreg.model_options("resnet_cifar") == {"filters": (16, 32, 64), "blocks_per_stage": 3}
     assert kerasreg.model_options("tutorial_net") == {"widths": (5,)}
 
 
@@ -106,6 +107,9 @@ def test_custom_model_works_with_every_placement_and_both_apis():
         ("resnet_small", (16,), keras.layers.Conv1D),
         ("resnet_small", (16, 2), keras.layers.Conv1D),
         ("resnet_small", (8, 8, 1), keras.layers.Conv2D),
+        ("resnet_cifar", (16,), keras.layers.Conv1D),
+        ("resnet_cifar", (16, 2), keras.layers.Conv1D),
+        ("resnet_cifar", (8, 8, 1), keras.layers.Conv2D),
     ],
 )
 def test_conv_models_accept_inputs_with_or_without_channel_axis(name, shape, conv):
@@ -126,6 +130,8 @@ def test_conv_models_accept_inputs_with_or_without_channel_axis(name, shape, con
                          r"Received: input_shape=\(16,\)"),
         ("cnn2d", (2, 4, 4, 1), r"model 'cnn2d'\. Expected \(height, width\)"),
         ("resnet_small", (2, 4, 4, 1), r"model 'resnet_small'\. Expected \(length,\), \(length, channels\) or "
+                                       r"\(height, width, channels\)\. Received: input_shape=\(2, 4, 4, 1\)"),
+        ("resnet_cifar", (2, 4, 4, 1), r"model 'resnet_cifar'\. Expected \(length,\), \(length, channels\) or "
                                        r"\(height, width, channels\)\. Received: input_shape=\(2, 4, 4, 1\)"),
     ],
 )

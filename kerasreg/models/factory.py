@@ -233,7 +233,14 @@ def _assemble(name, body, head, input_shape, api, kerasreg_config):
             y = x
             for layer in item.branch:
                 y = layer(y)
-            x = keras.layers.Add(name=f"{item.name}_add")([x, y])
+            if not item.shortcut:
+                x = keras.layers.Add(name=f"{item.name}_add")([x, y])
+                continue
+            for layer in item.shortcut:
+                x = layer(x)
+            # The projection as the addition's second input is listed after the branch in `model.layers`
+            # (Keras orders layers of equal depth by the inputs' order), so `describe` shows it before the sum.
+            x = keras.layers.Add(name=f"{item.name}_add")([y, x])
         else:
             x = item(x)
     for layer in head:
