@@ -23,7 +23,8 @@ width, how the Wide ResNet order compares with dropout directly before
 BatchNorm (paired by seed); it writes the figure `--figure`.
 
 Each width is a study folder under `--out`, so a second call trains nothing.
-About 30 minutes on 2 cores.
+On a 2-core machine shared with other jobs the four studies took about an
+hour (5,763 s of training work).
 
 Run: python benchmarks/width_trend.py [--out studies/width_trend] [--workers 2]
          [--figure docs/guide/img/width_trend.png]
