@@ -8,6 +8,7 @@ import pytest
 
 import kerasreg
 from helpers import APIS, assert_placement_order, build_small, model_case, small_inputs
+from kerasreg.models.graph import consumers, graph_of, nodes_in_order, producer
 from kerasreg.models.placements import Placement
 
 # Many tiny models, each compiled for a step or two (conftest.py).
@@ -26,6 +27,7 @@ BUILT_INS = {
     "ic": ("weight act norm drop", "every_block", None),
     "head_dropout": ("weight norm act", "head_only", None),
     "uout": ("weight norm act drop", "every_block", "uout"),
+    "drop_before_weight": ("drop weight norm act", "every_block", None),
 }
 
 
@@ -223,3 +225,19 @@ def test_norm_before_the_weights_normalises_the_incoming_channels(norm):
     assert [layer.input.shape[-1] for layer in norms] == [10, 8]
     if norm == "group":
         assert [layer.groups for layer in norms] == [2, 8]
+
+
+@pytest.mark.parametrize("placement, wide_resnet_order", [("drop_before_weight", True), ("bn_act_drop", False)])
+def test_the_wide_resnet_order_feeds_each_dropout_to_a_convolution_and_keeps_the_skip_path_clean(
+        placement, wide_resnet_order):
+    model = kerasreg.build_model("resnet_small", placement=placement, dropout_rate=0.5, input_shape=(8, 8, 1),
+                                 num_classes=10, stages=2, filters=4, seed=0)
+    graph = graph_of(model)
+    nodes = nodes_in_order(graph)
+    drops = [node for node in nodes if node.operation.name.endswith("_drop")]
+    assert len(drops) == 5  # the stem's and two per residual branch
+    fed = {consumer.operation.name.rsplit("_", 1)[-1]
+           for node in drops for consumer in consumers(graph, *node.output_tensors)}
+    skips = {producer(node.input_tensors[0]).operation.name.rsplit("_", 1)[-1]
+             for node in nodes if node.operation.name.endswith("_add")}
+    assert (fed == {"weight"} and "drop" not in skips) == wide_resnet_order, (fed, skips)

@@ -15,6 +15,9 @@ References:
   `head_dropout` and `uout` placements).
 - Chen et al., "Rethinking the Usage of Batch Normalization and Dropout in the
   Training of Deep Neural Networks", 2019 (the `ic` placement).
+- Zagoruyko & Komodakis, "Wide Residual Networks", BMVC 2016 (the
+  `drop_before_weight` placement: dropout before a convolution, as in their
+  residual blocks, which Li et al. find shifts the variance less).
 """
 
 from __future__ import annotations
@@ -247,6 +250,9 @@ BUILT_INS = (
               description="BatchNorm in every block, dropout only after the last one.", reference=_LI_2019),
     Placement("uout", "weight norm act drop", dropout_kind="uout",
               description="Variance-stable uniform multiplicative noise instead of dropout.", reference=_LI_2019),
+    Placement("drop_before_weight", "drop weight norm act",
+              description="Wide ResNet style: dropout before the weights, so a weight layer stands before BatchNorm.",
+              reference="Zagoruyko & Komodakis, BMVC 2016"),
 )
 for _placement in BUILT_INS:
     register_placement(_placement)

@@ -2,6 +2,7 @@
 grids ("arms", e.g. one per depth), and its presets."""
 
 import dataclasses
+import importlib.resources
 
 from kerasreg import _backend, _checks
 from kerasreg._text import plural
@@ -30,10 +31,15 @@ DEFAULT_REFERENCE = "bn_before_act"
 # arm adds the other placements, variance-stable `uout` among them.
 DEEP_PLACEMENTS = ["bn_before_act", "bn_act_drop", "drop_before_bn", "head_dropout"]
 ALL_PLACEMENTS = [p.name for p in BUILT_INS]
+# The quick study's shallow arm, named one by one so that a new built-in placement leaves the published study as it is.
+SHALLOW_PLACEMENTS = ["none", "dropout", "bn_before_act", "bn_after_act", "bn_act_drop", "drop_before_bn", "ic",
+                      "head_dropout", "uout"]
+# Presets kept as study files beside this module (`presets/<name>.toml`), read by `StudyConfig.from_toml`.
+PRESET_FILES = importlib.resources.files("kerasreg.study") / "presets"
 PRESETS = {
     "quick": {
         "arms": [
-            {"name": "shallow", "models": ["mlp"], "placements": ALL_PLACEMENTS, "rates": [0.2],
+            {"name": "shallow", "models": ["mlp"], "placements": SHALLOW_PLACEMENTS, "rates": [0.2],
              "seeds": [0, 1, 2, 3, 4], "epochs": 150, "patience": 15},
             {"name": "deep", "models": ["resnet_small"], "options": {"stages": 3}, "placements": DEEP_PLACEMENTS,
              "rates": [0.5], "seeds": [0, 1, 2, 3, 4], "max_seeds": 10, "epochs": 150, "patience": 8,
@@ -120,15 +126,24 @@ class StudyConfig:
 
     @classmethod
     def preset(cls, name):
-        """A built-in preset: `quick` (the README's main job) or `full`.
+        """A built-in preset: `quick` (the README's main job), `full`, or a study file shipped with kerasreg.
+
+        The shipped files (`digits`: the deep arm on real handwritten digits)
+        are ordinary study files in `kerasreg/study/presets/`; fields they
+        leave out take `StudyConfig`'s defaults. `preset_names()` lists all.
 
         Example:
 
         >>> [arm.rates for arm in StudyConfig.preset("full").arm_configs()]
         [[0.1, 0.2, 0.3, 0.5], [0.2, 0.5]]
+        >>> StudyConfig.preset("digits").dataset
+        'digits'
         """
-        _checks.one_of(name, tuple(PRESETS), "preset")
-        return cls(**PRESETS[name])
+        _checks.one_of(name, preset_names(), "preset")
+        if name in PRESETS:
+            return cls(**PRESETS[name])
+        with importlib.resources.as_file(PRESET_FILES / f"{name}.toml") as path:
+            return cls.from_toml(path, base=cls(), validate=False)  # run_study validates, as for the other presets
 
     @classmethod
     def from_toml(cls, path, base=None, *, validate=True):
@@ -346,6 +361,18 @@ class StudyConfig:
                                     seen.add(config.run_name())
                                     grid.append(config)
         return grid
+
+
+def preset_names():
+    """The names `StudyConfig.preset` accepts: the presets defined here, then the shipped study files.
+
+    Example:
+
+    >>> preset_names()
+    ('quick', 'full', 'digits')
+    """
+    files = sorted(entry.name.removesuffix(".toml") for entry in PRESET_FILES.iterdir() if entry.name.endswith(".toml"))
+    return tuple(PRESETS) + tuple(files)
 
 
 def _label(run):
