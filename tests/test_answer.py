@@ -5,7 +5,7 @@ import re
 import numpy as np
 
 import kerasreg
-from kerasreg.analysis import report
+from kerasreg.analysis import answer, report
 
 # Per-seed test accuracy shaped like the quick study's finding: in the deep net dropout feeding BatchNorm
 # costs points and dropout after the last BN does not; in the shallow net having dropout matters.
@@ -15,8 +15,9 @@ SHALLOW = {"none": 0.610, "dropout": 0.675, "bn_before_act": 0.615, "bn_act_drop
 SEEDS = 5
 
 
-def _rows(means, architecture, rate, noise=0.002):
-    spread = np.random.default_rng(0).normal(0, noise, size=(len(means), SEEDS))
+def _rows(means, architecture, rate, noise=0.002, noise_by=None):
+    scale = np.array([(noise_by or {}).get(placement, noise) for placement in means])[:, None]
+    spread = np.random.default_rng(0).normal(0, 1, size=(len(means), SEEDS)) * scale
     seed_effect = np.linspace(-0.01, 0.01, SEEDS)  # shared by all placements of a seed: what pairing removes
     return [{"architecture": architecture, "placement": placement,
              "dropout": "uout" if placement == "uout" else "standard",
@@ -97,3 +98,16 @@ def test_more_architectures_than_fit_are_left_to_the_report():
                                             tuple(range(SEEDS)), SEEDS, 0.01) for arch in ("a1", "a2", "a3")]
     lines = report.analyse(report.summarize(rows), rows, arms).answer
     assert len(lines) == 5 and lines[1].startswith("a1: ") and lines[-1] == "2 more architectures in the report."
+
+
+def test_a_cut_line_counts_each_group_on_its_own():
+    # Two level with the reference and one undecided, on an architecture name long enough to cut the line.
+    means = {"bn_before_act": 0.990, "bn_act_drop": 0.989, "head_dropout": 0.9895, "drop_before_bn": 0.985}
+    noise = {"drop_before_bn": 0.02}
+    arch = "resnet_small"
+    lines = _answer(_rows(means, arch, 0.5, noise=0.001, noise_by=noise), _arm(means, arch, 0.5))
+    first, _, advice = lines[1:]
+    assert len(first) <= answer.WIDTH and "level (within ±1.0 points): " in first and "not separated: " in first
+    assert "+2 more" not in first, first
+    assert advice == (f"{arch}: bn_act_drop, head_dropout are level with the reference; 1 contrast undecided with "
+                      "5 seeds; run more seeds."), advice

@@ -51,6 +51,10 @@ def test_tiny_study_end_to_end_through_the_cli(tmp_path, capsys):
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 3
     assert (out / "compare.csv").exists() and (out / "study_test_accuracy.png").exists()
+    # Run again: nothing trains, and the report keeps the study's time, read from its manifests.
+    assert cli.main(["study", "--config", str(config), "--out", str(out), "--quiet", "--workers", "1"]) == 0
+    again = re.search(r"Training: (\d+) s of work on (\d) workers?, ", (out / "report.md").read_text())
+    assert again and int(again.group(1)) == round(measured["work_seconds"]), again
 
 
 def test_study_time_reads_work_workers_and_wall_from_manifests():

@@ -45,21 +45,32 @@ def _points(value):
 
 
 def _fit(head, groups, tail=""):
-    """`head` + as many items of `groups` as fit in `WIDTH`, then `+N more`.
+    """`head` + as many items of `groups` as fit in `WIDTH`, each group ending with `+N more` for what it leaves out.
 
     `groups` is a list of `(prefix, items)`: items are comma-separated within a
-    group, groups by "; ", each led by its prefix.
+    group, groups by "; ", each led by its prefix. Every group's first item is
+    kept before any group's second, so a cut line still names each group and
+    counts its own hidden items; where not even one item fits, each group is
+    its count.
+
+    Example:
+
+    >>> _fit("a: ", [("level: ", ["x", "y"]), ("open: ", ["z"])], ".")
+    'a: level: x, y; open: z.'
     """
-    items = [(i == 0, prefix, item) for prefix, members in groups for i, item in enumerate(members)]
-    for shown in range(len(items), 0, -1):
-        text = head
-        for k, (first, prefix, item) in enumerate(items[:shown]):
-            text += ("; " if first and k else ", " if k else "") + (prefix if first else "") + item
-        rest = len(items) - shown
-        text += (f", +{rest} more" if rest else "") + tail
-        if len(text) <= WIDTH or shown == 1:
-            return text[:WIDTH]
-    return (head + tail)[:WIDTH]
+    order = sorted(((i, g) for g, (_, members) in enumerate(groups) for i in range(len(members))))
+    for shown in range(len(order), 0, -1):
+        kept = set(order[:shown])
+        texts = []
+        for g, (prefix, members) in enumerate(groups):
+            visible = [item for i, item in enumerate(members) if (i, g) in kept]
+            hidden = len(members) - len(visible)
+            more = f"+{hidden} more" if hidden else ""
+            texts.append(prefix + ", ".join(visible + ([more] if more else [])))
+        text = head + "; ".join(texts) + tail
+        if len(text) <= WIDTH:
+            return text
+    return (head + "; ".join(f"{prefix}{len(members)}" for prefix, members in groups) + tail)[:WIDTH]
 
 
 def _names(members):
@@ -86,7 +97,14 @@ def _advice(reference, worse, better, decided, configs, names):
     if worse or better:
         return "prefer the reference or a configuration level with it."
     seeds = max((c.n_pairs for c in decided), default=0)
-    return f"nothing is separated from the reference with {plural(seeds, 'seed')}; run more seeds."
+    level = [names[c.other] for c in decided if c.level]
+    if not level:
+        return f"nothing is separated from the reference with {plural(seeds, 'seed')}; run more seeds."
+    undecided = len(decided) - len(level)
+    said = f"{', '.join(level)} {'is' if len(level) == 1 else 'are'} level with the reference"
+    if not undecided:
+        return f"{said}: here the placement costs nothing measurable."
+    return f"{said}; {plural(undecided, 'contrast')} undecided with {plural(seeds, 'seed')}; run more seeds."
 
 
 def _architecture_lines(arch, members, decided):

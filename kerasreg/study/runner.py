@@ -181,12 +181,27 @@ def _run_grid(config, out, runner, resume, verbose):
         if bar is not None:
             bar.close()
     execution.update(wall_seconds=time.perf_counter() - start, workers=runner.workers, added=len(added))
+    if not execution["work_seconds"]:
+        execution.update(_recorded_time(runs_dir))
     if verbose and execution["work_seconds"] and runner.workers:
         print(report.busy_line(execution), file=sys.stderr)
     write_atomic(out / FAILURES, "".join(json.dumps({"run": name, "error": error}) + "\n"
                                          for name, error in sorted(failures.items())))
     execution = {"executor": runner.describe(), **execution}
     return report.write_report(out, config, failures=failures, execution=execution)
+
+
+def _recorded_time(runs_dir):
+    """The study's time read from its manifests, for an invocation that trained nothing (every run was exported).
+
+    Without it, rerunning a finished study to write its report again would report 0 s of work.
+    """
+    manifests = [json.loads(path.read_text()) for path in sorted(runs_dir.glob(f"*/{MANIFEST}"))]
+    try:
+        measured = report.study_time(manifests)
+    except ValueError:  # no manifests, or some written before kerasreg 0.3 (no recorded times)
+        return {}
+    return {key: measured[key] for key in ("work_seconds", "workers", "wall_seconds")}
 
 
 def _merge(first, second):
