@@ -273,3 +273,18 @@ def assert_placement_order(model, placement, n_blocks, *, drop=True, norm=True):
     else:
         assert head == ("weight",)
         assert tokens.count("drop") == (n_blocks * ("drop" in expected))
+
+
+def randomize_batch_norm(model, seed=0):
+    """Give every top-level BatchNormalization layer statistics and scales far from the identity, so folding
+    mistakes show."""
+    import keras  # here, as the other helpers import kerasreg: importing this module stays cheap
+
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.gamma.assign(rng.uniform(0.5, 2.0, n))
+            layer.beta.assign(rng.normal(size=n))
+            layer.moving_mean.assign(rng.normal(size=n))
+            layer.moving_variance.assign(rng.uniform(0.2, 3.0, n))

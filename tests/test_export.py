@@ -16,22 +16,10 @@ from kerasreg.export import writer as export_lib
 from kerasreg.data import load_dataset
 from kerasreg.training import train
 
-from helpers import run_python
+from helpers import randomize_batch_norm, run_python
 
 # Runs of an epoch or two, here and in the processes started: compiling is most of their time (conftest.py).
 pytestmark = pytest.mark.usefixtures("quick_compile")
-
-
-def _randomize_batch_norm(model, seed=0):
-    """Give every BN statistics far from the identity, so folding mistakes show."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.gamma.assign(rng.uniform(0.5, 2.0, n))
-            layer.beta.assign(rng.normal(size=n))
-            layer.moving_mean.assign(rng.normal(size=n))
-            layer.moving_variance.assign(rng.uniform(0.2, 3.0, n))
 
 
 def _tiny(placement="bn_act_drop", api="functional", seed=0):
@@ -248,7 +236,7 @@ def test_fold_batch_norm_matches_unfolded(arch, placement, api, folds):
                "resnet_small": {"filters": 4, "stages": 1}}[arch]
     model = kerasreg.build_model(arch, placement=placement, api=api, input_shape=shape,
                                  num_classes=10, seed=0, **options)
-    _randomize_batch_norm(model)
+    randomize_batch_norm(model)
     folded = kerasreg.fold_batch_norm(model)
     assert len(folded.folded_pairs) == folds
     norms = sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)

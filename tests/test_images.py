@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import kerasreg
-from helpers import assert_placement_order, build_small, run_python
+from helpers import assert_placement_order, build_small, randomize_batch_norm, run_python
 
 # Tiny models built for a step or two: compiling is most of their time (conftest.py).
 pytestmark = pytest.mark.usefixtures("quick_compile")
@@ -115,14 +115,8 @@ def test_bad_blocks_per_stage_raises(value):
 @pytest.mark.parametrize("placement,folds", [("bn_before_act", 7), ("bn_act_drop", 7), ("drop_before_bn", 0)])
 def test_batch_norm_folds_into_the_branch_convolutions(placement, folds):
     model = _tiny(placement=placement)
-    rng = np.random.default_rng(0)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.gamma.assign(rng.uniform(0.5, 2.0, n))
-            layer.beta.assign(rng.normal(size=n))
-            layer.moving_mean.assign(rng.normal(size=n))
-            layer.moving_variance.assign(rng.uniform(0.2, 3.0, n))
+    randomize_batch_norm(model)
+    rng = np.random.default_rng(1)
     folded = kerasreg.fold_batch_norm(model)
     assert len(folded.folded_pairs) == folds
     assert not any(pair[0].endswith("_shortcut") for pair in folded.folded_pairs)
