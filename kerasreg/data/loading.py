@@ -112,7 +112,7 @@ def load_dataset(
 ) -> Dataset:
     """Load a classification dataset as train/val/test splits.
 
-    Built-in datasets (`mnist1d`, `digits`) are generated locally and
+    Built-in datasets (`mnist1d`, `digits`, `mnist5k`) are generated locally and
     prepared into `data_dir` on first use (a few seconds, announced on
     stderr); later loads read them back through TFDS. Any other TFDS dataset
     loads when already prepared in `data_dir`; otherwise this fails at once
