@@ -48,7 +48,9 @@ def test_a_plain_keras_model_is_flagged_only_when_dropout_precedes_bn_inside_a_b
     names = {"weight": "dense" if kind == "mlp" else "conv", "norm": "bn", "act": "relu", "drop": "drop"}
     start, end = block.index("drop"), block.index("norm")
     expected = [" -> ".join(f"{names[block[t]]}_{b}{t}" for t in range(start, end + 1)) for b in range(2)]
-    assert [path.text() for path in structure.paths] == (expected if start < end else [])
+    # Through a weight layer (`drop_before_weight`) dropout does not reach the BN: the weights mix its noise.
+    flagged = start < end and "weight" not in block[start:end]
+    assert [path.text() for path in structure.paths] == (expected if flagged else [])
     assert structure.batch_norm_layers == ("bn_0" + str(end), "bn_1" + str(end))
 
 

@@ -1,4 +1,4 @@
-"""The report's figures at full-study size (2 models x 27 configurations x 3 seeds = 162 runs): panels per
+"""The report's figures at full-study size (2 models x 31 configurations x 3 seeds = 186 runs): panels per
 architecture, rows per configuration."""
 
 import numpy as np
@@ -11,7 +11,7 @@ from kerasreg.models import get_placement
 
 @pytest.fixture(scope="module")
 def full_grid():
-    """Compare-like rows and histories for a 162-run grid, with made-up numbers."""
+    """Compare-like rows and histories for a 186-run grid, with made-up numbers."""
     rng = np.random.default_rng(0)
     rows, histories = [], []
     grid = kerasreg.StudyConfig(models=["mlp", "cnn1d"], rates=[0.1, 0.2, 0.3, 0.5], seeds=[0, 1, 2])
@@ -32,10 +32,10 @@ def full_grid():
     return rows, histories
 
 
-def test_the_grid_has_162_runs_in_54_configurations(full_grid):
+def test_the_grid_has_186_runs_in_62_configurations(full_grid):
     rows, _ = full_grid
-    assert len(rows) == 162
-    assert len(report.summarize(rows)) == 54
+    assert len(rows) == 186
+    assert len(report.summarize(rows)) == 62
 
 
 def test_seed_points_have_one_panel_per_architecture_one_row_per_configuration_and_a_zoomed_axis(full_grid):
@@ -46,22 +46,22 @@ def test_seed_points_have_one_panel_per_architecture_one_row_per_configuration_a
     assert [ax.get_title() for ax in axes] == ["mlp", "cnn1d"] or sorted(ax.get_title() for ax in axes) == ["cnn1d", "mlp"]
     for ax in axes:
         labels = [t.get_text() for t in ax.get_yticklabels()]
-        assert len(labels) == 27 and len(set(labels)) == 27
+        assert len(labels) == 31 and len(set(labels)) == 31
         low, high = ax.get_xlim()
         values = [r["test_accuracy"] for r in rows if r["architecture"] == ax.get_title()]
         assert low <= min(values) and high >= max(values)
         assert low > 0.5 * min(values), "the axis is zoomed to the data, not started at 0"
-    assert fig.get_figheight() < 10, "27 rows per panel fit a screen"
+    assert fig.get_figheight() < 10, "31 rows per panel fit a screen"
 
 
 def test_gap_pairs_show_clean_and_reported_gap_for_every_configuration(full_grid):
     rows, _ = full_grid
     fig = plots.gap_pairs(report.summarize(rows))
     for ax in fig.get_axes():
-        assert len(ax.get_yticklabels()) == 27
+        assert len(ax.get_yticklabels()) == 31
         clean = [line for line in ax.get_lines() if line.get_marker() == "o"]
         reported = [line for line in ax.get_lines() if line.get_marker() == "s"]
-        assert len(clean) == len(reported) == 27
+        assert len(clean) == len(reported) == 31
 
 
 def test_variance_shift_plot_has_one_point_per_configuration_with_batchnorm(full_grid):
@@ -79,7 +79,7 @@ def test_learning_curves_have_one_panel_per_architecture_and_placement_never_per
     fig = plots.learning_curves(plots.run_groups(rows, histories), "curves")
     visible = [ax for ax in fig.get_axes() if ax.get_visible()]
     pairs = {(r["architecture"], r["placement"]) for r in rows}
-    assert len(visible) == len(pairs) == 18
+    assert len(visible) == len(pairs) == 20
     for ax in visible:
         configurations = len({(r["dropout"], r["dropout_rate"]) for r in rows
                               if f"{r['architecture']} / {r['placement']}" == ax.get_title()})

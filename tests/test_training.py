@@ -130,7 +130,7 @@ def test_bad_train_arguments_fail_before_training(mnist1d, kwargs, match):
 
 def test_train_cli_end_to_end_with_toml_config_and_flag_override(tmp_path, capfd):
     config = tmp_path / "run.toml"
-    config.write_text('placement = "dropout"\nwidths = [16]\nepochs = 5\ndropout_rate = 0.3\n')
+    config.write_text('placement = "dropout"\nepochs = 5\ndropout_rate = 0.3\n[options]\nwidths = [16]\n')
     args = ["train", "--config", str(config), "--epochs", "2", "--seed", "1", "--out", str(tmp_path / "out")]
     assert cli.main(args) == 0
     out, err = capfd.readouterr()

@@ -38,9 +38,11 @@ Example:
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
+from numpy.typing import ArrayLike
 
 from kerasreg import _checks
 from kerasreg._text import plural
@@ -50,6 +52,9 @@ from kerasreg.diagnosis.fine_tuning import fine_tuning_findings
 from kerasreg.diagnosis.structure import find_structure
 from kerasreg.diagnosis.verdict import structure_sentence
 from kerasreg.training.variance_shift import batch_norm_layers
+
+if TYPE_CHECKING:
+    from kerasreg.data.dataset import Dataset
 
 DEAD_SCALE = 1e-3  # |gamma| below this: the channel's normalised input no longer reaches the output
 VARIANCE_RANGE = (1e-6, 1e6)
@@ -184,7 +189,8 @@ def _check_inputs(model, x):
 
 
 def audit_batch_norm(
-    model: keras.Model, data=None, *, batch_size: int | None = None, steps_trained: int | None = None,
+    model: keras.Model, data: Dataset | tuple[ArrayLike, ArrayLike] | None = None, *,
+    batch_size: int | None = None, steps_trained: int | None = None,
 ) -> list[BatchNormFinding]:
     """Audit every BatchNormalization layer of a model: from its weights and graph, and with data, on the data.
 

@@ -240,7 +240,24 @@ def _model_placement(blocks, calls):
             and all(name is not None and get_placement(name).uses_norm for name in hidden):
         return "head_dropout"  # BatchNorm in every block, dropout only after the last one
     counts = collections.Counter(name for name in hidden if name is not None)
-    return counts.most_common(1)[0][0] if counts else None
+    name = counts.most_common(1)[0][0] if counts else None
+    if name and next((token for token in order if token is not None), None) == "drop":
+        # Dropout before the first weight layer: a placement whose block starts with dropout (Wide ResNet's
+        # order, `drop_before_weight`) shows, from one weight layer to the next, the block it rotates into.
+        return _starting_with_dropout(get_placement(name)) or name
+    return name
+
+
+def _starting_with_dropout(rotated):
+    """The every-block placement whose block starts with dropout and, started at its weight layer, is `rotated`'s."""
+    for name in list_placements():
+        placement = get_placement(name)
+        block = placement.block
+        if (placement.dropout_scope == "every_block" and block[:1] == ("drop",) and "weight" in block
+                and placement.dropout_kind == rotated.dropout_kind
+                and block[block.index("weight"):] + block[:block.index("weight")] == rotated.block):
+            return name
+    return None
 
 
 def find_structure(model: keras.Model) -> Structure:
