@@ -203,3 +203,16 @@ def test_the_cli_names_a_keras_file_with_corrupted_weights_or_an_unknown_class(f
         assert cli.main(["diagnose", str(tmp_path / name), "--dataset", "mnist1d"]) == 2
         err = capsys.readouterr().err
         assert f"Could not load {str(tmp_path / name)!r}" in err and "unexpected error" not in err, err
+
+
+def test_the_batch_norm_audit_in_a_diagnosis_is_the_audit_on_the_train_split(fitted, data):
+    # Moving statistics one standard deviation off: the precise ones diagnose shares with the audit are re-estimated.
+    planted = kerasreg.reestimate_batch_norm(fitted, data)
+    bn = planted.get_layer("bn")
+    bn.moving_mean.assign(bn.moving_mean + np.sqrt(bn.moving_variance))
+    def stale(findings):
+        return [f for f in findings if f.kind == "stale statistics"]
+
+    found = stale(kerasreg.diagnose(planted, data).batch_norm)
+    assert found == stale(kerasreg.audit_batch_norm(planted, data.as_numpy("train"), batch_size=32))
+    assert [f.layer for f in found] == ["bn"] and "1.00 standard deviations" in found[0].text

@@ -231,6 +231,20 @@ def audit_batch_norm(
     >>> [f.kind for f in audit_batch_norm(model, steps_trained=50)]
     ['never updated', 'momentum']
     """
+    return audit_with_precise(model, data, batch_size=batch_size, steps_trained=steps_trained)
+
+
+def audit_with_precise(model, data=None, *, batch_size=None, steps_trained=None, precise=None):
+    """`audit_batch_norm`, given `precise`: `model` with its statistics already re-estimated on `data`'s inputs.
+
+    `diagnose` re-estimates them anyway (`reestimate_batch_norm` on its
+    copy); passing that copy spares the audit the same forward pass. None
+    re-estimates them on a copy of its own.
+
+    Example:
+
+    >>> audit_with_precise(model, (x, y), precise=kerasreg.reestimate_batch_norm(model, x))  # doctest: +SKIP
+    """
     if not isinstance(model, keras.Model):
         raise _checks.invalid("model", "a keras.Model", received=type(model).__name__)
     if batch_size is not None:
@@ -250,7 +264,7 @@ def audit_batch_norm(
         findings += [f for f in (_never_updated(layer, mean, variance), _dead_channels(layer),
                                  _extreme_variance(layer, variance), _frozen(layer)) if f]
         horizons.setdefault(layer.momentum, []).append(layer)
-    stale = [] if rows is None else stale_statistics(model, rows[0])
+    stale = [] if rows is None else stale_statistics(model, rows[0], precise=precise)
     stale_layers = None if rows is None else {f.layer for f in stale}
     findings += [f for group in horizons.values() if (f := _momentum(group, steps_trained, stale_layers))]
     findings += fine_tuning_findings(model, batch_size=batch_size) + stale

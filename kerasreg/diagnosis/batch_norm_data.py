@@ -60,19 +60,21 @@ def lag_distance(layer, precise):
     return float(np.sqrt(np.mean(m ** 2 + (s - 1.0) ** 2))), float(np.sqrt(np.mean(m ** 2))), float(np.median(s))
 
 
-def stale_statistics(model, x, *, batch_size=1000):
+def stale_statistics(model, x, *, batch_size=1000, precise=None):
     """A `"stale statistics"` finding for every BatchNormalization whose distance exceeds `LAG_THRESHOLD`, worst first.
 
     The precise statistics come from `reestimate_batch_norm` on a copy
     (inference mode, dropout off, the layers before each one re-estimated
-    first); `model` is untouched.
+    first); `model` is untouched. `precise`: that copy, if already made
+    (`reestimate_batch_norm(model, x)`), else None.
 
     Example:
 
     >>> [f.layer for f in stale_statistics(model, x_train)]  # doctest: +SKIP
     ['batch_normalization_1']
     """
-    precise = reestimate_batch_norm(model, x, batch_size=batch_size)
+    if precise is None:
+        precise = reestimate_batch_norm(model, x, batch_size=batch_size)
     measured = [(layer, *lag_distance(layer, twin))
                 for layer, twin in zip(batch_norm_layers(model), batch_norm_layers(precise))]
     findings = []

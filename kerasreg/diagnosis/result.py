@@ -21,7 +21,7 @@ import keras
 from kerasreg import _checks
 from kerasreg._version import __version__
 from kerasreg.diagnosis import measure, render
-from kerasreg.diagnosis.batch_norm_audit import audit_batch_norm, steps_from_manifest
+from kerasreg.diagnosis.batch_norm_audit import audit_with_precise, steps_from_manifest
 from kerasreg.diagnosis.gap_parts import MIN_STEPS, GapParts, measure_gap_parts
 from kerasreg.diagnosis.inputs import check_model, resolve_data
 from kerasreg.diagnosis.structure import Structure, find_structure
@@ -210,6 +210,9 @@ def diagnose(
           if mc_samples else None)
     # Re-estimation replaces the copy's BN statistics, so it follows every measure that reads the trained ones.
     reestimation = measure.reestimation(instruments, splits) if structure.batch_norm_layers else None
+    # The audit's precise statistics are the copy's re-estimated ones: read before any training-mode pass.
+    batch_norm = audit_with_precise(model, splits.train, batch_size=batch_size, precise=work if reestimation else None,
+                                    steps_trained=steps_from_manifest(manifest, len(splits.train[1])))
     # Last: training mode does not read the moving statistics, but on TensorFlow it updates them.
     reported = measure.reported_metrics(work, splits, batch_size=batch_size)
     # An epoch over as many train rows as the validation split has (as for the clean gap), and at least MIN_STEPS
@@ -224,7 +227,6 @@ def diagnose(
             for key in [k for k in part if k.endswith("accuracy")]:
                 part[key] = None
     result.verdict = verdict(result)
-    result.batch_norm = audit_batch_norm(model, splits.train, batch_size=batch_size,
-                                         steps_trained=steps_from_manifest(manifest, len(splits.train[1])))
+    result.batch_norm = batch_norm
     return result
 
