@@ -100,11 +100,12 @@ def _advice(reference, worse, better, decided, configs, names):
     level = [names[c.other] for c in decided if c.level]
     if not level:
         return f"nothing is separated from the reference with {plural(seeds, 'seed')}; run more seeds."
-    undecided = len(decided) - len(level)
+    undecided = [c for c in decided if not c.level]
     said = f"{', '.join(level)} {'is' if len(level) == 1 else 'are'} level with the reference"
     if not undecided:
         return f"{said}: here the placement costs nothing measurable."
-    return f"{said}; {plural(undecided, 'contrast')} undecided with {plural(seeds, 'seed')}; run more seeds."
+    seeds = plural(max(c.n_pairs for c in undecided), "seed")
+    return f"{said}; {plural(len(undecided), 'contrast')} undecided with {seeds}; run more seeds."
 
 
 def _architecture_lines(arch, members, decided):
