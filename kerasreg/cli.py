@@ -152,7 +152,7 @@ def _add_study(sub, shared):
     p = _command(sub, "study", cmd_study, "run a placements x rates x seeds grid and write a report",
                  [shared["training"], shared["mlflow"]])
     p.add_argument("--preset", default="quick",
-                   help="quick (default: mlp and a deep resnet on MNIST-1D, under 7 min on 2 cores), full, or digits "
+                   help="quick (default: mlp and a deep resnet on MNIST-1D, about 8 min on 2 cores), full, or digits "
                         "(the deep resnet on real 8x8 handwritten digits)")
     p.add_argument("--config", default=None, help="TOML study file; keys it leaves out come from the preset")
     p.add_argument("--out", default=None, help="study folder (default studies/<preset or config name>)")
