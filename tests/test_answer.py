@@ -111,3 +111,13 @@ def test_a_cut_line_counts_each_group_on_its_own():
     assert "+2 more" not in first, first
     assert advice == (f"{arch}: bn_act_drop, head_dropout are level with the reference; 1 contrast undecided with "
                       "5 seeds; run more seeds."), advice
+
+
+def test_counts_that_do_not_fit_after_the_best_drop_it_and_stay_whole():
+    # The digits study's case: the best is not the reference, and its counts do not fit after the best's name.
+    means = {"bn_before_act": 0.9944, "head_dropout": 0.9949, "bn_act_drop": 0.9915, "drop_before_bn": 0.9934}
+    noise = {"bn_act_drop": 0.02, "drop_before_bn": 0.02}
+    arch = "resnet_small"
+    first = _answer(_rows(means, arch, 0.5, noise=0.001, noise_by=noise), _arm(means, arch, 0.5))[1]
+    assert first == f"{arch}: against bn_before_act 99.44% (5 seeds): level (within ±1.0 points): 1; not separated: 2.", \
+        first

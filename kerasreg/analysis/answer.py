@@ -44,14 +44,14 @@ def _points(value):
     return f"{100 * value:+.1f}" if math.isfinite(value) else "n/a"
 
 
-def _fit(head, groups, tail=""):
+def _fit(head, groups, tail="", *, short_head=None):
     """`head` + as many items of `groups` as fit in `WIDTH`, each group ending with `+N more` for what it leaves out.
 
     `groups` is a list of `(prefix, items)`: items are comma-separated within a
     group, groups by "; ", each led by its prefix. Every group's first item is
     kept before any group's second, so a cut line still names each group and
     counts its own hidden items; where not even one item fits, each group is
-    its count.
+    its count, after `short_head` (if given) where `head` leaves no room.
 
     Example:
 
@@ -70,7 +70,10 @@ def _fit(head, groups, tail=""):
         text = head + "; ".join(texts) + tail
         if len(text) <= WIDTH:
             return text
-    return (head + "; ".join(f"{prefix}{len(members)}" for prefix, members in groups) + tail)[:WIDTH]
+    counts = "; ".join(f"{prefix}{len(members)}" for prefix, members in groups) + tail
+    if short_head is not None and len(head + counts) > WIDTH:
+        head = short_head
+    return (head + counts)[:WIDTH]
 
 
 def _names(members):
@@ -134,7 +137,8 @@ def _architecture_lines(arch, members, decided):
     untestable = [names[c.other] for c in decided if c.decision == statistics.NOT_TESTABLE]
     groups = [(f"level (within ±{margin}): ", level), ("not separated: ", open_), ("not testable: ", untestable)]
     shown = [g for g in groups if g[1]]
-    first = _fit(head, shown, ".") if shown else head + "everything is separated."
+    first = (_fit(head, shown, ".", short_head=f"{arch}: against {against}") if shown
+             else head + "everything is separated.")
     if separated:
         level_text = statistics.level_text(separated[0].confidence)
         second = _fit(f"{arch}: separated, points ({level_text} CI): ", [("", [
