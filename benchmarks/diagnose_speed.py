@@ -17,8 +17,8 @@ so load from other work on the machine falls on both alike. The first call
 of each includes its compilation; the later ones are summarised by their
 median. Times are wall-clock seconds and this process's CPU seconds (the
 fairer ratio on a machine shared with other work). Target: diagnose within
-5x of evaluate; measured 7.4x the CPU (6.2x wall), median of calls 2-3 with
-the defaults, the audit with data included.
+5x of evaluate; measured 7.2x the CPU (6.4x wall) on an idle machine, median
+of calls 2-3 with the defaults, the audit with data included.
 
 Runs on kerasreg's backend (JAX unless `KERAS_BACKEND` says otherwise).
 

@@ -27,7 +27,6 @@ import numpy as np
 
 from kerasreg.diagnosis.structure import is_dropout
 from kerasreg.training.evaluator import Evaluator
-from kerasreg.training.reestimate import copy_model
 from kerasreg.training.variance_shift import batch_norm_layers
 
 LEVELS = ("fit", "training", "dropout_off", "evaluate")
@@ -214,38 +213,45 @@ def dropout_off(model):
             del layer.call
 
 
-def measure_gap_parts(model, train, task, *, rows, batch_size, seed, inference_batch):
-    """Train one epoch of `model.fit` on a copy of `model`, and take apart its reported metric minus `evaluate`'s.
+def measure_gap_parts(model, work, train, task, *, rows, batch_size, seed, evaluate, training):
+    """Train one epoch of `model.fit` on `work`, a copy of `model`, and take apart its reported metric minus `evaluate`'s.
 
-    The copy continues as `fit` would: the model's weights, its optimizer
-    with its state and its dropout seeds; `model` is never changed. The
-    epoch's rows are the first `rows` of `train` in the order
-    `np.random.default_rng(seed).permutation` gives, cut to whole batches of
-    `batch_size` (`fit` runs with `shuffle=False` on them).
+    The copy continues as `fit` would: the model's weights, its BatchNorm
+    statistics, its optimizer with its state and its dropout seeds; `model`
+    is never changed. The epoch's rows are the first `rows` of `train` in the
+    order `np.random.default_rng(seed).permutation` gives, cut to whole
+    batches of `batch_size` (`fit` runs with `shuffle=False` on them).
     A part that is 0 by construction (no dropout-kind layer, or no
     BatchNormalization) is not measured.
 
     Args:
         model: keras.Model. The user's trained model.
+        work: keras.Model. `diagnose`'s copy of `model`, with `model`'s
+            weights; its non-trainable state (BatchNorm statistics, dropout
+            seeds) is set back to `model`'s here, and then it trains: nothing
+            may measure it afterwards.
         train: tuple `(x, y)` of arrays. The training split.
-        rows: int. Rows of the epoch, at most (fewer when `train` has fewer).
         task: `Task` from `check_model` (its loss trains and evaluates).
+        rows: int. Rows of the epoch, at most (fewer when `train` has fewer).
         batch_size: int. Rows per batch, as in `fit`.
         seed: int. Seed of the rows' order.
-        inference_batch: int. Rows per inference-mode pass.
+        evaluate: callable `(x, y) -> (loss, accuracy)`: `work` in inference
+            mode, reading its variables at each call (`OverfittingGap.evaluate`).
+        training: `Evaluator` on `work` in training mode at `batch_size`.
 
     Returns:
         `GapParts`.
 
     Example:
 
-    >>> measure_gap_parts(model, splits.train, task, rows=500, batch_size=32, seed=0, inference_batch=256)  # doctest: +SKIP
+    >>> measure_gap_parts(model, work, splits.train, task, rows=500, batch_size=32, seed=0,
+    ...                   evaluate=gap.evaluate, training=Evaluator(work, 32, training=True))  # doctest: +SKIP
     """
     x, y = train
     order = np.random.default_rng(seed).permutation(len(y))[:whole_batches(min(rows, len(y)), batch_size)]
     x, y = np.asarray(x)[order], np.asarray(y)[order]
-    work = copy_model(model)
-    _assign_copies(_noise_state(work), _noise_state(model))
+    # Re-estimation and TensorFlow's training-mode passes changed the copy's statistics: the epoch starts from the user's.
+    _assign_copies(work.non_trainable_weights + _noise_state(work), model.non_trainable_weights + _noise_state(model))
     optimizer, trained_by = _continued_optimizer(model, work)
     work.compile(optimizer=optimizer, loss=task.loss, metrics=["accuracy"] if task.classification else [])
     logs = work.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0).history
@@ -254,7 +260,7 @@ def measure_gap_parts(model, train, task, *, rows, batch_size, seed, inference_b
         return {"loss": float(loss), "accuracy": float(accuracy) if task.classification else None}
 
     levels = {"fit": level(logs["loss"][-1], logs["accuracy"][-1] if task.classification else 0.0),
-              "evaluate": level(*Evaluator(work, inference_batch).evaluate(x, y))}
+              "evaluate": level(*evaluate(x, y))}
     has_dropout = any(is_dropout(layer) for layer in work._flatten_layers(include_self=False, recursive=True))
     has_batch_norm = bool(batch_norm_layers(work))
     # Training-mode passes last: on TensorFlow they update the copy's moving statistics.
@@ -262,8 +268,7 @@ def measure_gap_parts(model, train, task, *, rows, batch_size, seed, inference_b
     if has_batch_norm:
         with dropout_off(work):
             levels["dropout_off"] = level(*Evaluator(work, batch_size, training=True).evaluate(x, y))
-    levels["training"] = (level(*Evaluator(work, batch_size, training=True).evaluate(x, y)) if has_dropout
-                          else levels["dropout_off"])
+    levels["training"] = level(*training.evaluate(x, y)) if has_dropout else levels["dropout_off"]
     measured = tuple(name for name, present in zip(PARTS, (True, has_dropout, has_batch_norm)) if present)
     return GapParts(int(len(y)), int(min(batch_size, len(y))), trained_by,
                     {name: levels[name] for name in LEVELS}, measured)

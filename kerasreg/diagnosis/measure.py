@@ -48,12 +48,15 @@ class Instruments:
             is known only once the outputs were read); None before.
         shift: dict or None. The ratios of the probe's last call, until
             `variance_shift` hands them out.
+        passes: dict. Batch size -> the training-mode `Evaluator` on the
+            copy (`training`).
     """
 
     model: object
     monitor: VarianceShiftMonitor
     gap: OverfittingGap | None = None
     shift: dict | None = None
+    passes: dict = dataclasses.field(default_factory=dict)
 
     @classmethod
     def on(cls, model, splits):
@@ -66,6 +69,16 @@ class Instruments:
         """The copy's inference-mode outputs on the variance-shift rows; the shift of that call is kept."""
         self.shift, outputs = self.monitor.measure()
         return outputs
+
+    def training(self, batch_size):
+        """The copy's training-mode `Evaluator` at `batch_size`, compiled once for every measure that runs one.
+
+        Training vs inference: see `reported_metrics`. On JAX the pass
+        carries the copy's non-trainable state (dropout seeds, moving
+        statistics) from call to call itself, and a training-mode output
+        depends on the weights and the batch alone.
+        """
+        return self.passes.setdefault(batch_size, Evaluator(self.model, batch_size, training=True))
 
     def variance_shift(self):
         """Per-BatchNorm variance-shift ratios of the copy as it is now (`VarianceShiftMonitor`'s measure).
@@ -98,7 +111,7 @@ def clean_metrics(instruments, splits):
     return metrics
 
 
-def reported_metrics(model, splits, *, batch_size):
+def reported_metrics(instruments, splits, *, batch_size):
     """Training-mode running loss and accuracy over one epoch of the train split, with no weight update.
 
     Training vs inference: Dropout drops and BatchNormalization normalises
@@ -106,12 +119,12 @@ def reported_metrics(model, splits, *, batch_size):
     and `accuracy`; unlike `fit`, the weights stay those of the trained model.
     Batches have `batch_size` rows; a last partial batch is left out, so no
     padding enters a batch's statistics. Training mode does not read the
-    moving statistics, but the TensorFlow backend updates them: pass a copy,
-    and measure nothing in inference mode on it afterwards.
+    moving statistics, but the TensorFlow backend updates them on the copy:
+    measure nothing in inference mode on it afterwards.
     """
     x, y = splits.train
     rows = whole_batches(len(y), batch_size)
-    loss, accuracy = Evaluator(model, batch_size, training=True).evaluate(x[:rows], y[:rows])
+    loss, accuracy = instruments.training(batch_size).evaluate(x[:rows], y[:rows])
     return {"train_reported_loss": loss, "train_reported_accuracy": accuracy, "train_reported_rows": int(rows)}
 
 

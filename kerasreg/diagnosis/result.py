@@ -144,12 +144,14 @@ def diagnose(
 ) -> Diagnosis:
     """Whether a trained model's Dropout/BatchNorm placement hurts it, measured on its own data.
 
-    `model` is never modified: every measurement runs on a copy
-    (`keras.models.clone_model` plus the weights). The only training is one
-    epoch of `fit` on a copy of its own over as many seeded train rows as
-    the validation split has (at least 10 batches), which continues as `fit` would (the model's
-    optimizer and state, its dropout seeds), to take apart the gap between
-    what `fit` reports and what `evaluate` gives (`GapParts`).
+    `model` is never modified: every measurement runs on one copy
+    (`keras.models.clone_model` plus the weights), whose compiled passes
+    they share. The only training, last, is one epoch of `fit` on that copy
+    (set back to the model's BatchNorm statistics) over as many seeded train
+    rows as the validation split has (at least 10 batches), which continues
+    as `fit` would (the model's optimizer and state, its dropout seeds), to
+    take apart the gap between what `fit` reports and what `evaluate` gives
+    (`GapParts`).
 
     Training vs inference: the gap Keras reports compares training metrics
     collected in training mode (dropout on, batch statistics) with
@@ -211,15 +213,19 @@ def diagnose(
     # Re-estimation replaces the copy's BN statistics, so it follows every measure that reads the trained ones.
     reestimation = measure.reestimation(instruments, splits) if structure.batch_norm_layers else None
     # The audit's precise statistics are the copy's re-estimated ones: read before any training-mode pass.
+    # Its batch-size check runs training-mode passes on the copy, compiled once with those of the measures below.
     batch_norm = audit_with_precise(model, splits.train, batch_size=batch_size, precise=work if reestimation else None,
-                                    steps_trained=steps_from_manifest(manifest, len(splits.train[1])))
-    # Last: training mode does not read the moving statistics, but on TensorFlow it updates them.
-    reported = measure.reported_metrics(work, splits, batch_size=batch_size)
-    # An epoch over as many train rows as the validation split has (as for the clean gap), and at least MIN_STEPS
-    # batches: its cost (about three inference passes over those rows) stays that of a few validation passes,
-    # whatever the size of the train split.
-    parts = measure_gap_parts(model, splits.train, task, rows=max(len(splits.val[1]), MIN_STEPS * batch_size),
-                              batch_size=batch_size, seed=seed, inference_batch=inference_batch)
+                                    steps_trained=steps_from_manifest(manifest, len(splits.train[1])),
+                                    passes=instruments.training)
+    # After every inference-mode measure: training mode does not read the moving statistics, but on TensorFlow it
+    # updates them.
+    reported = measure.reported_metrics(instruments, splits, batch_size=batch_size)
+    # Last, as it trains the copy: an epoch over as many train rows as the validation split has (as for the clean
+    # gap), and at least MIN_STEPS batches, so its cost (about three inference passes over those rows) stays that of a
+    # few validation passes, whatever the size of the train split.
+    parts = measure_gap_parts(model, work, splits.train, task, rows=max(len(splits.val[1]), MIN_STEPS * batch_size),
+                              batch_size=batch_size, seed=seed, evaluate=instruments.gap.evaluate,
+                              training=instruments.training(batch_size))
     result = Diagnosis(model.name, splits.name, task.kind, structure, clean, reported,
                        measure.gaps(clean, reported), shift, reestimation, mc, gap_parts=parts)
     if task.kind != "classification":
