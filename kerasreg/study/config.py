@@ -369,7 +369,7 @@ def preset_names():
     Example:
 
     >>> preset_names()
-    ('quick', 'full', 'digits')
+    ('quick', 'full', 'digits', 'mnist5k')
     """
     files = sorted(entry.name.removesuffix(".toml") for entry in PRESET_FILES.iterdir() if entry.name.endswith(".toml"))
     return tuple(PRESETS) + tuple(files)
