@@ -27,7 +27,7 @@ import numpy as np
 
 from kerasreg._text import plural
 from kerasreg.diagnosis.batch_norm_finding import BatchNormFinding
-from kerasreg.training.evaluator import Evaluator
+from kerasreg.training.evaluator import training_evaluators
 from kerasreg.training.reestimate import copy_model, reestimate_batch_norm
 from kerasreg.training.variance_shift import batch_norm_layers
 
@@ -102,8 +102,7 @@ def training_passes(model):
     """
     copy = copy_model(model)
     copy.compile(loss="sparse_categorical_crossentropy")
-    passes = {}
-    return lambda batch_size: passes.setdefault(batch_size, Evaluator(copy, batch_size, training=True))
+    return training_evaluators(copy)
 
 
 def _noisiest(model, batch_size):

@@ -25,7 +25,7 @@ import numpy as np
 
 from kerasreg.analysis.mc_dropout import predict_mc
 from kerasreg.diagnosis.gap_parts import whole_batches
-from kerasreg.training.evaluator import Evaluator
+from kerasreg.training.evaluator import training_evaluators
 from kerasreg.training.gap import OverfittingGap
 from kerasreg.training.reestimate import reestimate_batch_norm
 from kerasreg.training.variance_shift import (
@@ -48,37 +48,31 @@ class Instruments:
             is known only once the outputs were read); None before.
         shift: dict or None. The ratios of the probe's last call, until
             `variance_shift` hands them out.
-        passes: dict. Batch size -> the training-mode `Evaluator` on the
-            copy (`training`).
+        training: callable. Batch size -> the copy's training-mode
+            `Evaluator` at that batch size (`training_evaluators`), compiled
+            once for every measure that runs one. Training vs inference: see
+            `reported_metrics`; on JAX a pass carries the copy's non-trainable
+            state (dropout seeds, moving statistics) from call to call itself,
+            and a training-mode output depends on the weights and the batch alone.
     """
 
     model: object
     monitor: VarianceShiftMonitor
     gap: OverfittingGap | None = None
     shift: dict | None = None
-    passes: dict = dataclasses.field(default_factory=dict)
+    training: object = None
 
     @classmethod
     def on(cls, model, splits):
         """Instruments for `model` (a copy) on `splits`; nothing is compiled before first use."""
         monitor = VarianceShiftMonitor(splits.val[0][:VARIANCE_SHIFT_BATCH])
         monitor.set_model(model)
-        return cls(model, monitor)
+        return cls(model, monitor, training=training_evaluators(model))
 
     def outputs(self):
         """The copy's inference-mode outputs on the variance-shift rows; the shift of that call is kept."""
         self.shift, outputs = self.monitor.measure()
         return outputs
-
-    def training(self, batch_size):
-        """The copy's training-mode `Evaluator` at `batch_size`, compiled once for every measure that runs one.
-
-        Training vs inference: see `reported_metrics`. On JAX the pass
-        carries the copy's non-trainable state (dropout seeds, moving
-        statistics) from call to call itself, and a training-mode output
-        depends on the weights and the batch alone.
-        """
-        return self.passes.setdefault(batch_size, Evaluator(self.model, batch_size, training=True))
 
     def variance_shift(self):
         """Per-BatchNorm variance-shift ratios of the copy as it is now (`VarianceShiftMonitor`'s measure).

@@ -299,3 +299,27 @@ class Evaluator:
         (0.97, 0.66)
         """
         return self.evaluate_chunks(self.chunks(x, y))
+
+
+def training_evaluators(model):
+    """Batch size -> the one training-mode `Evaluator` on `model` at that batch size, compiled on first use.
+
+    Every measure that runs `model` in training mode at a batch size shares
+    that pass's compiled function.
+
+    Example:
+
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    >>> at = training_evaluators(model)
+    >>> at(32) is at(32), at(32).training
+    (True, True)
+    """
+    evaluators = {}
+
+    def at(batch_size):
+        if batch_size not in evaluators:
+            evaluators[batch_size] = Evaluator(model, batch_size, training=True)
+        return evaluators[batch_size]
+
+    return at
