@@ -2,8 +2,8 @@
 
 - the clean gap: `OverfittingGap`'s inference-mode re-evaluation of a
   training subset (as many rows as the validation split, drawn with `seed`);
-- the reported gap: the same `Evaluator` in training mode over one epoch of
-  the train split, the running numbers `fit` would log with these weights;
+- the reported gap: the same `Evaluator` in training mode over the same
+  rows, the running numbers `fit` would log with these weights;
 - the variance shift of every BatchNormalization: `VarianceShiftMonitor` on
   the first validation rows, as during kerasreg training;
 - validation (and test) accuracy before and after `reestimate_batch_norm`;
@@ -105,18 +105,19 @@ def clean_metrics(instruments, splits):
     return metrics
 
 
-def reported_metrics(instruments, splits, *, batch_size):
-    """Training-mode running loss and accuracy over one epoch of the train split, with no weight update.
+def reported_metrics(instruments, *, batch_size):
+    """Training-mode running loss and accuracy over the clean gap's training rows, with no weight update.
 
     Training vs inference: Dropout drops and BatchNormalization normalises
     with each batch's statistics, as while `fit` collects its running `loss`
     and `accuracy`; unlike `fit`, the weights stay those of the trained model.
-    Batches have `batch_size` rows; a last partial batch is left out, so no
-    padding enters a batch's statistics. Training mode does not read the
-    moving statistics, but the TensorFlow backend updates them on the copy:
-    measure nothing in inference mode on it afterwards.
+    The rows are the clean gap's seeded subset, so the two gaps differ in the
+    mode alone; batches have `batch_size` rows, and a last partial batch is
+    left out, so no padding enters a batch's statistics. Training mode does
+    not read the moving statistics, but the TensorFlow backend updates them
+    on the copy: measure nothing in inference mode on it afterwards.
     """
-    x, y = splits.train
+    x, y = instruments.gap.subset
     rows = whole_batches(len(y), batch_size)
     loss, accuracy = instruments.training(batch_size).evaluate(x[:rows], y[:rows])
     return {"train_reported_loss": loss, "train_reported_accuracy": accuracy, "train_reported_rows": int(rows)}

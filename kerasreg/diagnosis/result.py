@@ -174,7 +174,7 @@ def diagnose(
         batch_size: int. Rows per training-mode batch of the reported
             pass and of the `fit` epoch (BatchNorm's batch statistics depend
             on it; use your `fit` batch size). Defaults to `32`, as `fit`.
-        seed: int. Seed of the clean-gap training subset, of the order of
+        seed: int. Seed of the training subset of both gaps, of the order of
             the rows in the `fit` epoch and of the MC-dropout noise.
             Defaults to `0`.
         data_dir: str or path-like or None. Where datasets are prepared, for a
@@ -219,7 +219,7 @@ def diagnose(
                                     passes=instruments.training)
     # After every inference-mode measure: training mode does not read the moving statistics, but on TensorFlow it
     # updates them.
-    reported = measure.reported_metrics(instruments, splits, batch_size=batch_size)
+    reported = measure.reported_metrics(instruments, batch_size=batch_size)
     # Last, as it trains the copy: an epoch over as many train rows as the validation split has (as for the clean
     # gap), and at least MIN_STEPS batches, so its cost (about three inference passes over those rows) stays that of a
     # few validation passes, whatever the size of the train split.
