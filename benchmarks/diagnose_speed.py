@@ -4,11 +4,12 @@ MobileNetV2 (`weights=None`, 96x96x3, 10 classes, a dropout fed into a BN
 head added so that every measurement runs) on 2,000 random images: 1,600 as
 the train split, 400 as validation. `model.evaluate` runs over all 2,000
 images at batch 32; `diagnose` reads the graph and measures the clean and
-reported gaps, the variance shift of all 53 BN layers, validation
-accuracy before and after BN re-estimation, and the gap between what `fit`
-reports and what `evaluate` gives taken apart (one epoch of `fit` on a copy,
-then the final weights in training mode, with dropout off, and in inference
-mode, over the 1,600 train images), and audits every BatchNorm with the
+reported gaps (on 400 train images), the variance shift of all 53 BN layers,
+validation accuracy before and after BN re-estimation (on the 1,600 train
+images), and the gap between what `fit` reports and what `evaluate` gives
+taken apart (one epoch of `fit` on a copy, then the final weights in
+training mode, with dropout off, and in inference mode, over 400 train
+images), and audits every BatchNorm with the
 train split (moving against precise statistics, training-mode accuracy at
 batch sizes 8 and 32 on 512 images). Each call's time is printed split into
 the gap parts, the audit and the rest. The two alternate (evaluate,
@@ -17,7 +18,7 @@ so load from other work on the machine falls on both alike. The first call
 of each includes its compilation; the later ones are summarised by their
 median. Times are wall-clock seconds and this process's CPU seconds (the
 fairer ratio on a machine shared with other work). Target: diagnose within
-5x of evaluate; measured 7.2x the CPU (6.4x wall) on an idle machine, median
+5x of evaluate; measured 6.1x the CPU (5.3x wall) on an idle machine, median
 of calls 2-3 with the defaults, the audit with data included.
 
 Runs on kerasreg's backend (JAX unless `KERAS_BACKEND` says otherwise).
