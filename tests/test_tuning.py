@@ -168,7 +168,7 @@ def test_tune_exports_the_best_trials_and_writes_the_summary(tmp_path, capsys):
     assert rows["config"]["objective"] == "clean_gap_accuracy"
     summary = (out / "summary.md").read_text()
     best_first = sorted(scores)
-    assert f"| 1 | " in summary and f"{best_first[0]:.4f}" in summary.split("| 2 |")[0]
+    assert "| 1 | " in summary and f"{best_first[0]:.4f}" in summary.split("| 2 |")[0]
     comparison = kerasreg.compare_exports([out / "exports"])
     assert len(comparison.rows) == 2
 
