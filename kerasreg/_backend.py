@@ -23,6 +23,9 @@ did:
   folder the user chose (`JAX_COMPILATION_CACHE_DIR` or
   `jax.config.update("jax_compilation_cache_dir", ...)`) wins, with the
   user's thresholds.
+
+`diagnose` uses the cache alone (`compilation_cache()`): its epoch of `fit`
+continues the user's model, so it draws from the user's generator.
 """
 
 import contextlib
@@ -125,13 +128,44 @@ def _cache_settings(jax):
 
 
 @contextlib.contextmanager
+def compilation_cache():
+    """Within the block, JAX compiles through kerasreg's compilation cache; the previous options are restored on exit.
+
+    Does nothing unless Keras runs on JAX, or when the cache is off or the
+    user chose a cache of their own. A cache this block opened is closed
+    again, so later compilations of the user's own code are not written to
+    kerasreg's folder.
+
+    Example:
+
+    >>> with compilation_cache():
+    ...     pass
+    """
+    if backend() != "jax":
+        yield
+        return
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache as jax_cache
+
+    updates = _cache_settings(jax)
+    saved = {name: getattr(jax.config, name) for name in updates}
+    for name, value in updates.items():
+        jax.config.update(name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            jax.config.update(name, value)
+        if updates:
+            jax_cache.reset_cache()
+
+
+@contextlib.contextmanager
 def jax_settings():
     """Run a block of kerasreg's work with its JAX settings; the previous ones are restored on exit.
 
     Does nothing unless Keras runs on JAX. The threefry variant is set for
-    this thread only; the cache options are restored, and a cache this block
-    opened is closed again, so later compilations of the user's own code are
-    not written to kerasreg's folder.
+    this thread only; the compilation cache is `compilation_cache()`'s.
 
     Example:
 
@@ -142,22 +176,12 @@ def jax_settings():
         yield
         return
     import jax
-    from jax.experimental.compilation_cache import compilation_cache
 
-    updates = _cache_settings(jax)
-    saved = {name: getattr(jax.config, name) for name in updates}
     with contextlib.ExitStack() as stack:
         if "JAX_THREEFRY_PARTITIONABLE" not in os.environ:
             stack.enter_context(jax.threefry_partitionable(False))
-        for name, value in updates.items():
-            jax.config.update(name, value)
-        try:
-            yield
-        finally:
-            for name, value in saved.items():
-                jax.config.update(name, value)
-            if updates:
-                compilation_cache.reset_cache()
+        stack.enter_context(compilation_cache())
+        yield
 
 
 def with_jax_settings(function):

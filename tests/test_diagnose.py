@@ -216,3 +216,23 @@ def test_the_batch_norm_audit_in_a_diagnosis_is_the_audit_on_the_train_split(fit
     found = stale(kerasreg.diagnose(planted, data).batch_norm)
     assert found == stale(kerasreg.audit_batch_norm(planted, data.as_numpy("train"), batch_size=32))
     assert [f.layer for f in found] == ["bn"] and "1.00 standard deviations" in found[0].text
+
+
+def test_the_batch_size_check_runs_on_the_reported_gaps_rows_and_shares_its_pass(diagnosis):
+    (check,) = [f for f in diagnosis.batch_norm if f.kind == "batch size"]
+    rows, accuracy = diagnosis.clean["train_clean_rows"], diagnosis.reported["train_reported_accuracy"]
+    # At the user's batch (32 here) the check's accuracy is the reported gap's training-mode accuracy.
+    assert f"on {rows} training rows" in check.text and f"{accuracy:.1%} at 32" in check.text, check.text
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX's compilation cache")
+def test_a_diagnosis_compiles_through_the_cache_and_restores_the_users_settings(fitted, data, tmp_path, monkeypatch):
+    import jax
+
+    monkeypatch.setenv("KERASREG_CACHE_DIR", str(tmp_path))
+    names = ("jax_threefry_partitionable", "jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+    settings = {name: getattr(jax.config, name) for name in names}
+    kerasreg.diagnose(fitted, data)
+    assert {name: getattr(jax.config, name) for name in names} == settings
+    # A second diagnosis of the architecture loads these instead of compiling: its `fit` epoch's step among them.
+    assert list(tmp_path.glob("jax/*/jit_train_step-*-cache")), sorted(p.name for p in tmp_path.rglob("*"))[:20]

@@ -133,3 +133,15 @@ def test_large_rows_are_measured_in_chunks_with_the_statistics_of_all_rows():
         measured = _bn_inputs(fixed, layer, x).reshape(-1, layer.moving_mean.shape[0])
         np.testing.assert_allclose(np.asarray(layer.moving_mean), measured.mean(axis=0), rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(np.asarray(layer.moving_variance), measured.var(axis=0), rtol=1e-3, atol=1e-5)
+
+
+def test_a_padding_rows_infinite_output_does_not_enter_the_statistics():
+    # 130 rows in chunks of 50: the last chunk's 20 padding rows are zeros, and log(0) is -inf.
+    x = np.random.default_rng(3).uniform(0.5, 2.0, size=(130, 6)).astype("float32")
+    inputs = keras.Input((6,))
+    h = keras.layers.BatchNormalization()(keras.ops.log(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2)(h))
+    layer = [layer for layer in kerasreg.reestimate_batch_norm(model, x, batch_size=50).layers
+             if isinstance(layer, keras.layers.BatchNormalization)][0]
+    np.testing.assert_allclose(np.asarray(layer.moving_mean), np.log(x).mean(axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(layer.moving_variance), np.log(x).var(axis=0), rtol=1e-4, atol=1e-6)

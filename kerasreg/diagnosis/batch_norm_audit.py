@@ -234,14 +234,15 @@ def audit_batch_norm(
     return audit_with_precise(model, data, batch_size=batch_size, steps_trained=steps_trained)
 
 
-def audit_with_precise(model, data=None, *, batch_size=None, steps_trained=None, precise=None, passes=None):
+def audit_with_precise(model, data=None, *, batch_size=None, steps_trained=None, precise=None, batch_check=None):
     """`audit_batch_norm`, given `precise`: `model` with its statistics already re-estimated on `data`'s inputs.
 
     `diagnose` re-estimates them anyway (`reestimate_batch_norm` on its
     copy); passing that copy spares the audit the same forward pass. None
-    re-estimates them on a copy of its own. `passes`: batch size -> a
-    training-mode `Evaluator` on a copy of `model`, for the batch-size check
-    (`diagnose` shares its compiled ones); None compiles its own.
+    re-estimates them on a copy of its own. `batch_check`: the batch-size
+    check's rows and how to measure them, `((x, y), accuracy_at)` as
+    `batch_size_accuracy` takes them (`diagnose` passes the reported gap's
+    rows and passes); None checks the first rows of `data` on a copy.
 
     Example:
 
@@ -271,7 +272,9 @@ def audit_with_precise(model, data=None, *, batch_size=None, steps_trained=None,
     findings += [f for group in horizons.values() if (f := _momentum(group, steps_trained, stale_layers))]
     findings += fine_tuning_findings(model, batch_size=batch_size) + stale
     if rows is not None and rows[1] is not None:
-        findings += [f for f in [batch_size_accuracy(model, *rows, batch_size=batch_size, passes=passes)[1]] if f]
+        (x, y), accuracy_at = batch_check or (rows, None)
+        finding = batch_size_accuracy(model, x, y, batch_size=batch_size, accuracy_at=accuracy_at)[1]
+        findings += [finding] if finding else []
     return [f for f in findings if f.problem] + [f for f in findings if not f.problem]
 
 

@@ -117,12 +117,16 @@ def _noisiest(model, batch_size):
         return None
 
 
-def batch_size_accuracy(model, x, y, *, batch_size=None, passes=None):
+def batch_size_accuracy(model, x, y, *, batch_size=None, accuracy_at=None):
     """Training-mode accuracy at batch sizes 8, 32 and `batch_size`, and a `"batch size"` finding (or note).
 
     A problem when the accuracy at `batch_size` (None: 32, `fit`'s default)
     is 5 points or more below the best of them; else a note with the
-    numbers.
+    numbers. Measured on the first `BATCH_ROWS` rows of `x`, `y` (or
+    `batch_size`, if larger), in whole batches of each size.
+    `accuracy_at`: a callable, batch size -> the training-mode accuracy over
+    the whole batches of all of `x`, `y` (`diagnose` shares its passes with
+    the reported gap's this way); None compiles passes on a copy of `model`.
 
     Training vs inference: training mode is what `fit` runs, so these are the
     accuracies `fit` would log at each batch size with these weights; no
@@ -144,13 +148,18 @@ def batch_size_accuracy(model, x, y, *, batch_size=None, passes=None):
     if (not any(layer.trainable for layer in batch_norm_layers(model)) or model.outputs[0].shape[-1] in (None, 1)
             or y.ndim != 1 or not np.issubdtype(y.dtype, np.integer)):
         return {}, None
-    rows = min(len(x), max(BATCH_ROWS, batch_size or 0))
+    if accuracy_at is None:
+        rows = min(len(x), max(BATCH_ROWS, batch_size or 0))
+        x, y, passes = x[:rows], y[:rows], training_passes(model)
+
+        def accuracy_at(size):
+            # Whole batches only: a padded one would enter BatchNorm's batch statistics.
+            return passes(size).evaluate(x[:rows // size * size], y[:rows // size * size])[1]
+    rows = len(y)
     sizes = sorted({b for b in (*BATCH_SIZES, batch_size) if b is not None and b <= rows})
     if len(sizes) < 2:
         return {}, None
-    passes = passes or training_passes(model)
-    # Whole batches only: a padded one would enter BatchNorm's batch statistics.
-    accuracies = {b: passes(b).evaluate(x[:rows // b * b], y[:rows // b * b])[1] for b in sizes}
+    accuracies = {b: accuracy_at(b) for b in sizes}
     judged = batch_size if batch_size in accuracies else FIT_BATCH
     drop = 100.0 * (max(accuracies.values()) - accuracies[judged])
     listed = ", ".join(f"{accuracies[b]:.1%} at {b}" for b in sizes)

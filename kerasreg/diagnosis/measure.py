@@ -54,6 +54,7 @@ class Instruments:
             `reported_metrics`; on JAX a pass carries the copy's non-trainable
             state (dropout seeds, moving statistics) from call to call itself,
             and a training-mode output depends on the weights and the batch alone.
+        training_results: dict. Batch size -> what `training_metrics` measured.
     """
 
     model: object
@@ -61,6 +62,7 @@ class Instruments:
     gap: OverfittingGap | None = None
     shift: dict | None = None
     training: object = None
+    training_results: dict = dataclasses.field(default_factory=dict)
 
     @classmethod
     def on(cls, model, splits):
@@ -73,6 +75,19 @@ class Instruments:
         """The copy's inference-mode outputs on the variance-shift rows; the shift of that call is kept."""
         self.shift, outputs = self.monitor.measure()
         return outputs
+
+    def training_metrics(self, batch_size):
+        """`(rows, loss, accuracy)` of the copy in training mode on the clean gap's training rows, once per batch size.
+
+        The rows are cut to whole batches of `batch_size` (all of them when
+        fewer than one batch), so no padding enters a batch's statistics;
+        the reported gap and the audit's batch-size check share each pass.
+        """
+        if batch_size not in self.training_results:
+            x, y = self.gap.subset
+            rows = whole_batches(len(y), batch_size)
+            self.training_results[batch_size] = (rows, *self.training(batch_size).evaluate(x[:rows], y[:rows]))
+        return self.training_results[batch_size]
 
     def variance_shift(self):
         """Per-BatchNorm variance-shift ratios of the copy as it is now (`VarianceShiftMonitor`'s measure).
@@ -112,14 +127,11 @@ def reported_metrics(instruments, *, batch_size):
     with each batch's statistics, as while `fit` collects its running `loss`
     and `accuracy`; unlike `fit`, the weights stay those of the trained model.
     The rows are the clean gap's seeded subset, so the two gaps differ in the
-    mode alone; batches have `batch_size` rows, and a last partial batch is
-    left out, so no padding enters a batch's statistics. Training mode does
-    not read the moving statistics, but the TensorFlow backend updates them
-    on the copy: measure nothing in inference mode on it afterwards.
+    mode alone (`Instruments.training_metrics`). Training mode does not read
+    the moving statistics, but the TensorFlow backend updates them on the
+    copy: measure nothing in inference mode on it afterwards.
     """
-    x, y = instruments.gap.subset
-    rows = whole_batches(len(y), batch_size)
-    loss, accuracy = instruments.training(batch_size).evaluate(x[:rows], y[:rows])
+    rows, loss, accuracy = instruments.training_metrics(batch_size)
     return {"train_reported_loss": loss, "train_reported_accuracy": accuracy, "train_reported_rows": int(rows)}
 
 

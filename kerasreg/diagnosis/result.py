@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import keras
 
-from kerasreg import _checks
+from kerasreg import _backend, _checks
 from kerasreg._version import __version__
 from kerasreg.diagnosis import measure, render
 from kerasreg.diagnosis.batch_norm_audit import audit_with_precise, steps_from_manifest
@@ -193,6 +193,14 @@ def diagnose(
     >>> len(result.structure.paths)
     2
     """
+    # The compilation cache finds the passes of an architecture diagnosed before; the user's random generator is
+    # kept, so the `fit` epoch draws the dropout masks the user's own next epoch would.
+    with _backend.compilation_cache():
+        return _diagnose(model, data, test=test, mc_samples=mc_samples, batch_size=batch_size, seed=seed,
+                         data_dir=data_dir, manifest=manifest)
+
+
+def _diagnose(model, data, *, test, mc_samples, batch_size, seed, data_dir, manifest):
     batch_size = _checks.positive_int(batch_size, "batch_size")
     mc_samples = _checks.non_negative_int(mc_samples, "mc_samples")
     _checks.seed(seed)
@@ -213,10 +221,11 @@ def diagnose(
     # Re-estimation replaces the copy's BN statistics, so it follows every measure that reads the trained ones.
     reestimation = measure.reestimation(instruments, splits) if structure.batch_norm_layers else None
     # The audit's precise statistics are the copy's re-estimated ones: read before any training-mode pass.
-    # Its batch-size check runs training-mode passes on the copy, compiled once with those of the measures below.
+    # Its batch-size check runs on the reported gap's rows, and at the user's batch size it is the reported pass.
     batch_norm = audit_with_precise(model, splits.train, batch_size=batch_size, precise=work if reestimation else None,
                                     steps_trained=steps_from_manifest(manifest, len(splits.train[1])),
-                                    passes=instruments.training)
+                                    batch_check=(instruments.gap.subset,
+                                                 lambda size: instruments.training_metrics(size)[2]))
     # After every inference-mode measure: training mode does not read the moving statistics, but on TensorFlow it
     # updates them.
     reported = measure.reported_metrics(instruments, batch_size=batch_size)

@@ -71,12 +71,11 @@ def _probe(model, layer):
 
 
 def _layer_inputs(model, layer, x, batch_size):
-    """The inputs `layer` receives in an inference-mode pass over `x` (a shared layer: its first call)."""
+    """The inputs `layer` receives in an inference-mode pass over `x`, in chunks (a shared layer: its first call)."""
     probe = _probe(model, layer)
     if probe is not None:
         # Runs only the part of the network before the layer: about half the work of a full pass.
-        return np.concatenate([keras.ops.convert_to_numpy(probe(x[i:i + batch_size], training=False))
-                               for i in range(0, len(x), batch_size)])
+        return [probe(x[i:i + batch_size], training=False) for i in range(0, len(x), batch_size)]
     seen = []
     original = layer.call
 
@@ -94,28 +93,59 @@ def _layer_inputs(model, layer, x, batch_size):
             model(x[start:start + batch_size], training=False)
     finally:
         del layer.call
-    return np.concatenate(seen, axis=0) if seen else None
+    return seen or None
 
 
-def _squared_deviation(rows, mean):
-    """`np.square(rows.astype(np.float64) - mean)`, in one float64 buffer instead of three."""
-    deviation = rows.astype(np.float64)
-    deviation -= mean
-    return np.square(deviation, out=deviation)
+def _chunk_moments(chunk, rows, axis):
+    """Per-channel mean and centred sum of squares of the first `rows` rows of `chunk` (the rest is padding)."""
+    chunk = keras.ops.moveaxis(keras.ops.cast(chunk, "float32"), axis, -1)
+    kept = keras.ops.reshape(keras.ops.arange(chunk.shape[0]) < rows, (-1,) + (1,) * (chunk.ndim - 1))
+    axes = tuple(range(chunk.ndim - 1))
+    count = keras.ops.cast(rows, "float32") * float(np.prod(chunk.shape[1:-1]))
+    # `where`, not a product: a padding row's output may be inf or NaN.
+    mean = keras.ops.sum(keras.ops.where(kept, chunk, 0.0), axis=axes) / count
+    return mean, keras.ops.sum(keras.ops.where(kept, keras.ops.square(chunk - mean), 0.0), axis=axes)
 
 
-def _assign_statistics(layer, inputs, rows=64):
-    """Set `layer`'s moving mean and variance to the per-channel statistics of `inputs` (all rows).
+_compiled_moments = {}
 
-    Sums run in float64 over `rows` rows at a time, so no float64 copy of a
-    whole split's activations is ever made.
+
+def _moments_function(axis):
+    """`_chunk_moments` for `axis`: compiled once per input shape on JAX, op by op elsewhere."""
+    if keras.backend.backend() != "jax":
+        return lambda chunk, rows: _chunk_moments(chunk, rows, axis)
+    if axis not in _compiled_moments:
+        import jax
+
+        _compiled_moments[axis] = jax.jit(lambda chunk, rows: _chunk_moments(chunk, rows, axis))
+    return _compiled_moments[axis]
+
+
+def _assign_statistics(layer, chunks, rows=None):
+    """Set `layer`'s moving mean and variance to the per-channel statistics of the first `rows` rows of `chunks`.
+
+    `rows`: None for every row of every chunk.
+
+    Each chunk gives its rows' mean and centred sum of squares (in float32,
+    on the backend, where the chunk is); the chunks are combined in float64
+    (Chan, Golub & LeVeque's pairwise update), so no copy of a whole split's
+    activations is ever made.
     """
-    inputs = np.moveaxis(np.asarray(inputs), layer.axis % np.ndim(inputs), -1)
-    axes = tuple(range(inputs.ndim - 1))
-    count = inputs.size // inputs.shape[-1]
-    mean = sum(np.sum(inputs[i:i + rows], axis=axes, dtype=np.float64) for i in range(0, len(inputs), rows)) / count
-    variance = sum(np.sum(_squared_deviation(inputs[i:i + rows], mean), axis=axes)
-                   for i in range(0, len(inputs), rows)) / count
+    moments = _moments_function(layer.axis % len(chunks[0].shape))
+    rows = sum(int(chunk.shape[0]) for chunk in chunks) if rows is None else rows
+    counts, means, squares = [], [], []
+    for chunk in chunks:
+        valid = min(int(chunk.shape[0]), rows - sum(counts))
+        if valid <= 0:
+            break
+        mean, square = moments(chunk, np.int32(valid))
+        counts.append(valid)
+        means.append(np.asarray(keras.ops.convert_to_numpy(mean), np.float64))
+        squares.append(np.asarray(keras.ops.convert_to_numpy(square), np.float64))
+    weights, means = np.asarray(counts, np.float64)[:, None] / rows, np.asarray(means)
+    mean = np.sum(weights * means, axis=0)
+    per_row = float(np.prod(chunks[0].shape[1:])) / mean.size
+    variance = np.sum(squares, axis=0) / per_row / rows + np.sum(weights * np.square(means - mean), axis=0)
     layer.moving_mean.assign(mean.astype(layer.moving_mean.dtype))
     layer.moving_variance.assign(variance.astype(layer.moving_variance.dtype))
 
@@ -137,11 +167,14 @@ def _graph_layers(model):
     return counts
 
 
-def _padded(array, rows):
+def _chunked(array, size):
+    """`array` cut into chunks of `size` rows, the last one zero-padded to `size` (every chunk has one shape)."""
     array = np.asarray(array)
-    if len(array) == rows:
-        return array
-    return np.concatenate([array, np.zeros((rows - len(array), *array.shape[1:]), array.dtype)])
+    chunks = [array[start:start + size] for start in range(0, len(array), size)]
+    if len(chunks[-1]) < size:
+        padding = np.zeros((size - len(chunks[-1]), *array.shape[1:]), array.dtype)
+        chunks[-1] = np.concatenate([chunks[-1], padding])
+    return chunks
 
 
 def _stages(nodes):
@@ -175,14 +208,15 @@ def _call(node, state, local):
 COMPILED_FROM_CHUNKS = 8
 
 
-def _run_stage(stage, values, later, batch_size):
-    """The tensors of `stage` that `later` nodes need (`{id: array}`), computed over all rows, a chunk at a time.
+def _run_stage(stage, values, later):
+    """The tensors of `stage` that `later` nodes need (`{id: chunks}`), computed a chunk at a time.
 
-    Only those tensors are kept for the whole split; the others live for one
-    chunk. On JAX a stage over `COMPILED_FROM_CHUNKS` chunks or more is one
-    compiled function of its layers' variables and inputs, traced once (every
-    chunk has the same shape, the last one zero-padded; in inference mode rows
-    do not interact); a stage over fewer chunks runs op by op.
+    Every tensor is a list of chunks of one shape, left where the backend
+    computed it: only the tensors later nodes need are kept for all chunks.
+    On JAX a stage over `COMPILED_FROM_CHUNKS` chunks or more is one
+    compiled function of its layers' variables and inputs, traced once (in
+    inference mode rows do not interact, so a padded chunk is one like any
+    other); a stage over fewer chunks runs op by op.
     """
     produced = {id(t) for node in stage for t in node.output_tensors}
     needed = list({id(t): t for node in stage for t in node.input_tensors if id(t) not in produced}.values())
@@ -194,34 +228,27 @@ def _run_stage(stage, values, later, batch_size):
             local.update(zip(map(id, node.output_tensors), keras.tree.flatten(_call(node, state, local))))
         return [local[id(t)] for t in kept]
 
-    rows = len(values[id(needed[0])])
-    size = min(batch_size, rows)
+    chunks = list(zip(*[values[id(t)] for t in needed]))
     states = [None] * len(stage)
-    if keras.backend.backend() == "jax" and -(-rows // size) >= COMPILED_FROM_CHUNKS:
+    if keras.backend.backend() == "jax" and len(chunks) >= COMPILED_FROM_CHUNKS:
         import jax
 
         forward = jax.jit(forward)
         states = [([v.value for v in node.operation.trainable_variables],
                    [v.value for v in node.operation.non_trainable_variables])
                   if isinstance(node.operation, keras.layers.Layer) else None for node in stage]
-    outputs = None
-    for start in range(0, rows, size):
-        chunk = forward(states, *[_padded(values[id(t)][start:start + size], size) for t in needed])
-        chunk = [keras.ops.convert_to_numpy(c) for c in chunk]
-        if outputs is None:
-            outputs = [np.empty((rows, *c.shape[1:]), c.dtype) for c in chunk]
-        for whole, part in zip(outputs, chunk):
-            whole[start:start + size] = part[:rows - start]
-    return dict(zip(map(id, kept), outputs or []))
+    outputs = [forward(states, *chunk) for chunk in chunks]
+    return {id(t): [output[k] for output in outputs] for k, t in enumerate(kept)}
 
 
-def _run_graph(graph, inputs, batch_size):
-    """Inputs -> outputs of `graph` over all rows, re-estimating each BatchNorm on the way.
+def _run_graph(graph, inputs, rows):
+    """Inputs -> outputs of `graph` (each a list of chunks) over all rows, re-estimating each BatchNorm on the way.
 
     The nodes run in stages that each start at a BN layer, so every BN
     layer's statistics come from the whole split in one forward pass, with
     the BN layers before it already re-estimated; a tensor is kept for all
-    rows only when a later stage needs it, and only while it does.
+    rows only when a later stage needs it, and only while it does. `rows`:
+    the rows of the split (the last chunk's others are padding).
     """
     values = {id(t): v for t, v in zip(graph.inputs, inputs)}
     nodes = nodes_in_order(graph)
@@ -234,12 +261,12 @@ def _run_graph(graph, inputs, batch_size):
             for t in node.input_tensors:
                 uses[id(t)] -= 1
         if isinstance(first.operation, keras.Model):
-            outputs = _run_graph(graph_of(first.operation), [values[id(t)] for t in first.input_tensors], batch_size)
+            outputs = _run_graph(graph_of(first.operation), [values[id(t)] for t in first.input_tensors], rows)
             values.update(zip(map(id, first.output_tensors), outputs))
         else:
             if isinstance(first.operation, keras.layers.BatchNormalization):
-                _assign_statistics(first.operation, values[id(first.input_tensors[0])])
-            values.update(_run_stage(stage, values, {key for key, n in uses.items() if n}, batch_size))
+                _assign_statistics(first.operation, values[id(first.input_tensors[0])], rows)
+            values.update(_run_stage(stage, values, {key for key, n in uses.items() if n}))
         for key in [key for key in values if not uses.get(key)]:
             del values[key]
     return [values[id(t)] for t in graph.outputs]
@@ -258,7 +285,7 @@ def _reestimate_in_one_pass(model, x, batch_size):
     bn = {id(layer): n for layer, n in called.values() if isinstance(layer, keras.layers.BatchNormalization)}
     if set(bn) != {id(layer) for layer in batch_norm_layers(model)} or any(n != 1 for n in bn.values()):
         return False
-    _run_graph(graph_of(model), [np.asarray(x)], batch_size)
+    _run_graph(graph_of(model), [_chunked(x, min(batch_size, len(x)))], len(x))
     return True
 
 
