@@ -124,12 +124,10 @@ def _moments_function(axis):
 def _assign_statistics(layer, chunks, rows=None):
     """Set `layer`'s moving mean and variance to the per-channel statistics of the first `rows` rows of `chunks`.
 
-    `rows`: None for every row of every chunk.
-
     Each chunk gives its rows' mean and centred sum of squares (in float32,
     on the backend, where the chunk is); the chunks are combined in float64
     (Chan, Golub & LeVeque's pairwise update), so no copy of a whole split's
-    activations is ever made.
+    activations is ever made. `rows`: None for every row of every chunk.
     """
     moments = _moments_function(layer.axis % len(chunks[0].shape))
     rows = sum(int(chunk.shape[0]) for chunk in chunks) if rows is None else rows
