@@ -127,3 +127,16 @@ def test_a_momentum_horizon_longer_than_the_steps_trained_is_a_problem_and_the_s
     (saved,) = [f for f in kerasreg.audit_batch_norm(keras.models.load_model(tmp_path / "m.keras"))
                 if f.kind == "momentum"]
     assert saved.problem and "more than the 7 steps trained" in saved.text
+
+
+@pytest.mark.parametrize("rows, problem", [(64, False), (4000, True)])
+def test_a_batch_size_drop_within_the_noise_of_the_rows_is_a_note(mnist1d_mlp, rows, problem):
+    from kerasreg.diagnosis.batch_norm_data import batch_size_accuracy
+
+    model, _ = mnist1d_mlp
+    x, y = np.zeros((rows, 40), "float32"), np.zeros(rows, "int64")
+    # 8 points fewer at 32: two standard errors of the difference are 17.6 points on 64 rows, 2.2 on 4,000.
+    accuracies, finding = batch_size_accuracy(model, x, y, batch_size=32, accuracy_at={8: 0.5, 32: 0.42}.get)
+    assert accuracies == {8: 0.5, 32: 0.42} and finding.problem is problem
+    if not problem:
+        assert f"8.0 points fewer at 32 rows per batch is within the noise of {rows} rows" in finding.fix, finding.fix

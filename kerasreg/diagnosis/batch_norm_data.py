@@ -16,11 +16,13 @@
   dropout on, as `fit` computes them) over the same training rows at batch
   sizes 8, 32 and the user's. Dropout's noise is the same at every batch size,
   so a difference between them is BatchNorm's: the user's batch (else
-  `fit`'s default, 32) `BATCH_POINTS` or more below the best of them is a
-  finding.
+  `fit`'s default, 32) `BATCH_POINTS` or more below the best of them, and
+  beyond two standard errors of the difference on those rows, is a finding.
 """
 
 from __future__ import annotations
+
+import math
 
 import keras
 import numpy as np
@@ -117,12 +119,19 @@ def _noisiest(model, batch_size):
         return None
 
 
+def _noise(first, second, rows):
+    """Two standard errors, in points, of the difference of two accuracies measured on `rows` rows each."""
+    return 200.0 * math.sqrt((first * (1.0 - first) + second * (1.0 - second)) / rows)
+
+
 def batch_size_accuracy(model, x, y, *, batch_size=None, accuracy_at=None):
     """Training-mode accuracy at batch sizes 8, 32 and `batch_size`, and a `"batch size"` finding (or note).
 
     A problem when the accuracy at `batch_size` (None: 32, `fit`'s default)
-    is 5 points or more below the best of them; else a note with the
-    numbers. Measured on the first `BATCH_ROWS` rows of `x`, `y` (or
+    is 5 points or more below the best of them, and more than two standard
+    errors of the difference on these rows (binomial, as if the two were
+    measured independently: on a few hundred rows, a drop of 5 points can be
+    chance); else a note with the numbers. Measured on the first `BATCH_ROWS` rows of `x`, `y` (or
     `batch_size`, if larger), in whole batches of each size.
     `accuracy_at`: a callable, batch size -> the training-mode accuracy over
     the whole batches of all of `x`, `y` (`diagnose` shares its passes with
@@ -161,20 +170,25 @@ def batch_size_accuracy(model, x, y, *, batch_size=None, accuracy_at=None):
         return {}, None
     accuracies = {b: accuracy_at(b) for b in sizes}
     judged = batch_size if batch_size in accuracies else FIT_BATCH
-    drop = 100.0 * (max(accuracies.values()) - accuracies[judged])
+    best = max(accuracies.values())
+    drop, noise = 100.0 * (best - accuracies[judged]), _noise(best, accuracies[judged], rows)
     listed = ", ".join(f"{accuracies[b]:.1%} at {b}" for b in sizes)
     noisiest = _noisiest(model, judged)
     layer = noisiest[1] if noisiest else batch_norm_layers(model)[0].name
     text = f"training-mode accuracy on {rows} training rows is {listed}"
-    if drop >= BATCH_POINTS:
+    if drop >= max(BATCH_POINTS, noise):
         where = f"; the noisiest batch statistics are {noisiest[1]}'s ({plural(noisiest[0], 'value')} per " \
             "channel)" if noisiest else ""
         return accuracies, BatchNormFinding(
             layer, "batch size", f"{text}: batch statistics of {judged} rows cost {drop:.1f} points{where}",
             "train with a larger batch, or replace BatchNorm by GroupNorm (`kerasreg.set_batch_norm(model, "
             "norm=\"group\")`), which does not depend on the batch")
-    smallest = 100.0 * (max(accuracies.values()) - accuracies[sizes[0]])
-    fix = f"BatchNorm's batch statistics hold at {plural(judged, 'row')} per batch"
-    if smallest >= BATCH_POINTS:
-        fix += f"; at {sizes[0]} they would cost {smallest:.1f} points (keep the batch when fine-tuning)"
+    if drop >= BATCH_POINTS:
+        fix = (f"{drop:.1f} points fewer at {judged} rows per batch is within the noise of {rows} rows (a drop under "
+               f"{noise:.1f} points is); measure on more rows to tell")
+    else:
+        fix = f"BatchNorm's batch statistics hold at {plural(judged, 'row')} per batch"
+        smallest = 100.0 * (best - accuracies[sizes[0]])
+        if smallest >= max(BATCH_POINTS, _noise(best, accuracies[sizes[0]], rows)):
+            fix += f"; at {sizes[0]} they would cost {smallest:.1f} points (keep the batch when fine-tuning)"
     return accuracies, BatchNormFinding(layer, "batch size", text, fix, problem=False)
