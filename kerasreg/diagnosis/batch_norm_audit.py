@@ -200,9 +200,9 @@ def audit_batch_norm(
     mode during fine-tuning. With `data` (the training split) also: each
     layer's moving statistics against the precise statistics of the data
     (`"stale statistics"`, at a distance above 0.1 standard deviations of
-    its normalised output), and the accuracy of
-    training-mode outputs at batch sizes 8, 32 and `batch_size` (`"batch
-    size"`: a drop of 5 points or more at a small batch). `model` is never
+    its normalised output), and the accuracy of training-mode outputs at
+    batch sizes 8, 32 and `batch_size` (`"batch size"`: a drop of 5 points
+    or more at a small batch, beyond the noise of the rows). `model` is never
     modified: the measures run on copies.
 
     Training vs inference: inference normalises with the moving statistics,

@@ -131,11 +131,12 @@ def batch_size_accuracy(model, x, y, *, batch_size=None, accuracy_at=None):
     is 5 points or more below the best of them, and more than two standard
     errors of the difference on these rows (binomial, as if the two were
     measured independently: on a few hundred rows, a drop of 5 points can be
-    chance); else a note with the numbers. Measured on the first `BATCH_ROWS` rows of `x`, `y` (or
-    `batch_size`, if larger), in whole batches of each size.
-    `accuracy_at`: a callable, batch size -> the training-mode accuracy over
-    the whole batches of all of `x`, `y` (`diagnose` shares its passes with
-    the reported gap's this way); None compiles passes on a copy of `model`.
+    chance); else a note with the numbers. Measured on the first
+    `BATCH_ROWS` rows of `x`, `y` (or `batch_size`, if larger), in whole
+    batches of each size. `accuracy_at`: a callable, batch size -> the
+    training-mode accuracy over the whole batches of all of `x`, `y`
+    (`diagnose` shares its passes with the reported gap's this way); None
+    compiles passes on a copy of `model`.
 
     Training vs inference: training mode is what `fit` runs, so these are the
     accuracies `fit` would log at each batch size with these weights; no
