@@ -13,6 +13,7 @@ in BatchNorm", 2021.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import keras
@@ -107,18 +108,15 @@ def _chunk_moments(chunk, rows, axis):
     return mean, keras.ops.sum(keras.ops.where(kept, keras.ops.square(chunk - mean), 0.0), axis=axes)
 
 
-_compiled_moments = {}
-
-
+@functools.cache
 def _moments_function(axis):
     """`_chunk_moments` for `axis`: compiled once per input shape on JAX, op by op elsewhere."""
+    moments = functools.partial(_chunk_moments, axis=axis)
     if keras.backend.backend() != "jax":
-        return lambda chunk, rows: _chunk_moments(chunk, rows, axis)
-    if axis not in _compiled_moments:
-        import jax
+        return moments
+    import jax
 
-        _compiled_moments[axis] = jax.jit(lambda chunk, rows: _chunk_moments(chunk, rows, axis))
-    return _compiled_moments[axis]
+    return jax.jit(moments)
 
 
 def _assign_statistics(layer, chunks, rows=None):
@@ -134,7 +132,7 @@ def _assign_statistics(layer, chunks, rows=None):
     counts, means, squares = [], [], []
     for chunk in chunks:
         valid = min(int(chunk.shape[0]), rows - sum(counts))
-        if valid <= 0:
+        if valid <= 0:  # only padding is left
             break
         mean, square = moments(chunk, np.int32(valid))
         counts.append(valid)
